@@ -1,0 +1,425 @@
+"""Common machinery of the simulated database servers.
+
+An :class:`Instance` is one database server process bound to one loopback
+address.  The engine-specific subclasses live in ``_pg`` and ``_maria``; this
+module holds what they share: the process life cycle, running as another
+system user when we are root, and the per-machine template cache.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+logger = logging.getLogger(__name__)
+
+#: Bump when the layout of a template data directory changes.
+TEMPLATE_FORMAT = 1
+
+
+class SimError(Exception):
+    """A simulated server or deployment could not be set up or driven."""
+
+
+class DBAPICursor(Protocol):
+    """The part of a PEP 249 cursor the simulator uses."""
+
+    description: Any
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+    def fetchall(self) -> Sequence[Any]: ...
+    def close(self) -> Any: ...
+
+
+class DBAPIConnection(Protocol):
+    """The part of a PEP 249 connection the simulator uses."""
+
+    def cursor(self) -> Any: ...
+    def commit(self) -> Any: ...
+    def close(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """A system account a server runs as (only used when we are root)."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+def server_account(preferred: str) -> RunAs | None:
+    """The account to run a server as: ``None`` means "as ourselves".
+
+    As root, PostgreSQL refuses to start, so it runs as ``preferred`` (the
+    ``postgres`` account) or, failing that, ``nobody``.
+    """
+    if os.geteuid() != 0:
+        return None
+    for name in (preferred, "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return RunAs(name, entry.pw_uid, entry.pw_gid)
+    raise SimError(f"running as root, but neither {preferred!r} nor 'nobody' exists")
+
+
+def chown_tree(path: Path, account: RunAs | None) -> None:
+    """Give ``path`` (recursively) to ``account``; no-op when not root."""
+    if account is None:
+        return
+    os.chown(path, account.uid, account.gid)
+    for root, dirs, files in os.walk(path):
+        for entry in dirs + files:
+            os.chown(
+                os.path.join(root, entry),
+                account.uid,
+                account.gid,
+                follow_symlinks=False,
+            )
+
+
+def write_owned(path: Path, text: str, account: RunAs | None) -> None:
+    """Write a configuration file that the server account must be able to read."""
+    path.write_text(text, encoding="utf-8")
+    if account is not None:
+        os.chown(path, account.uid, account.gid)
+
+
+def run_checked(argv: Sequence[str], *, account: RunAs | None, what: str) -> None:
+    """Run a helper program (initdb, install-db); raise with its output on failure."""
+    kwargs: dict[str, Any] = {}
+    if account is not None:
+        kwargs.update(user=account.uid, group=account.gid, extra_groups=[])
+    proc = subprocess.run(
+        list(argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+        **kwargs,
+    )
+    if proc.returncode != 0:
+        output = proc.stdout.decode(errors="replace")[-2000:]
+        raise SimError(f"{what} failed (exit code {proc.returncode}):\n{output}")
+
+
+def cache_root() -> Path:
+    """Where per-machine templates are cached."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    return Path(base) / "bluegreen" / "templates"
+
+
+def template_key(engine: str, version: str, options: dict[str, Any]) -> str:
+    digest = hashlib.sha256(
+        json.dumps({"format": TEMPLATE_FORMAT, **options}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return f"{engine}-{version}-{digest}"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def ensure_template(key: str, build: Any, account: RunAs | None) -> Path:
+    """Return the cached template data directory ``key``, building it once.
+
+    ``build(work_dir) -> Path`` creates a data directory somewhere below
+    ``work_dir`` (a fresh temporary directory the server account may use) and
+    returns it.  The result is copied into the cache under a temporary name and
+    renamed atomically; concurrent builders (threads or processes) are
+    serialised by a file lock.
+    """
+    root = cache_root()
+    final = root / key
+    if final.is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with _TEMPLATE_LOCK, _file_lock(root / f"{key}.lock"):
+        if final.is_dir():
+            return final
+        started = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix="bluegreen-template-"))
+        try:
+            os.chmod(work, 0o755)
+            chown_tree(work, account)
+            built = build(work)
+            staging = root / f".{key}.{os.getpid()}.tmp"
+            if staging.exists():
+                shutil.rmtree(staging)
+            copy_tree(built, staging)
+            os.rename(staging, final)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        logger.info("Built template %s in %.1f s.", final, time.monotonic() - started)
+    return final
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    """Copy a data directory preserving modes and ownership (``cp -a``)."""
+    proc = subprocess.run(
+        ["cp", "-a", "--", str(src), str(dst)], capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SimError(
+            f"copying {src} to {dst} failed: {proc.stderr.decode(errors='replace')}"
+        )
+
+
+def tail(path: Path, limit: int = 3000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-limit:]
+    except OSError:
+        return "(no log)"
+
+
+class Instance(abc.ABC):
+    """One simulated database instance: a real server on its own loopback IP.
+
+    Attributes used by tests and the rest of the simulator: ``engine``,
+    ``name`` (the simulated instance id), ``host`` (the IP), ``port``,
+    ``socket_dir``, ``data_dir``, ``admin_user``/``admin_password`` (a
+    superuser), ``app_user``/``app_password`` (a plain account), ``dbname``
+    (a database the app user owns or has all rights on), and ``endpoint`` /
+    ``original_endpoint`` (host names maintained by the deployment).
+    """
+
+    engine: ClassVar[str]
+    default_port: ClassVar[int]
+    #: Signal that asks the server for a fast, clean shutdown.
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        root_dir: Path,
+        *,
+        server_id: int = 1,
+        admin_user: str = "admin",
+        admin_password: str = "admin-secret",
+        app_user: str = "app",
+        app_password: str = "app-secret",
+        dbname: str = "appdb",
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = self.default_port
+        self.root_dir = root_dir
+        self.data_dir = root_dir / "data"
+        self.socket_dir = root_dir / "run"
+        self.log_file = root_dir / "server.log"
+        self.server_id = server_id
+        self.admin_user = admin_user
+        self.admin_password = admin_password
+        self.app_user = app_user
+        self.app_password = app_password
+        self.dbname = dbname
+        self.endpoint: str = host
+        self.original_endpoint: str = host
+        self.account = server_account(self._preferred_account)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.RLock()
+        self._paused = False
+
+    _preferred_account: ClassVar[str] = "postgres"
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else "stopped"
+        return f"<{type(self).__name__} {self.name} {self.host}:{self.port} {state}>"
+
+    # -- engine hooks ------------------------------------------------------
+    @abc.abstractmethod
+    def _template(self) -> Path:
+        """Return (building if needed) the template data directory."""
+
+    @abc.abstractmethod
+    def _configure(self) -> None:
+        """Write per-instance configuration into the fresh data directory."""
+
+    @abc.abstractmethod
+    def _argv(self) -> list[str]:
+        """The server command line."""
+
+    @abc.abstractmethod
+    def _ready(self) -> bool:
+        """True once the server accepts connections."""
+
+    @abc.abstractmethod
+    def admin_connect(self, *, dbname: str | None = None) -> Any:
+        """A new autocommit DB-API connection as the admin user."""
+
+    @abc.abstractmethod
+    def drop_connections(self) -> int:
+        """Terminate every client session except admin and replication ones."""
+
+    @abc.abstractmethod
+    def refuse_connections(self, refuse: bool = True) -> None:
+        """Make new non-admin connections fail fast (or accept them again)."""
+
+    @abc.abstractmethod
+    def set_read_only(self, read_only: bool = True) -> None:
+        """Forbid (or allow again) writes by non-admin sessions."""
+
+    # -- life cycle --------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the data directory from the template (idempotent)."""
+        if self.data_dir.exists():
+            return
+        template = self._template()
+        self.root_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        copy_tree(template, self.data_dir)
+        chown_tree(self.socket_dir, self.account)
+        if self.account is not None:
+            os.chown(self.root_dir, self.account.uid, self.account.gid)
+        self._configure()
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server and wait until it accepts connections."""
+        with self._lock:
+            if self.is_running():
+                return
+            self.prepare()
+            kwargs: dict[str, Any] = {}
+            if self.account is not None:
+                kwargs.update(
+                    user=self.account.uid, group=self.account.gid, extra_groups=[]
+                )
+            with open(self.log_file, "ab") as log:
+                self._proc = subprocess.Popen(
+                    self._argv(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    **kwargs,
+                )
+            self._paused = False
+            logger.debug("Started %s (pid %s).", self.name, self._proc.pid)
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if self._proc.poll() is not None:
+                raise SimError(
+                    f"{self.engine} server {self.name} on {self.host} exited with code "
+                    f"{self._proc.returncode} while starting; log {self.log_file}:\n"
+                    f"{tail(self.log_file)}"
+                )
+            if time.monotonic() > deadline:
+                self.kill()
+                raise SimError(
+                    f"{self.engine} server {self.name} on {self.host} did not become "
+                    f"ready within {timeout:.0f} s; log:\n{tail(self.log_file)}"
+                )
+            time.sleep(0.02)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        if self._proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Fast clean shutdown; SIGKILL after ``timeout``. Idempotent."""
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return
+            if proc.poll() is None:
+                if self._paused:
+                    self._signal_group(signal.SIGCONT)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(self.stop_signal)
+                try:
+                    proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    logger.warning(
+                        "%s did not stop within %.0f s; killing it.", self.name, timeout
+                    )
+            # Whatever is left of the process group (workers) goes too.
+            self._signal_group(signal.SIGKILL)
+            proc.wait()
+            self._paused = False
+
+    def kill(self) -> None:
+        """Crash the server: SIGKILL to its whole process group."""
+        with self._lock:
+            if self._proc is None:
+                return
+            self._signal_group(signal.SIGKILL)
+            self._proc.wait()
+            self._paused = False
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): clients hang as on an unreachable host."""
+        with self._lock:
+            if self.is_running():
+                self._signal_group(signal.SIGSTOP)
+                self._paused = True
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        with self._lock:
+            if self._proc is not None:
+                self._signal_group(signal.SIGCONT)
+                self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # -- SQL helpers --------------------------------------------------------
+    def execute_admin(
+        self,
+        sql: str,
+        params: Sequence[Any] | None = None,
+        *,
+        dbname: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement as admin (autocommit) and return its rows, if any."""
+        conn = self.admin_connect(dbname=dbname)
+        try:
+            cur = conn.cursor()
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql, params)
+            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
+            cur.close()
+            return rows
+        finally:
+            conn.close()
