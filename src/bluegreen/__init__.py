@@ -1,0 +1,90 @@
+"""bluegreen: a DB-API 2.0 wrapper for RDS / Aurora blue/green switchovers.
+
+Usage::
+
+    import psycopg, bluegreen
+
+    conn = bluegreen.connect(psycopg.connect, "host=db user=app", connect_timeout=5)
+
+The returned :class:`Connection` behaves like the driver's own; plugins
+(``plugins="bg"`` by default) sit between the application and the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._types import ConnectFunction
+from ._version import __version__
+from .connection import Connection
+from .cursor import Cursor
+from .drivers import adapter_for
+from .errors import (
+    ConfigurationError,
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    UnsupportedDriverError,
+    Warning,
+)
+from .pipeline import ConnectContext, Pipeline, Plugin, register_plugin
+from .settings import Settings, parse_config
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectContext",
+    "Connection",
+    "Cursor",
+    "DataError",
+    "DatabaseError",
+    "Error",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "NotSupportedError",
+    "OperationalError",
+    "Plugin",
+    "ProgrammingError",
+    "Settings",
+    "UnsupportedDriverError",
+    "Warning",
+    "__version__",
+    "apilevel",
+    "connect",
+    "paramstyle",
+    "register_plugin",
+    "threadsafety",
+]
+
+apilevel = "2.0"
+threadsafety = 1
+paramstyle = "pyformat"
+
+
+def connect(
+    target: ConnectFunction, conninfo: str | None = None, /, **settings: Any
+) -> Connection:
+    """Open a connection through the driver connect function *target*.
+
+    *target* is ``psycopg.connect`` (or ``psycopg.Connection.connect``),
+    ``mysql.connector.connect`` or ``pymysql.connect``. *conninfo* is a libpq
+    connection string or URI (psycopg only). *settings* mixes driver
+    arguments, passed to the driver unchanged, and wrapper settings (see
+    :mod:`bluegreen.settings`), which may also appear in *conninfo*.
+
+    Raise :class:`UnsupportedDriverError` for an unknown *target* and
+    :class:`ConfigurationError` for invalid settings; errors of the driver
+    pass through unchanged.
+    """
+    adapter = adapter_for(target)
+    config = parse_config(adapter, conninfo, settings)
+    if not config.settings.plugins:
+        return Connection(adapter.connect(config.params), config, None)
+    pipeline, raw = Pipeline.open(config)
+    return Connection(raw, config, pipeline)

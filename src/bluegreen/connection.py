@@ -1,0 +1,196 @@
+"""The Connection proxy: the driver's connection with the plugin pipeline."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .cursor import Cursor
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .drivers.base import DriverAdapter
+    from .pipeline import ExecuteHook, Pipeline
+    from .settings import ConnectionConfig, Settings
+
+__all__ = ["Connection"]
+
+_SLOTS = frozenset(
+    {"_bg_raw", "_bg_adapter", "_bg_config", "_bg_pipeline", "_bg_hook", "_bg_closed"}
+)
+_set = object.__setattr__
+
+
+class Connection:
+    """A PEP 249 connection proxy returned by :func:`bluegreen.connect`.
+
+    Behaves like the driver's connection: attributes and methods it does not
+    define (``info``, ``row_factory``, ``adapters``, ``ping()``, ``open``, ...)
+    are read from and written to the driver connection, available as
+    :attr:`driver_connection`. Errors from the driver pass through unchanged.
+    """
+
+    __slots__ = (
+        "_bg_adapter",
+        "_bg_closed",
+        "_bg_config",
+        "_bg_hook",
+        "_bg_pipeline",
+        "_bg_raw",
+    )
+
+    _bg_raw: Any
+    _bg_adapter: DriverAdapter
+    _bg_config: ConnectionConfig
+    _bg_pipeline: Pipeline | None
+    _bg_hook: ExecuteHook | None
+    _bg_closed: bool
+
+    def __init__(
+        self, raw: Any, config: ConnectionConfig, pipeline: Pipeline | None
+    ) -> None:
+        _set(self, "_bg_raw", raw)
+        _set(self, "_bg_adapter", config.adapter)
+        _set(self, "_bg_config", config)
+        _set(self, "_bg_pipeline", pipeline)
+        _set(self, "_bg_hook", pipeline.execute if pipeline is not None else None)
+        _set(self, "_bg_closed", False)
+
+    # -- delegation ---------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _SLOTS:
+            raise AttributeError(name)
+        return getattr(self._bg_raw, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SLOTS:
+            _set(self, name, value)
+        else:
+            setattr(self._bg_raw, name, value)
+
+    def __repr__(self) -> str:
+        adapter = self._bg_adapter
+        try:
+            ep = adapter.endpoint(self._bg_config.params)
+            where = (
+                f"host={ep.host!r} port={ep.port} user={ep.user!r} dbname={ep.dbname!r}"
+            )
+        except Exception:
+            where = "(unknown endpoint)"
+        try:
+            state = "closed" if adapter.is_closed(self._bg_raw) else "open"
+        except Exception:
+            state = "unknown"
+        return (
+            f"<bluegreen.Connection {adapter.name} {where} {state} at 0x{id(self):x}>"
+        )
+
+    @property
+    def driver_connection(self) -> Any:
+        """The driver's own connection."""
+        return self._bg_raw
+
+    @property
+    def driver_adapter(self) -> DriverAdapter:
+        """The adapter of the wrapped driver."""
+        return self._bg_adapter
+
+    @property
+    def wrapper_config(self) -> ConnectionConfig:
+        """Settings and driver parameters parsed at connect time."""
+        return self._bg_config
+
+    @property
+    def wrapper_settings(self) -> Settings:
+        """The validated wrapper settings of this connection."""
+        return self._bg_config.settings
+
+    @property
+    def wrapper_pipeline(self) -> Pipeline | None:
+        """The plugin pipeline, ``None`` when no plugin is configured."""
+        return self._bg_pipeline
+
+    # -- PEP 249 --------------------------------------------------------------
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Cursor:
+        """Create a cursor; arguments go to the driver unchanged."""
+        cur = self._bg_raw.cursor(*args, **kwargs)
+        hook = self._bg_hook
+        if hook is None:
+            return Cursor(cur, self, None, None)
+        streaming = self._bg_adapter.is_streaming_cursor(cur)
+        return Cursor(cur, self, hook, hook if streaming else None)
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
+        """psycopg's ``Connection.execute()``: a new cursor, executed.
+
+        Only psycopg connections have it; the call goes through the plugins.
+        """
+        if self._bg_adapter.family != "postgres":
+            raise AttributeError(
+                f"{type(self._bg_raw).__name__!r} connections have no 'execute'"
+            )
+        binary = kwargs.pop("binary", None)
+        cur = self.cursor(binary=True) if binary else self.cursor()
+        cur.execute(query, params, **kwargs)
+        return cur
+
+    def commit(self) -> Any:
+        """Commit the current transaction."""
+        hook = self._bg_hook
+        if hook is None:
+            return self._bg_raw.commit()
+        return hook(self, "commit", self._bg_raw.commit)
+
+    def rollback(self) -> Any:
+        """Roll back the current transaction."""
+        hook = self._bg_hook
+        if hook is None:
+            return self._bg_raw.rollback()
+        return hook(self, "rollback", self._bg_raw.rollback)
+
+    @property
+    def autocommit(self) -> Any:
+        """The driver's ``autocommit`` attribute, as the driver has it.
+
+        For psycopg and mysql-connector a bool; for PyMySQL its ``autocommit()``
+        method. Assigning a bool works for every driver.
+        """
+        return self._bg_raw.autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._bg_adapter.set_autocommit(self._bg_raw, value)
+
+    def close(self) -> None:
+        """Close the driver connection, then tell the plugins (once)."""
+        try:
+            self._bg_raw.close()
+        finally:
+            self._bg_notify_close()
+
+    def _bg_notify_close(self) -> None:
+        if self._bg_closed:
+            return
+        _set(self, "_bg_closed", True)
+        pipeline = self._bg_pipeline
+        if pipeline is not None:
+            for on_close in pipeline.close_hooks:
+                on_close(self)
+
+    def __enter__(self) -> Connection:
+        self._bg_raw.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return self._bg_raw.__exit__(exc_type, exc_val, exc_tb)
+        finally:
+            if self._bg_adapter.is_closed(self._bg_raw):
+                self._bg_notify_close()

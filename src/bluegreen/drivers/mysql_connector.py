@@ -1,0 +1,104 @@
+"""Adapter for MySQL Connector/Python (``mysql.connector.connect``).
+
+IP substitution connects to the IP: the driver offers no way to keep the
+host name for TLS. The certificate chain is still verified against the CA
+(``ssl_ca``, ``ssl_verify_cert``), but a host-name check
+(``ssl_verify_identity``) compares against the IP and fails unless the
+certificate lists that IP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mysql.connector
+from mysql.connector import errors as myerrors
+
+from .base import DriverAdapter, DriverParams, Endpoint
+from .pymysql import LOST_ERRNOS
+
+__all__ = ["MySQLConnectorAdapter"]
+
+
+class MySQLConnectorAdapter(DriverAdapter):
+    """mysql-connector-python, pure Python and C extension connections."""
+
+    name = "mysql-connector"
+    family = "mysql"
+    default_port = 3306
+    timeout_keys = ("connection_timeout", "connect_timeout")
+    monitoring_drop_keys = frozenset({"raw", "pool_name", "pool_size"})
+
+    __slots__ = ()
+
+    def endpoint(self, params: DriverParams) -> Endpoint:
+        """``host`` (default 127.0.0.1), ``port``, ``user``, ``database``/``db``."""
+        kw = params.kwargs
+        db = kw.get("database", kw.get("db"))
+        user = kw.get("user", kw.get("username"))
+        return Endpoint(
+            kw.get("host") or "127.0.0.1",
+            int(kw.get("port") or self.default_port),
+            user,
+            db if isinstance(db, str) else None,
+        )
+
+    def connect(
+        self,
+        params: DriverParams,
+        host: str | None = None,
+        ip: str | None = None,
+        port: int | None = None,
+    ) -> Any:
+        """Connect to *ip* if given, else *host*, else where *params* say."""
+        if host is None and ip is None and port is None:
+            return self.target(**params.kwargs)
+        kwargs = dict(params.kwargs)
+        if ip is not None or host is not None:
+            kwargs["host"] = ip if ip is not None else host
+        if port is not None:
+            kwargs["port"] = port
+        return self.target(**kwargs)
+
+    def is_closed(self, conn: Any) -> bool:
+        """No round trip: C extension ``is_closed()``, pure Python socket state."""
+        is_closed = getattr(conn, "is_closed", None)
+        if is_closed is not None:
+            try:
+                return bool(is_closed())
+            except AttributeError:  # the C handle is already gone
+                return True
+        return getattr(conn, "_socket", None) is None
+
+    def in_transaction(self, conn: Any) -> bool:
+        """``conn.in_transaction``."""
+        return bool(conn.in_transaction)
+
+    def get_autocommit(self, conn: Any) -> bool:
+        """``conn.autocommit``."""
+        return bool(conn.autocommit)
+
+    def set_autocommit(self, conn: Any, value: bool) -> None:
+        """``conn.autocommit = value``."""
+        conn.autocommit = value
+
+    def is_connection_lost(self, exc: BaseException, conn: Any = None) -> bool:
+        """Errors 2002/2003/2006/2013/2055, server shutdown/kill, or an
+        OperationalError/InterfaceError raised on a closed connection."""
+        if not isinstance(exc, (myerrors.OperationalError, myerrors.InterfaceError)):
+            return False
+        if exc.errno in LOST_ERRNOS:
+            return True
+        if conn is not None:
+            try:
+                return self.is_closed(conn)
+            except Exception:
+                return True
+        return "not available" in str(exc)
+
+    def is_streaming_cursor(self, cursor: Any) -> bool:
+        """Unbuffered cursors read rows from the socket while fetching."""
+        return "Buffered" not in type(cursor).__name__
+
+
+_ = mysql.connector  # imported for its side effect of loading the driver

@@ -1,0 +1,138 @@
+"""Adapter for psycopg 3 (``psycopg.connect`` / ``psycopg.Connection.connect``).
+
+IP substitution keeps ``host=<name>`` and adds ``hostaddr=<ip>``: libpq then
+connects to the address but still verifies the server certificate against
+the name (``sslmode=verify-full`` keeps working).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict
+
+from .base import DriverAdapter, DriverParams, Endpoint
+
+__all__ = ["PsycopgAdapter"]
+
+# Connection failures (class 08) and administrator/crash shutdowns.
+_LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+class PsycopgAdapter(DriverAdapter):
+    """psycopg 3, synchronous connections."""
+
+    name = "psycopg"
+    family = "postgres"
+    default_port = 5432
+    timeout_keys = ("connect_timeout",)
+    accepts_conninfo = True
+    monitoring_drop_keys = frozenset(
+        {"target_session_attrs", "load_balance_hosts", "row_factory", "cursor_factory"}
+    )
+
+    __slots__ = ()
+
+    def effective(self, params: DriverParams) -> dict[str, Any]:
+        """Conninfo parameters merged with (overridden by) the keyword arguments."""
+        eff: dict[str, Any] = (
+            dict(conninfo_to_dict(params.conninfo)) if params.conninfo else {}
+        )
+        eff.update(params.kwargs)
+        return eff
+
+    def endpoint(self, params: DriverParams) -> Endpoint:
+        """The first host of the conninfo and its port (default 5432)."""
+        eff = self.effective(params)
+        host = eff.get("host")
+        host = str(host).split(",")[0] if host else None
+        port = eff.get("port")
+        port_s = str(port).split(",")[0] if port not in (None, "") else ""
+        user = eff.get("user")
+        dbname = eff.get("dbname")
+        return Endpoint(
+            host,
+            int(port_s) if port_s else self.default_port,
+            str(user) if user is not None else None,
+            str(dbname) if dbname is not None else None,
+        )
+
+    def connect_timeout(self, params: DriverParams) -> float | None:
+        """``connect_timeout`` from the parameters, else ``PGCONNECT_TIMEOUT``."""
+        timeout = super().connect_timeout(params)
+        if timeout is None and "connect_timeout" not in self.effective(params):
+            env = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
+            try:
+                return float(env) if env else None
+            except ValueError:
+                return None
+        return timeout
+
+    def monitoring_params(self, params: DriverParams, overrides: Any) -> DriverParams:
+        """Flatten the conninfo into keywords so that node selection can be dropped."""
+        flat = DriverParams("", self.effective(params))
+        return super().monitoring_params(flat, overrides)
+
+    def connect(
+        self,
+        params: DriverParams,
+        host: str | None = None,
+        ip: str | None = None,
+        port: int | None = None,
+    ) -> Any:
+        """Connect; an *ip* becomes ``hostaddr`` and the name stays in ``host``."""
+        if host is None and ip is None and port is None:
+            return self.target(params.conninfo, **params.kwargs)
+        kwargs = dict(params.kwargs)
+        if host is not None:
+            kwargs["host"] = host
+        if ip is not None:
+            kwargs["hostaddr"] = ip
+        if port is not None:
+            kwargs["port"] = port
+        return self.target(params.conninfo, **kwargs)
+
+    def is_closed(self, conn: Any) -> bool:
+        """``conn.closed`` (also true for a broken connection)."""
+        return bool(conn.closed)
+
+    def in_transaction(self, conn: Any) -> bool:
+        """Transaction status INTRANS, INERROR or ACTIVE."""
+        status = conn.pgconn.transaction_status
+        return bool(
+            status != pq.TransactionStatus.IDLE
+            and status != pq.TransactionStatus.UNKNOWN
+        )
+
+    def get_autocommit(self, conn: Any) -> bool:
+        """``conn.autocommit``."""
+        return bool(conn.autocommit)
+
+    def set_autocommit(self, conn: Any, value: bool) -> None:
+        """``conn.autocommit = value``."""
+        conn.autocommit = value
+
+    def is_connection_lost(self, exc: BaseException, conn: Any = None) -> bool:
+        """SQLSTATE class 08, admin/crash shutdown, or a client-side failure.
+
+        Client-side failures (no SQLSTATE: "server closed the connection
+        unexpectedly", "consuming input failed") and operations on a closed
+        connection count as lost.
+        """
+        if not isinstance(exc, psycopg.Error):
+            return False
+        if conn is not None and conn.closed:
+            return True
+        sqlstate = exc.sqlstate
+        if sqlstate is not None:
+            return sqlstate.startswith("08") or sqlstate in _LOST_SQLSTATES
+        if isinstance(exc, psycopg.OperationalError):
+            return True
+        return isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc)
+
+    def is_streaming_cursor(self, cursor: Any) -> bool:
+        """Server-side (named) cursors fetch from the network."""
+        return isinstance(cursor, psycopg.ServerCursor)

@@ -1,0 +1,281 @@
+"""The plugin pipeline: plugin registry, hook chains and the no-plugin fast path.
+
+A plugin subclasses :class:`Plugin` and overrides any of three hooks:
+
+``connect(ctx, call_next)``
+    wraps the opening of the driver connection;
+``execute(conn, method_name, call)``
+    wraps every network-bound call on an open connection: cursor
+    ``execute``, ``executemany``, ``callproc``, ``nextset``, connection
+    ``commit`` and ``rollback``, and the ``fetch*`` methods of *streaming*
+    cursors only (psycopg server-side cursors, PyMySQL ``SSCursor``,
+    unbuffered mysql-connector cursors). Fetching from a buffered cursor
+    reads rows already in memory, so it is not hooked: a plugin suspending
+    traffic must not block a client from reading a result it already has.
+    The autocommit setter, ``close`` and driver-specific methods reached
+    through attribute delegation are not hooked either;
+``on_close(conn)``
+    runs when the application closes the connection.
+
+Which hooks a plugin overrides is detected once, from its class; only those
+are chained. When no plugin of a connection overrides ``execute``, cursors
+call the driver directly after a single attribute check.
+
+Plugin codes map to factories (a :class:`Plugin` subclass or any callable
+taking a :class:`ConnectContext`), or lazily to ``"module:attribute"``
+strings imported on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .drivers.base import DriverAdapter, DriverParams
+    from .settings import ConnectionConfig, Settings
+
+__all__ = [
+    "HOOKS",
+    "ConnectContext",
+    "ExecuteHook",
+    "Pipeline",
+    "Plugin",
+    "PluginFactory",
+    "PluginRegistry",
+    "register_plugin",
+    "registry",
+]
+
+T = TypeVar("T")
+
+#: The hook method names a plugin may override.
+HOOKS = ("connect", "execute", "on_close")
+
+ExecuteHook = Callable[["Connection", str, Callable[[], Any]], Any]
+
+
+class ConnectContext:
+    """What a plugin's ``connect`` hook knows about the connection being opened.
+
+    ``host`` and ``port`` are where the application asked to connect (driver
+    defaults applied); :meth:`connect` opens the driver connection there, to
+    another host, or to an IP standing for the host name.
+    """
+
+    __slots__ = ("adapter", "config", "host", "params", "port", "settings")
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        self.config = config
+        self.adapter: DriverAdapter = config.adapter
+        self.settings: Settings = config.settings
+        self.params: DriverParams = config.params
+        endpoint = self.adapter.endpoint(self.params)
+        self.host: str | None = endpoint.host
+        self.port: int = endpoint.port
+
+    def connect(
+        self, host: str | None = None, ip: str | None = None, port: int | None = None
+    ) -> Any:
+        """Open a driver connection (see :meth:`DriverAdapter.connect`)."""
+        return self.adapter.connect(self.params, host, ip, port)
+
+    def monitoring_params(self) -> DriverParams:
+        """Driver parameters for a monitoring connection."""
+        return self.config.monitoring_params()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConnectContext {self.adapter.name} host={self.host!r} port={self.port}>"
+        )
+
+
+class Plugin:
+    """Base class of plugins; override only the hooks you need."""
+
+    #: The code the plugin is registered under (informative).
+    code: ClassVar[str] = ""
+
+    def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        """Return a driver connection, normally ``call_next()``."""
+        return call_next()
+
+    def execute(self, conn: Connection, method_name: str, call: Callable[[], T]) -> T:
+        """Run *call* (the driver call *method_name* on *conn*), return its result."""
+        return call()
+
+    def on_close(self, conn: Connection) -> None:
+        """The application closed *conn*."""
+
+
+PluginFactory = Callable[[ConnectContext], Plugin]
+
+
+def overridden_hooks(cls: type) -> frozenset[str]:
+    """The hook names that *cls* overrides relative to :class:`Plugin`."""
+    return frozenset(
+        h for h in HOOKS if getattr(cls, h, None) is not getattr(Plugin, h)
+    )
+
+
+class _Entry:
+    __slots__ = ("factory", "hooks", "spec")
+
+    def __init__(self, spec: str | PluginFactory) -> None:
+        self.spec = spec
+        self.factory: PluginFactory | None = None
+        self.hooks: frozenset[str] | None = None
+        if not isinstance(spec, str):
+            self._set(spec)
+
+    def _set(self, factory: PluginFactory) -> None:
+        self.factory = factory
+        if isinstance(factory, type) and issubclass(factory, Plugin):
+            self.hooks = overridden_hooks(factory)
+
+
+class PluginRegistry:
+    """Maps plugin codes to factories, importing ``"module:attr"`` ones lazily."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    def register(self, code: str, factory: str | PluginFactory) -> None:
+        """Register *factory* (or a ``"module:attribute"`` string) under *code*."""
+        code = code.strip()
+        if not code or "," in code:
+            raise ConfigurationError(f"invalid plugin code {code!r}")
+        if isinstance(factory, str) and ":" not in factory:
+            raise ConfigurationError(
+                f"plugin {code!r}: expected 'module:attribute', got {factory!r}"
+            )
+        with self._lock:
+            self._entries[code] = _Entry(factory)
+
+    def unregister(self, code: str) -> None:
+        """Remove *code* (tests use this to undo a registration)."""
+        with self._lock:
+            self._entries.pop(code, None)
+
+    def codes(self) -> tuple[str, ...]:
+        """The registered codes, in registration order."""
+        return tuple(self._entries)
+
+    def resolve(self, code: str) -> tuple[PluginFactory, frozenset[str] | None]:
+        """Return the factory of *code* and its hooks (``None``: ask the instance)."""
+        entry = self._entries.get(code)
+        if entry is None:
+            raise ConfigurationError(
+                f"unknown plugin code {code!r} in setting 'plugins'; known codes: "
+                f"{', '.join(self._entries) or '(none)'}"
+            )
+        if entry.factory is None:
+            with self._lock:
+                if entry.factory is None:
+                    entry._set(_load(code, str(entry.spec)))
+        assert entry.factory is not None
+        return entry.factory, entry.hooks
+
+    def snapshot(self) -> Mapping[str, str | PluginFactory]:
+        """The registrations as given (for diagnostics)."""
+        return {code: e.spec for code, e in self._entries.items()}
+
+
+def _load(code: str, spec: str) -> PluginFactory:
+    module_name, _, attr = spec.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(
+            f"plugin {code!r} could not be loaded from {spec!r}: {exc}"
+        ) from exc
+    if not callable(obj):
+        raise ConfigurationError(f"plugin {code!r}: {spec!r} is not callable")
+    factory: PluginFactory = obj
+    return factory
+
+
+#: The process-wide registry ``bluegreen.connect()`` uses.
+registry = PluginRegistry()
+registry.register("bg", "bluegreen.bg.plugin:BlueGreenPlugin")
+
+
+def register_plugin(code: str, factory: str | PluginFactory) -> None:
+    """Register a plugin factory under *code* in the default registry."""
+    registry.register(code, factory)
+
+
+def _chain_execute(hooks: list[ExecuteHook]) -> ExecuteHook:
+    if len(hooks) == 1:
+        return hooks[0]
+    outer = hooks[0]
+    inner = _chain_execute(hooks[1:])
+
+    def run(conn: Connection, name: str, call: Callable[[], Any]) -> Any:
+        return outer(conn, name, lambda: inner(conn, name, call))
+
+    return run
+
+
+class Pipeline:
+    """The plugins of one connection and their chained hooks."""
+
+    __slots__ = ("close_hooks", "context", "execute", "plugins")
+
+    def __init__(
+        self,
+        plugins: tuple[Plugin, ...],
+        context: ConnectContext,
+        execute: ExecuteHook | None,
+        close_hooks: tuple[Callable[[Connection], None], ...],
+    ) -> None:
+        self.plugins = plugins
+        self.context = context
+        #: The chained execute hook, or ``None`` (cursors take the fast path).
+        self.execute = execute
+        self.close_hooks = close_hooks
+
+    @classmethod
+    def open(
+        cls, config: ConnectionConfig, reg: PluginRegistry | None = None
+    ) -> tuple[Pipeline, Any]:
+        """Create the plugins of *config* and open the driver connection.
+
+        Return the pipeline and the driver connection.
+        """
+        reg = registry if reg is None else reg
+        resolved = [reg.resolve(code) for code in config.settings.plugins]
+        ctx = ConnectContext(config)
+        plugins: list[Plugin] = []
+        connects: list[Plugin] = []
+        executes: list[ExecuteHook] = []
+        closes: list[Callable[[Connection], None]] = []
+        for factory, hooks in resolved:
+            plugin = factory(ctx)
+            if hooks is None:
+                hooks = overridden_hooks(type(plugin))
+            plugins.append(plugin)
+            if "connect" in hooks:
+                connects.append(plugin)
+            if "execute" in hooks:
+                executes.append(plugin.execute)
+            if "on_close" in hooks:
+                closes.append(plugin.on_close)
+        call: Callable[[], Any] = ctx.connect
+        for plugin in reversed(connects):
+            call = functools.partial(plugin.connect, ctx, call)
+        raw = call()
+        pipeline = cls(
+            tuple(plugins),
+            ctx,
+            _chain_execute(executes) if executes else None,
+            tuple(closes),
+        )
+        return pipeline, raw

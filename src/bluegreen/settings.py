@@ -1,0 +1,421 @@
+"""Every wrapper setting: name, type, default, allowed values and a one-line doc.
+
+:data:`SETTINGS` is the single registry; the README table is generated from
+it with :func:`settings_table_markdown`. :func:`parse_config` runs once per
+:func:`bluegreen.connect` call: it separates wrapper settings from driver
+arguments (also inside a psycopg conninfo string), validates them into an
+immutable :class:`Settings` and collects the ``blue-green-monitoring-``
+settings that apply to monitoring connections only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ._conninfo import is_secret_key, mask_value, masked_items, split_conninfo
+from ._version import __version__
+from .drivers.base import DriverAdapter, DriverParams
+from .errors import ConfigurationError, ProgrammingError
+
+__all__ = [
+    "MONITORING_PREFIXES",
+    "SETTINGS",
+    "ConnectionConfig",
+    "Setting",
+    "Settings",
+    "iter_settings",
+    "parse_config",
+    "settings_table_markdown",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Prefixes of settings that apply only to monitoring connections. The
+#: underscore form exists because Python keyword arguments cannot hold dashes.
+MONITORING_PREFIXES = ("blue-green-monitoring-", "blue_green_monitoring_")
+_PREFIX_LEN = len(MONITORING_PREFIXES[0])
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+DIALECTS = (
+    "aurora-postgres",
+    "rds-postgres",
+    "aurora-mysql",
+    "rds-mysql",
+    "postgres",
+    "mysql",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The description of one wrapper setting."""
+
+    name: str
+    type: type
+    default: Any
+    doc: str
+    minimum: int | None = None
+    choices: tuple[str, ...] | None = None
+    optional: bool = False
+    secret: bool = False
+
+    def allowed(self) -> str:
+        """Describe the allowed values in words (for errors and docs)."""
+        if self.choices:
+            text = "one of " + ", ".join(self.choices)
+            return text + " (or empty)" if self.optional else text
+        if self.type is bool:
+            return "a boolean (true/false, 1/0, yes/no, on/off)"
+        if self.type is int:
+            if self.minimum is None:
+                return "an integer"
+            if self.minimum == 1:
+                return "an integer > 0"
+            return f"an integer >= {self.minimum}"
+        return "a string"
+
+    def convert(self, value: object) -> Any:
+        """Convert and validate *value*; raise ConfigurationError if not allowed."""
+        if self.optional and (value is None or value == ""):
+            return None
+        if self.type is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in _TRUE:
+                    return True
+                if low in _FALSE:
+                    return False
+            raise self._error(value)
+        if self.type is int:
+            if isinstance(value, bool):
+                raise self._error(value)
+            if isinstance(value, int):
+                number = value
+            elif isinstance(value, str):
+                try:
+                    number = int(value.strip())
+                except ValueError:
+                    raise self._error(value) from None
+            else:
+                raise self._error(value)
+            if self.minimum is not None and number < self.minimum:
+                raise self._error(value)
+            return number
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self._error(value)
+        text = str(value)
+        if self.choices is not None:
+            text = text.strip().lower()
+            if text not in self.choices:
+                raise self._error(value)
+        return text
+
+    def _error(self, value: object) -> ConfigurationError:
+        shown = "***" if self.secret else repr(mask_value(self.name, value))
+        return ConfigurationError(
+            f"invalid value {shown} for setting {self.name!r}: "
+            f"expected {self.allowed()}"
+        )
+
+
+_REGISTRY: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        Setting("plugins", str, "bg", "Comma-separated plugin codes; empty for none."),
+        Setting(
+            "wrapper_dialect",
+            str,
+            None,
+            "Deployment type; detected from the server when not set.",
+            choices=DIALECTS,
+            optional=True,
+        ),
+        Setting("bg_id", str, "1", "Identifies one blue/green deployment."),
+        Setting(
+            "bg_connect_timeout_ms",
+            int,
+            30000,
+            "Longest wait for a connection or call while traffic is suspended.",
+            minimum=0,
+        ),
+        Setting(
+            "bg_interval_baseline_ms",
+            int,
+            60000,
+            "Status check interval when no switchover is near.",
+            minimum=1,
+        ),
+        Setting(
+            "bg_interval_increased_ms",
+            int,
+            1000,
+            "Status check interval once a deployment exists.",
+            minimum=1,
+        ),
+        Setting(
+            "bg_interval_high_ms",
+            int,
+            100,
+            "Status check interval during a switchover.",
+            minimum=1,
+        ),
+        Setting(
+            "bg_switchover_timeout_ms",
+            int,
+            180000,
+            "After this long a switchover is assumed complete.",
+            minimum=1,
+        ),
+        Setting(
+            "bg_suspend_new_blue_connections",
+            bool,
+            False,
+            "Suspend new blue connections while the switchover is in progress.",
+        ),
+        Setting(
+            "bg_client_tag",
+            str,
+            f"bluegreen-{__version__}",
+            "Text passed to the PostgreSQL blue/green metadata functions.",
+        ),
+    )
+}
+
+#: The registry of wrapper settings, by name (read-only).
+SETTINGS: Mapping[str, Setting] = MappingProxyType(_REGISTRY)
+
+
+def iter_settings() -> Iterator[Setting]:
+    """Iterate over the registered settings in documentation order."""
+    return iter(_REGISTRY.values())
+
+
+def settings_table_markdown() -> str:
+    """Render the settings registry as a Markdown table for the README."""
+    lines = [
+        "| Setting | Type | Default | Allowed | Description |",
+        "|---|---|---|---|---|",
+    ]
+    for s in iter_settings():
+        default = "***" if s.secret else ("(none)" if s.default is None else s.default)
+        if isinstance(default, bool):
+            default = str(default).lower()
+        lines.append(
+            f"| `{s.name}` | {s.type.__name__} | `{default}` | {s.allowed()} "
+            f"| {s.doc} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The wrapper settings of one connection, validated."""
+
+    plugins: tuple[str, ...] = ("bg",)
+    wrapper_dialect: str | None = None
+    bg_id: str = "1"
+    bg_connect_timeout_ms: int = 30000
+    bg_interval_baseline_ms: int = 60000
+    bg_interval_increased_ms: int = 1000
+    bg_interval_high_ms: int = 100
+    bg_switchover_timeout_ms: int = 180000
+    bg_suspend_new_blue_connections: bool = False
+    bg_client_tag: str = f"bluegreen-{__version__}"
+
+
+_DEFAULT_SETTINGS = Settings()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    """Everything parsed from one ``connect()`` call.
+
+    ``params`` are the driver arguments (wrapper settings removed);
+    ``monitoring_overrides`` the ``blue-green-monitoring-`` settings with the
+    prefix stripped. Secrets are masked in the ``repr``.
+    """
+
+    adapter: DriverAdapter
+    settings: Settings
+    params: DriverParams
+    monitoring_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def monitoring_params(self) -> DriverParams:
+        """Driver parameters for a monitoring connection.
+
+        The application's parameters overridden by the monitoring ones, without
+        node-selection settings (libpq ``target_session_attrs``,
+        ``load_balance_hosts``) or result-shape settings (row factories,
+        cursor classes), with autocommit forced on.
+        """
+        return self.adapter.monitoring_params(self.params, self.monitoring_overrides)
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionConfig(driver={self.adapter.name!r}, "
+            f"settings={self.settings!r}, params={self.params!r}, "
+            f"monitoring_overrides={masked_items(self.monitoring_overrides)!r})"
+        )
+
+
+def parse_plugins(value: str) -> tuple[str, ...]:
+    """Split the ``plugins`` setting into codes; duplicates are an error."""
+    codes = tuple(c for c in (p.strip() for p in value.split(",")) if c)
+    if len(set(codes)) != len(codes):
+        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        raise ConfigurationError(
+            f"invalid value {value!r} for setting 'plugins': "
+            f"duplicate plugin code(s) {', '.join(dupes)}"
+        )
+    return codes
+
+
+def _is_wrapperish(name: str) -> bool:
+    """Tell whether *name* looks like a wrapper setting (so a typo is an error)."""
+    if name.startswith(("bg_", "bg-", "wrapper_", "wrapper-")):
+        return True
+    if 4 <= len(name) <= 10 and name[:1] in "pP":
+        return bool(difflib.get_close_matches(name.lower(), ["plugins"], 1, 0.75))
+    return False
+
+
+def _unknown(name: str, value: object) -> ConfigurationError:
+    close = difflib.get_close_matches(name.replace("-", "_"), list(_REGISTRY), 1, 0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigurationError(
+        f"unknown wrapper setting {name!r} (value {mask_value(name, value)!r})"
+        f"{hint} Known settings: {', '.join(_REGISTRY)}"
+    )
+
+
+def _wanted_in_conninfo(key: str) -> bool:
+    return (
+        key in _REGISTRY or key.startswith(MONITORING_PREFIXES) or _is_wrapperish(key)
+    )
+
+
+def parse_config(
+    adapter: DriverAdapter, conninfo: str | None, kwargs: dict[str, Any]
+) -> ConnectionConfig:
+    """Separate and validate the arguments of one ``connect()`` call."""
+    wrapper: dict[str, Any] = {}
+    monitoring: dict[str, Any] = {}
+    driver: dict[str, Any] = {}
+    remaining = ""
+    if conninfo is not None:
+        if not adapter.accepts_conninfo:
+            raise ProgrammingError(
+                f"{adapter.name} does not take a connection string: pass its "
+                "connect arguments as keywords"
+            )
+        if not isinstance(conninfo, str):
+            raise ProgrammingError(
+                f"the connection string must be a str, not {type(conninfo).__name__}"
+            )
+        remaining = conninfo
+        low = conninfo.lower()
+        if "bg" in low or "plugin" in low or "wrapper" in low or "blue" in low:
+            remaining, taken = split_conninfo(conninfo, _wanted_in_conninfo)
+            for key, value in taken:
+                _sort(key, value, wrapper, monitoring, driver)
+    for key, value in kwargs.items():
+        _sort(key, value, wrapper, monitoring, driver)
+
+    settings = _DEFAULT_SETTINGS
+    if wrapper:
+        values: dict[str, Any] = {}
+        for name, raw in wrapper.items():
+            if name == "plugins":
+                if not isinstance(raw, str):
+                    raise _REGISTRY["plugins"]._error(raw)
+                values[name] = parse_plugins(raw)
+            else:
+                values[name] = _REGISTRY[name].convert(raw)
+        settings = Settings(**values)
+
+    params = DriverParams(remaining, driver)
+    config = ConnectionConfig(adapter, settings, params, monitoring)
+    if "bg" in settings.plugins:
+        _check_timeout(config)
+    return config
+
+
+def _sort(
+    key: str,
+    value: Any,
+    wrapper: dict[str, Any],
+    monitoring: dict[str, Any],
+    driver: dict[str, Any],
+) -> None:
+    if key in _REGISTRY:
+        wrapper[key] = value
+    elif key.startswith(MONITORING_PREFIXES):
+        stripped = key[_PREFIX_LEN:]
+        if not stripped or stripped in _REGISTRY or _is_wrapperish(stripped):
+            raise ConfigurationError(
+                f"setting {key!r} (value {mask_value(stripped, value)!r}) is not "
+                "allowed: the monitoring prefix applies to driver arguments only"
+            )
+        monitoring[stripped] = value
+    elif _is_wrapperish(key):
+        raise _unknown(key, value)
+    else:
+        driver[key] = value
+
+
+class _OnceLog:
+    """Remembers which bg_ids were already warned about (tests may reset it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[tuple[str, str]] = set()
+
+    def first(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
+timeout_warnings = _OnceLog()
+
+
+def _check_timeout(config: ConnectionConfig) -> None:
+    adapter = config.adapter
+    try:
+        timeout = adapter.connect_timeout(config.params)
+    except Exception:
+        return
+    if timeout:
+        return
+    if timeout_warnings.first((adapter.name, config.settings.bg_id)):
+        logger.warning(
+            "The bg plugin needs a non-zero connect timeout, but %s has none "
+            "(bg_id %r): set %s, or connections may hang during a switchover.",
+            adapter.name,
+            config.settings.bg_id,
+            " or ".join(adapter.timeout_keys),
+        )
+
+
+def is_secret_setting(name: str) -> bool:
+    """Tell whether a setting or driver argument called *name* is secret."""
+    setting = _REGISTRY.get(name)
+    return (setting is not None and setting.secret) or is_secret_key(name)
