@@ -1,0 +1,569 @@
+"""The blue/green metadata surfaces of RDS and Aurora, imitated per instance.
+
+Every simulated instance shows the metadata a client would read on AWS:
+
+* MySQL (RDS and Aurora): the table ``mysql.rds_topology`` (``id, endpoint,
+  port, role, status, version``); Aurora MySQL also has
+  ``mysql.replica_host_status``, the simulator's stand-in for
+  ``information_schema.replica_host_status``.
+* RDS PostgreSQL: ``rds_tools.show_topology(text)`` and ``rds.extensions``
+  containing ``rds_tools``.
+* Aurora PostgreSQL: ``pg_catalog.get_blue_green_fast_switchover_metadata(text)``,
+  ``pg_catalog.aurora_replica_status()`` and ``rds.extensions`` containing
+  ``aurora_stat_utils``.
+
+The content is per instance, as on AWS: a status may freeze on one instance
+and vanish on another.  For MariaDB the rows live in the real table, written
+with ``sql_log_bin = 0`` so that replication never copies them.  For
+PostgreSQL the functions read a small JSON file in the instance's data
+directory (``pg_read_file``), which works on physical standbys too and is never
+replicated; only the function definitions are catalog objects.
+
+:class:`MetadataController` keeps the logical state (rows, status, modes,
+grants) and pushes every change to the instances it concerns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "AVAILABLE",
+    "ROLE_SOURCE",
+    "ROLE_TARGET",
+    "STATUSES",
+    "SWITCHOVER_COMPLETED",
+    "SWITCHOVER_INITIATED",
+    "SWITCHOVER_IN_POST_PROCESSING",
+    "SWITCHOVER_IN_PROGRESS",
+    "MetadataController",
+    "MetadataMode",
+    "ReplicaRow",
+    "TopologyRow",
+    "green_to_blue_name",
+    "old_blue_name",
+]
+
+logger = logging.getLogger(__name__)
+
+ROLE_SOURCE = "BLUE_GREEN_DEPLOYMENT_SOURCE"
+ROLE_TARGET = "BLUE_GREEN_DEPLOYMENT_TARGET"
+AVAILABLE = "AVAILABLE"
+SWITCHOVER_INITIATED = "SWITCHOVER_INITIATED"
+SWITCHOVER_IN_PROGRESS = "SWITCHOVER_IN_PROGRESS"
+SWITCHOVER_IN_POST_PROCESSING = "SWITCHOVER_IN_POST_PROCESSING"
+SWITCHOVER_COMPLETED = "SWITCHOVER_COMPLETED"
+STATUSES = (
+    AVAILABLE,
+    SWITCHOVER_INITIATED,
+    SWITCHOVER_IN_PROGRESS,
+    SWITCHOVER_IN_POST_PROCESSING,
+    SWITCHOVER_COMPLETED,
+)
+
+MASTER_SESSION_ID = "MASTER_SESSION_ID"
+_STATE_FILE = "bgsim_metadata.json"
+_CONF_FILE = "bgsim.conf"
+_GREEN_RE = re.compile(r"-green-[0-9a-z]{6}(?=$|\.)")
+
+
+def green_to_blue_name(name: str) -> str:
+    """``mydb-instance-1-green-k7dd3e.x...`` -> ``mydb-instance-1.x...``."""
+    head, dot, rest = name.partition(".")
+    return _GREEN_RE.sub("", head) + dot + rest
+
+
+def old_blue_name(name: str) -> str:
+    """``mydb-instance-1.x...`` -> ``mydb-instance-1-old1.x...`` (idempotent)."""
+    head, dot, rest = name.partition(".")
+    if head.endswith("-old1"):
+        return name
+    return f"{head}-old1{dot}{rest}"
+
+
+class MetadataMode:
+    """What a metadata source does on one instance."""
+
+    OK = "ok"  #: returns its rows
+    ERROR = "error"  #: exists, but reading it raises an error
+    ABSENT = "absent"  #: does not exist (existence checks fail)
+
+
+@dataclass(frozen=True)
+class TopologyRow:
+    """One row of the blue/green status metadata."""
+
+    id: int
+    endpoint: str
+    port: int
+    role: str
+    status: str | None
+    version: str = "1.0"
+
+
+@dataclass(frozen=True)
+class ReplicaRow:
+    """One row of the Aurora topology (``aurora_replica_status``)."""
+
+    server_id: str
+    is_writer: bool
+    #: ``None``: the row is refreshed continuously (reads as "now").
+    last_update: datetime | None = None
+
+
+@dataclass
+class _InstanceState:
+    rows: list[TopologyRow] = dataclasses.field(default_factory=list)
+    replicas: list[ReplicaRow] = dataclasses.field(default_factory=list)
+    mode: str = MetadataMode.OK
+    frozen: bool = False
+    applied_mode: str | None = None  # what the server currently has
+
+
+def _utc(dt: datetime | None) -> str | None:
+    if dt is None:
+        return None
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class MetadataController:
+    """Owns the metadata of one deployment and writes it to the instances.
+
+    ``instances`` are the simulator's :class:`~bluegreen.sim.servers.Instance`
+    objects; ``flavor`` is ``"aurora"`` or ``"rds"``.  All methods are
+    thread-safe; a method that names instances touches only those.
+    """
+
+    def __init__(
+        self,
+        instances: Sequence[Any],
+        *,
+        flavor: str,
+        app_user: str = "app",
+        grants: bool = True,
+    ) -> None:
+        if flavor not in ("aurora", "rds"):
+            raise ValueError(f"flavor must be 'aurora' or 'rds', not {flavor!r}")
+        engines = {inst.engine for inst in instances}
+        if len(engines) != 1:
+            raise ValueError(f"instances of one engine expected, got {sorted(engines)}")
+        self.engine: str = engines.pop()
+        self.flavor = flavor
+        self.instances = list(instances)
+        self.app_user = app_user
+        self.grants = grants
+        self._state = {inst.name: _InstanceState() for inst in instances}
+        self._lock = threading.RLock()
+
+    # -- set-up ---------------------------------------------------------------
+    def install(self, *, present: bool = True) -> None:
+        """Create the surfaces (empty) on every instance; ``present=False``
+        leaves them absent (metadata not provisioned yet)."""
+        with self._lock:
+            for inst in self.instances:
+                self._state[inst.name].mode = (
+                    MetadataMode.OK if present else MetadataMode.ABSENT
+                )
+            if self.engine == "postgres":
+                for inst in self.instances:
+                    self._pg_configure(inst)
+            for inst in self._primaries_first():
+                self._apply(inst)
+
+    def uninstall(self) -> None:
+        """Remove every surface (best effort; used between scenarios)."""
+        with self._lock:
+            for inst in self.instances:
+                self._state[inst.name] = _InstanceState(mode=MetadataMode.ABSENT)
+            for inst in self._primaries_first():
+                with contextlib.suppress(Exception):
+                    self._apply(inst, force=True)
+
+    # -- content --------------------------------------------------------------
+    def set_rows(
+        self, rows: Sequence[TopologyRow], instances: Iterable[Any] = ()
+    ) -> None:
+        """Replace the status rows on ``instances`` (default: all not frozen)."""
+        with self._lock:
+            for inst in self._targets(instances):
+                self._state[inst.name].rows = list(rows)
+                self._apply(inst)
+
+    def set_replicas(
+        self, replicas: Sequence[ReplicaRow], instances: Iterable[Any]
+    ) -> None:
+        """Replace the Aurora topology rows shown by ``instances``."""
+        with self._lock:
+            for inst in self._targets(instances):
+                self._state[inst.name].replicas = list(replicas)
+                self._apply(inst)
+
+    def set_status(
+        self,
+        status: str | None,
+        instances: Iterable[Any] = (),
+        *,
+        drop_role: str | None = None,
+    ) -> None:
+        """Give every row the same ``status``; optionally remove the rows of
+        ``drop_role``.  Frozen instances keep their content."""
+        with self._lock:
+            for inst in self._targets(instances):
+                st = self._state[inst.name]
+                st.rows = [
+                    dataclasses.replace(r, status=status)
+                    for r in st.rows
+                    if drop_role is None or r.role != drop_role
+                ]
+                self._apply(inst)
+
+    def rename(self, instances: Iterable[Any] = ()) -> None:
+        """Apply the switchover renames to endpoints and topology ids:
+        blue names get ``-old1``, green names lose ``-green-xxxxxx``."""
+        with self._lock:
+            for inst in self._targets(instances):
+                st = self._state[inst.name]
+                st.rows = [
+                    dataclasses.replace(r, endpoint=_renamed(r.endpoint))
+                    for r in st.rows
+                ]
+                st.replicas = [
+                    dataclasses.replace(r, server_id=_renamed(r.server_id))
+                    for r in st.replicas
+                ]
+                self._apply(inst)
+
+    def clear(self, instances: Iterable[Any] = ()) -> None:
+        """Empty the status table (it still exists)."""
+        self.set_rows([], instances)
+
+    def is_frozen(self, instance: Any) -> bool:
+        """Whether ``instance`` no longer receives updates."""
+        with self._lock:
+            return self._state[instance.name].frozen
+
+    def rows(self, instance: Any) -> list[TopologyRow]:
+        """The rows the simulator last wrote to ``instance``."""
+        with self._lock:
+            return list(self._state[instance.name].rows)
+
+    # -- faults ---------------------------------------------------------------
+    def freeze(self, instances: Iterable[Any], frozen: bool = True) -> None:
+        """Stop (or resume) updating ``instances``; their topology rows stop
+        refreshing ``last_update_timestamp``."""
+        now = datetime.now(timezone.utc)
+        with self._lock:
+            for inst in instances:
+                st = self._state[inst.name]
+                st.frozen = frozen
+                st.replicas = [
+                    dataclasses.replace(r, last_update=now if frozen else None)
+                    for r in st.replicas
+                ]
+                self._apply(inst)
+
+    def set_mode(self, instances: Iterable[Any], mode: str) -> None:
+        """Make the sources on ``instances`` work, raise errors, or vanish.
+
+        PostgreSQL standbys cannot change their catalog: ``ABSENT`` on a
+        standby follows its primary; ``ERROR`` works everywhere.
+        """
+        with self._lock:
+            for inst in instances:
+                self._state[inst.name].mode = mode
+            for inst in self._primaries_first():
+                if self._state[inst.name].mode != self._state[inst.name].applied_mode:
+                    self._apply(inst)
+
+    def set_grants(self, granted: bool) -> None:
+        """Grant (or revoke) what the app user needs to read the metadata."""
+        with self._lock:
+            self.grants = granted
+            for inst in self._primaries_first():
+                self._apply(inst, force=True)
+
+    # -- internals ------------------------------------------------------------
+    def _targets(self, instances: Iterable[Any]) -> list[Any]:
+        chosen = list(instances)
+        if chosen:
+            return chosen
+        return [i for i in self.instances if not self._state[i.name].frozen]
+
+    def _primaries_first(self) -> list[Any]:
+        return sorted(self.instances, key=_is_standby)
+
+    def _apply(self, inst: Any, *, force: bool = False) -> None:
+        st = self._state[inst.name]
+        if self.engine == "postgres":
+            self._pg_apply(inst, st, force)
+        else:
+            self._my_apply(inst, st, force)
+        st.applied_mode = st.mode
+
+    # PostgreSQL ----------------------------------------------------------------
+    def _pg_configure(self, inst: Any) -> None:
+        """``rds.extensions`` in an included configuration file, then reload."""
+        ext = (
+            "aurora_stat_utils,pg_stat_statements"
+            if self.flavor == "aurora"
+            else ("rds_tools,pg_stat_statements")
+        )
+        data_dir = inst.data_dir
+        _write_owned(data_dir / _CONF_FILE, f"rds.extensions = '{ext}'\n", inst)
+        conf = data_dir / "postgresql.conf"
+        line = f"include_if_exists = '{_CONF_FILE}'\n"
+        text = conf.read_text(encoding="utf-8")
+        if line not in text:
+            _write_owned(conf, text + line, inst)
+        inst.execute_admin("SELECT pg_reload_conf()")
+
+    def _pg_apply(self, inst: Any, st: _InstanceState, force: bool) -> None:
+        state = {
+            "mode": st.mode,
+            "topology": [dataclasses.asdict(r) for r in st.rows],
+            "replicas": [
+                {
+                    "server_id": r.server_id,
+                    "session_id": MASTER_SESSION_ID
+                    if r.is_writer
+                    else f"{r.server_id}-s",
+                    "last_update": _utc(r.last_update),
+                }
+                for r in st.replicas
+            ],
+        }
+        _write_owned(inst.data_dir / _STATE_FILE, json.dumps(state), inst)
+        if _is_standby(inst):
+            return
+        catalog_change = force or (st.mode == MetadataMode.ABSENT) != (
+            st.applied_mode == MetadataMode.ABSENT
+        )
+        if not catalog_change:
+            return
+        present = st.mode != MetadataMode.ABSENT
+        for db in _pg_databases(inst):
+            conn = inst.admin_connect(dbname=db)
+            try:
+                cur = conn.cursor()
+                for sql in _pg_ddl(self.flavor, present, self.grants, self.app_user):
+                    cur.execute(sql)
+            finally:
+                conn.close()
+
+    # MariaDB -------------------------------------------------------------------
+    def _my_apply(self, inst: Any, st: _InstanceState, force: bool) -> None:
+        stmts: list[tuple[str, Sequence[Any] | None]] = []
+        if force or st.mode != st.applied_mode:
+            stmts += _my_ddl(self.flavor, st.mode, self.grants, self.app_user)
+        if st.mode == MetadataMode.OK:
+            stmts.append(("DELETE FROM mysql.rds_topology", None))
+            for r in st.rows:
+                stmts.append(
+                    (
+                        "INSERT INTO mysql.rds_topology "
+                        "(id, endpoint, port, role, status, version) "
+                        "VALUES (%s, %s, %s, %s, %s, %s)",
+                        (r.id, r.endpoint, r.port, r.role, r.status, r.version),
+                    )
+                )
+        if self.flavor == "aurora":
+            stmts.append(("DELETE FROM bgsim.replica_host_status_data", None))
+            for rr in st.replicas:
+                stmts.append(
+                    (
+                        "INSERT INTO bgsim.replica_host_status_data "
+                        "(server_id, session_id, frozen_at) VALUES (%s, %s, %s)",
+                        (
+                            rr.server_id,
+                            MASTER_SESSION_ID if rr.is_writer else f"{rr.server_id}-s",
+                            _utc(rr.last_update),
+                        ),
+                    )
+                )
+        inst.execute_many_admin(stmts)
+        if not self.grants and st.mode != MetadataMode.ABSENT:
+            with contextlib.suppress(Exception):  # there may be nothing to revoke
+                inst.execute_many_admin(
+                    [
+                        (
+                            "REVOKE SELECT ON mysql.rds_topology FROM %s@'%%'",
+                            (self.app_user,),
+                        )
+                    ]
+                )
+
+
+def _renamed(name: str) -> str:
+    blue = green_to_blue_name(name)
+    return blue if blue != name else old_blue_name(name)
+
+
+def _is_standby(inst: Any) -> bool:
+    check = getattr(inst, "is_standby", None)
+    return bool(check()) if callable(check) else False
+
+
+def _write_owned(path: Any, text: str, inst: Any) -> None:
+    """Write atomically a file the server account can read."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, 0o644)
+    account = getattr(inst, "account", None)
+    if account is not None:
+        os.chown(tmp, account.uid, account.gid)
+    os.replace(tmp, path)
+
+
+def _pg_databases(inst: Any) -> list[str]:
+    return list(dict.fromkeys([inst.dbname, "postgres"]))
+
+
+_PG_READ = (
+    "coalesce(pg_catalog.pg_read_file('" + _STATE_FILE + "', 0, 10485760, true), '{}')"
+    "::jsonb"
+)
+
+_PG_TOPOLOGY_BODY = f"""
+DECLARE s jsonb := {_PG_READ};
+BEGIN
+  IF s->>'mode' = 'error' THEN
+    RAISE EXCEPTION 'blue/green deployment metadata is not available' USING ERRCODE = 'XX000';
+  END IF;
+  RETURN QUERY SELECT r.version, r.endpoint, r.port, r.role, r.status
+    FROM jsonb_to_recordset(coalesce(s->'topology', '[]'::jsonb))
+      AS r(id int, version text, endpoint text, port int, role text, status text)
+    ORDER BY r.id;
+END
+"""
+
+_PG_REPLICA_BODY = f"""
+DECLARE s jsonb := {_PG_READ};
+BEGIN
+  RETURN QUERY SELECT r.server_id, r.session_id,
+      coalesce((r.last_update || '+00')::timestamptz, now()),
+      0::double precision, 0::double precision
+    FROM jsonb_to_recordset(coalesce(s->'replicas', '[]'::jsonb))
+      AS r(server_id text, session_id text, last_update text);
+END
+"""
+
+_PG_RETURNS = "TABLE(version text, endpoint text, port integer, role text, status text)"
+
+# Shown in pg_settings: a placeholder GUC such as rds.extensions is hidden there.
+_PG_SETTINGS_VIEW = """
+CREATE OR REPLACE VIEW pg_catalog.pg_settings AS
+SELECT * FROM pg_catalog.pg_show_all_settings()
+UNION ALL
+SELECT 'rds.extensions', current_setting('rds.extensions', true), unit, category,
+       'Extensions RDS lets this instance use (simulated).', extra_desc, 'sighup',
+       vartype, 'configuration file', min_val, max_val, enumvals,
+       current_setting('rds.extensions', true), current_setting('rds.extensions', true),
+       sourcefile, sourceline, pending_restart
+  FROM pg_catalog.pg_show_all_settings()
+ WHERE name = 'application_name' AND current_setting('rds.extensions', true) IS NOT NULL
+"""
+
+
+def _pg_ddl(flavor: str, present: bool, grants: bool, app: str) -> list[str]:
+    out = ["SET allow_system_table_mods = on", _PG_SETTINGS_VIEW]
+    if flavor == "aurora":
+        fn = "pg_catalog.get_blue_green_fast_switchover_metadata"
+        rep = "pg_catalog.aurora_replica_status"
+        if not present:
+            return [*out, f"DROP FUNCTION IF EXISTS {fn}(text)"]
+        return [
+            *out,
+            f"CREATE OR REPLACE FUNCTION {fn}(client text) RETURNS {_PG_RETURNS} "
+            "LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog "
+            f"AS $body${_PG_TOPOLOGY_BODY}$body$",
+            f"CREATE OR REPLACE FUNCTION {rep}() RETURNS TABLE(server_id text, "
+            "session_id text, last_update_timestamp timestamptz, "
+            "replica_lag_in_msec double precision, cpu double precision) "
+            "LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog "
+            f"AS $body${_PG_REPLICA_BODY}$body$",
+        ]
+    fn = "rds_tools.show_topology"
+    if not present:
+        return [*out, "DROP SCHEMA IF EXISTS rds_tools CASCADE"]
+    stmts = [
+        *out,
+        "CREATE SCHEMA IF NOT EXISTS rds_tools",
+        f"CREATE OR REPLACE FUNCTION {fn}(client text DEFAULT NULL) RETURNS {_PG_RETURNS} "
+        "LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog "
+        f"AS $body${_PG_TOPOLOGY_BODY}$body$",
+        f"REVOKE ALL ON FUNCTION {fn}(text) FROM PUBLIC",
+    ]
+    if grants:
+        stmts += [
+            f'GRANT USAGE ON SCHEMA rds_tools TO "{app}"',
+            f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO "{app}"',
+        ]
+    else:
+        stmts += [
+            f'REVOKE USAGE ON SCHEMA rds_tools FROM "{app}"',
+            f'REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools FROM "{app}"',
+        ]
+    return stmts
+
+
+def _my_ddl(
+    flavor: str, mode: str, grants: bool, app: str
+) -> list[tuple[str, Sequence[Any] | None]]:
+    out: list[tuple[str, Sequence[Any] | None]] = [
+        ("CREATE DATABASE IF NOT EXISTS bgsim", None),
+        ("DROP VIEW IF EXISTS mysql.rds_topology", None),
+        ("DROP TABLE IF EXISTS mysql.rds_topology", None),
+    ]
+    if mode == MetadataMode.OK:
+        out.append(
+            (
+                "CREATE TABLE mysql.rds_topology (id BIGINT NOT NULL PRIMARY KEY, "
+                "endpoint VARCHAR(255), port INT, role VARCHAR(64), status VARCHAR(64), "
+                "version VARCHAR(16)) ENGINE=InnoDB",
+                None,
+            )
+        )
+    elif mode == MetadataMode.ERROR:
+        out += [
+            ("CREATE TABLE IF NOT EXISTS bgsim.gone (id BIGINT)", None),
+            (
+                "CREATE SQL SECURITY DEFINER VIEW mysql.rds_topology AS SELECT id, "
+                "'' AS endpoint, 0 AS port, '' AS role, '' AS status, '' AS version "
+                "FROM bgsim.gone",
+                None,
+            ),
+            ("DROP TABLE bgsim.gone", None),
+        ]
+    if mode != MetadataMode.ABSENT:
+        verb = "GRANT SELECT ON mysql.rds_topology TO %s@'%%'"
+        if grants:
+            out.append((verb, (app,)))
+    if flavor == "aurora":
+        out += [
+            (
+                "CREATE TABLE IF NOT EXISTS bgsim.replica_host_status_data ("
+                "server_id VARCHAR(255) NOT NULL PRIMARY KEY, session_id VARCHAR(255), "
+                "frozen_at DATETIME(6) NULL) ENGINE=InnoDB",
+                None,
+            ),
+            (
+                "CREATE OR REPLACE SQL SECURITY DEFINER VIEW mysql.replica_host_status AS "
+                "SELECT server_id AS SERVER_ID, session_id AS SESSION_ID, "
+                "COALESCE(frozen_at, UTC_TIMESTAMP(6)) AS LAST_UPDATE_TIMESTAMP, "
+                "0.0 AS REPLICA_LAG_IN_MILLISECONDS, 0.0 AS CPU "
+                "FROM bgsim.replica_host_status_data",
+                None,
+            ),
+            ("GRANT SELECT ON mysql.replica_host_status TO %s@'%%'", (app,)),
+        ]
+    return out
