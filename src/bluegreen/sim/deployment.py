@@ -1,0 +1,488 @@
+"""One simulated blue/green deployment: instances, names, replication, DNS.
+
+Kinds: ``aurora-postgres``, ``rds-postgres``, ``aurora-mysql``, ``rds-mysql``
+(MariaDB plays MySQL).  Each environment (blue, green) has a writer and
+``readers`` readers, all real servers on their own loopback address.
+
+Replication (real, asynchronous):
+
+* blue writer -> green writer: PostgreSQL logical replication (publication
+  ``bg_blue`` FOR ALL TABLES in ``dbname``, subscription ``bg_green``);
+  MariaDB GTID replication (``MASTER_USE_GTID = slave_pos``).
+* writer -> readers in each environment: PostgreSQL hot standbys streaming
+  from their writer (started from the same template, so no base backup is
+  needed); MariaDB GTID replicas with ``read_only = 1``.
+
+Logical replication does not copy DDL: create tables with
+:meth:`Deployment.execute_ddl`, which runs the statement on both writers and
+refreshes the subscription.
+
+Green is read-only for applications until :meth:`Deployment.promote_green`
+(PostgreSQL: ``default_transaction_read_only`` on the green writer, standbys
+are read-only anyway; MariaDB: ``read_only = 1``, which the replication
+threads and the admin bypass).
+
+DNS: every instance endpoint, and for Aurora the cluster and reader
+endpoints, are published in a :class:`~bluegreen.sim.dns.SimDNS`.  Renaming
+is left to the scenario engine: it changes ``Instance.endpoint`` and the DNS
+records; ``Instance.original_endpoint`` keeps the name given here.
+
+Metadata grants: the metadata module creates ``rds_tools`` /
+``mysql.rds_topology`` and grants them itself; :meth:`apply_app_grants` can
+(re-)grant them afterwards when ``grant_metadata_access`` is true.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ._base import Instance, SimError
+from ._maria import MariaDBInstance
+from ._pg import PostgresInstance
+from .dns import SimDNS, running_under_nss_wrapper
+from .names import DEFAULT_REGION, DeploymentNames
+from .servers import Engine, ServerPool
+
+__all__ = ["KINDS", "Deployment", "Environment", "Kind"]
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["aurora-postgres", "rds-postgres", "aurora-mysql", "rds-mysql"]
+KINDS: tuple[Kind, ...] = (
+    "aurora-postgres",
+    "rds-postgres",
+    "aurora-mysql",
+    "rds-mysql",
+)
+EnvName = Literal["blue", "green"]
+_PUBLICATION = "bg_blue"
+_SUBSCRIPTION = "bg_green"
+
+
+@dataclass
+class Environment:
+    """The instances of one side (blue or green) and its cluster endpoints."""
+
+    role: EnvName
+    writer: Instance
+    readers: list[Instance] = field(default_factory=list)
+    cluster_id: str | None = None
+    cluster_endpoint: str | None = None
+    reader_endpoint: str | None = None
+
+    @property
+    def instances(self) -> list[Instance]:
+        return [self.writer, *self.readers]
+
+    def endpoints(self) -> dict[str, Instance]:
+        """Every host name of this environment -> the instance it reaches."""
+        result = {inst.endpoint: inst for inst in self.instances}
+        if self.cluster_endpoint:
+            result[self.cluster_endpoint] = self.writer
+        if self.reader_endpoint:
+            result[self.reader_endpoint] = (self.readers or [self.writer])[0]
+        return result
+
+
+class Deployment:
+    """A blue/green deployment of real servers; see the module docs.
+
+    Create with :meth:`create`, then :meth:`start` (or use it as a context
+    manager); :meth:`stop` is idempotent and removes every file.
+    """
+
+    def __init__(
+        self,
+        kind: Kind,
+        names: DeploymentNames,
+        *,
+        readers: int,
+        base_dir: str | Path | None,
+        dns: SimDNS | None,
+        grant_metadata_access: bool,
+        on_progress: Callable[[str], None] | None,
+        instance_options: dict[str, Any],
+    ) -> None:
+        if kind not in KINDS:
+            raise SimError(f"unknown deployment kind {kind!r}; use one of {KINDS}")
+        if readers < 0:
+            raise SimError(f"readers must be >= 0, got {readers}")
+        self.kind: Kind = kind
+        self.names = names
+        self.engine: Engine = "postgres" if kind.endswith("postgres") else "mariadb"
+        self.aurora = kind.startswith("aurora")
+        self.grant_metadata_access = grant_metadata_access
+        self._progress = on_progress
+        self.pool = ServerPool(base_dir)
+        self.dns = dns if dns is not None else self._default_dns()
+        self.blue = self._make_env("blue", readers, instance_options)
+        self.green = self._make_env("green", readers, instance_options)
+        self._records: dict[str, str] = {}
+        self._started = False
+        self._stopped = False
+
+    @classmethod
+    def create(
+        cls,
+        kind: Kind,
+        readers: int = 1,
+        base_dir: str | Path | None = None,
+        dns: SimDNS | None = None,
+        *,
+        name: str = "mydb",
+        region: str = DEFAULT_REGION,
+        seed: int | str | None = None,
+        grant_metadata_access: bool = True,
+        on_progress: Callable[[str], None] | None = None,
+        **instance_options: Any,
+    ) -> Deployment:
+        """A deployment, not started yet.
+
+        ``dns`` defaults to the hosts file of this process when it runs
+        under nss_wrapper (:meth:`SimDNS.from_environment`), else to a
+        private file in the base directory (then only subprocesses started
+        with ``deployment.dns.env()`` see the names).  ``instance_options``:
+        ``admin_user``, ``admin_password``, ``app_user``, ``app_password``,
+        ``dbname``.
+        """
+        names = DeploymentNames.generate(
+            name, aurora=kind.startswith("aurora"), region=region, seed=seed
+        )
+        return cls(
+            kind,
+            names,
+            readers=readers,
+            base_dir=base_dir,
+            dns=dns,
+            grant_metadata_access=grant_metadata_access,
+            on_progress=on_progress,
+            instance_options=instance_options,
+        )
+
+    def _default_dns(self) -> SimDNS:
+        if running_under_nss_wrapper():
+            return SimDNS.from_environment()
+        logger.warning(
+            "Not running under nss_wrapper: the deployment's names go to a private "
+            "hosts file that this process does not resolve through."
+        )
+        return SimDNS(self.pool.base_dir / "hosts")
+
+    def _make_env(
+        self, role: EnvName, readers: int, options: dict[str, Any]
+    ) -> Environment:
+        green = role == "green"
+        writer = self._new_instance(self.names.writer_id(green), options)
+        env = Environment(role, writer)
+        for i in range(readers):
+            reader = self._new_instance(self.names.reader_id(i, green), options)
+            if isinstance(reader, PostgresInstance):
+                reader.make_standby_of(writer)
+            env.readers.append(reader)
+        cluster = self.names.cluster_id(green)
+        if cluster is not None:
+            env.cluster_id = cluster
+            env.cluster_endpoint = self.names.cluster_endpoint(cluster)
+            env.reader_endpoint = self.names.reader_endpoint(cluster)
+        return env
+
+    def _new_instance(self, instance_id: str, options: dict[str, Any]) -> Instance:
+        inst = self.pool.create(self.engine, instance_id, **options)
+        inst.endpoint = inst.original_endpoint = self.names.instance_endpoint(
+            instance_id
+        )
+        return inst
+
+    def __enter__(self) -> Deployment:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        count = len(self.instances)
+        return f"<Deployment {self.kind} {self.names.base_id} ({count} instances)>"
+
+    def _say(self, message: str) -> None:
+        logger.info("%s", message)
+        if self._progress is not None:
+            self._progress(message)
+
+    # -- attributes -----------------------------------------------------------
+    @property
+    def instances(self) -> list[Instance]:
+        return [*self.blue.instances, *self.green.instances]
+
+    @property
+    def app_user(self) -> str:
+        return self.blue.writer.app_user
+
+    @property
+    def app_password(self) -> str:
+        return self.blue.writer.app_password
+
+    @property
+    def dbname(self) -> str:
+        return self.blue.writer.dbname
+
+    def environment(self, env: EnvName | Environment) -> Environment:
+        if isinstance(env, Environment):
+            return env
+        if env == "blue":
+            return self.blue
+        if env == "green":
+            return self.green
+        raise SimError(f"unknown environment {env!r}; use 'blue' or 'green'")
+
+    def endpoints(self) -> dict[str, Instance]:
+        """Every host name of the deployment (both sides) -> its instance."""
+        return {**self.blue.endpoints(), **self.green.endpoints()}
+
+    def connect_kwargs(self, name: str) -> dict[str, Any]:
+        """Driver keyword arguments (app user) for host name ``name``.
+
+        Works for psycopg (``dbname``) and PyMySQL / mysql-connector
+        (``database``); the host stays the name so that it goes through DNS.
+        """
+        inst = self.endpoints().get(name)
+        if inst is None:
+            raise SimError(f"{name!r} is not an endpoint of {self!r}")
+        kwargs: dict[str, Any] = {
+            "host": name,
+            "port": inst.port,
+            "user": inst.app_user,
+            "password": inst.app_password,
+        }
+        kwargs["dbname" if self.engine == "postgres" else "database"] = inst.dbname
+        return kwargs
+
+    # -- life cycle -------------------------------------------------------------
+    def start(self) -> None:
+        """Start every server in parallel, set up replication, publish DNS."""
+        if self._started:
+            return
+        self._started = True
+        t0 = time.monotonic()
+        try:
+            self._say(
+                f"Starting {len(self.instances)} {self.engine} servers for {self.kind}."
+            )
+            self.pool.start_all(
+                self.instances,
+                on_started=lambda i: self._say(f"{i.name} up on {i.host}."),
+            )
+            self._say("Setting up replication.")
+            if self.engine == "postgres":
+                self._setup_pg_replication()
+            else:
+                self._setup_maria_replication()
+            for inst in {*self.green.instances, *self.blue.readers}:
+                inst.set_read_only(True)
+            if self.grant_metadata_access:
+                self.apply_app_grants()
+            self.publish_dns()
+        except BaseException:
+            self.stop()
+            raise
+        self._say(
+            f"Deployment {self.names.base_id} ready in {time.monotonic() - t0:.1f} s."
+        )
+
+    def stop(self) -> None:
+        """Stop every server, remove DNS records and files. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        with contextlib.suppress(Exception):
+            if self._records:
+                self.dns.update(dict.fromkeys(self._records))
+        self._records = {}
+        self.pool.stop()
+
+    def dns_records(self) -> dict[str, str]:
+        """The initial records: every endpoint -> the IP of its instance."""
+        return {name: inst.host for name, inst in self.endpoints().items()}
+
+    def publish_dns(self) -> None:
+        records = self.dns_records()
+        self.dns.update(records)
+        self._records.update(records)
+
+    # -- replication --------------------------------------------------------------
+    def _setup_pg_replication(self) -> None:
+        blue, green = self.blue.writer, self.green.writer
+        blue.execute_admin(f"CREATE PUBLICATION {_PUBLICATION} FOR ALL TABLES")
+        conninfo = (
+            f"host={blue.host} port={blue.port} dbname={blue.dbname} "
+            f"user={blue.admin_user} password={blue.admin_password}"
+        )
+        green.execute_admin(
+            f"CREATE SUBSCRIPTION {_SUBSCRIPTION} CONNECTION '{conninfo}' "
+            f"PUBLICATION {_PUBLICATION}"
+        )
+
+    def _setup_maria_replication(self) -> None:
+        for env in (self.blue, self.green):
+            for reader in env.readers:
+                assert isinstance(reader, MariaDBInstance)
+                reader.replicate_from(env.writer)
+        green = self.green.writer
+        assert isinstance(green, MariaDBInstance)
+        green.replicate_from(self.blue.writer)
+
+    def execute_ddl(self, sql: str) -> None:
+        """Run a DDL statement on both writers (as admin, in ``dbname``).
+
+        PostgreSQL: logical replication copies no DDL, so the statement runs
+        on blue and green and the subscription is refreshed.  MariaDB: runs
+        on blue only; replication carries it everywhere.
+        """
+        self.blue.writer.execute_admin(sql)
+        if self.engine == "postgres":
+            self.green.writer.execute_admin(sql)
+            self.green.writer.execute_admin(
+                f"ALTER SUBSCRIPTION {_SUBSCRIPTION} REFRESH PUBLICATION"
+            )
+
+    def wait_for_replication(self, timeout: float = 30.0) -> None:
+        """Block until green and every reader have what blue has now."""
+        deadline = time.monotonic() + timeout
+        if self.engine == "mariadb":
+            pos = self.blue.writer.execute_admin("SELECT @@gtid_binlog_pos")[0][0]
+            for inst in self.instances[1:]:
+                if inst is self.blue.writer:
+                    continue
+                left = max(deadline - time.monotonic(), 0.1)
+                res = inst.execute_admin("SELECT MASTER_GTID_WAIT(%s, %s)", [pos, left])
+                if res[0][0] != 0:
+                    raise SimError(f"{inst.name} did not catch up within {timeout} s")
+            return
+        self._wait_pg_standbys(self.blue, deadline)
+        self._wait_pg_subscription(deadline)
+        self._wait_pg_standbys(self.green, deadline)
+
+    def _wait_pg_standbys(self, env: Environment, deadline: float) -> None:
+        target = env.writer.execute_admin("SELECT pg_current_wal_lsn()::text")[0][0]
+        for reader in env.readers:
+            while not reader.execute_admin(
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target]
+            )[0][0]:
+                if time.monotonic() > deadline:
+                    raise SimError(f"{reader.name} did not catch up in time")
+                time.sleep(0.02)
+
+    def _wait_pg_subscription(self, deadline: float) -> None:
+        blue = self.blue.writer
+        target = blue.execute_admin("SELECT pg_current_wal_lsn()::text")[0][0]
+        query = (
+            "SELECT coalesce(bool_and(confirmed_flush_lsn >= %s::pg_lsn), false) "
+            "FROM pg_replication_slots WHERE slot_name = %s"
+        )
+        while not blue.execute_admin(query, [target, _SUBSCRIPTION])[0][0]:
+            if time.monotonic() > deadline:
+                raise SimError(f"{self.green.writer.name} did not catch up in time")
+            time.sleep(0.02)
+
+    # -- switchover helpers (called by the scenario engine) -----------------------
+    def stop_writes(self, env: EnvName | Environment) -> None:
+        """Make the writer of ``env`` read-only for applications."""
+        self.environment(env).writer.set_read_only(True)
+
+    def set_read_only(self, instance: Instance, read_only: bool = True) -> None:
+        instance.set_read_only(read_only)
+
+    def drop_connections(self, instance: Instance) -> int:
+        """Terminate every client session except admin and replication ones."""
+        return instance.drop_connections()
+
+    def refuse_connections(self, instance: Instance, refuse: bool = True) -> None:
+        """New non-admin logins fail fast (PG: pg_hba reject, MariaDB: account
+        lock); see the instance methods for the exact errors."""
+        instance.refuse_connections(refuse)
+
+    def stop_replication_to_green(self) -> None:
+        """Cut blue -> green replication (green readers keep following green)."""
+        green = self.green.writer
+        if isinstance(green, MariaDBInstance):
+            green.stop_replication()
+        else:
+            green.execute_admin(f"ALTER SUBSCRIPTION {_SUBSCRIPTION} DISABLE")
+
+    def promote_green(self) -> None:
+        """Stop replication from blue and make the green writer writable.
+
+        PostgreSQL sequences are not carried by logical replication: their
+        values are copied from the blue writer when it is reachable.
+        """
+        self.stop_replication_to_green()
+        if self.engine == "postgres":
+            self._copy_sequences()
+        self.green.writer.set_read_only(False)
+
+    def _copy_sequences(self) -> None:
+        try:
+            rows = self.blue.writer.execute_admin(
+                "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), "
+                "last_value FROM pg_sequences WHERE last_value IS NOT NULL"
+            )
+        except Exception as exc:  # blue unreachable: keep green's values
+            logger.warning("Could not read sequences from blue: %s", exc)
+            return
+        for name, value in rows:
+            self.green.writer.execute_admin(
+                "SELECT setval(%s::regclass, %s)", [name, value]
+            )
+
+    def apply_app_grants(self) -> None:
+        """Grant the app user read access to the metadata objects that exist.
+
+        RDS PostgreSQL: USAGE on schema ``rds_tools`` and EXECUTE on its
+        functions (writers; standbys get it by replication).  MySQL: SELECT on
+        ``mysql.rds_topology`` on every instance, not binlogged.  Call again
+        after the metadata objects have been created; objects that do not
+        exist yet are skipped.
+        """
+        for inst in self.instances:
+            with contextlib.suppress(Exception):
+                self._grant(inst)
+
+    def _grant(self, inst: Instance) -> None:
+        if isinstance(inst, MariaDBInstance):
+            exists = inst.execute_admin(
+                "SELECT 1 FROM information_schema.tables "
+                "WHERE table_schema = 'mysql' AND table_name = 'rds_topology'"
+            )
+            if exists:
+                inst.execute_many_admin(
+                    [
+                        (
+                            "GRANT SELECT ON mysql.rds_topology TO %s@'%%'",
+                            (inst.app_user,),
+                        )
+                    ]
+                )
+            return
+        assert isinstance(inst, PostgresInstance)
+        if inst.is_standby():
+            return
+        if inst.execute_admin("SELECT 1 FROM pg_namespace WHERE nspname = 'rds_tools'"):
+            user = inst.app_user.replace('"', '""')
+            inst.execute_admin(f'GRANT USAGE ON SCHEMA rds_tools TO "{user}"')
+            inst.execute_admin(
+                f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO "{user}"'
+            )
+
+
+@contextlib.contextmanager
+def running(kind: Kind, **options: Any) -> Iterator[Deployment]:
+    """``with running("rds-postgres") as dep:`` create, start and stop."""
+    deployment = Deployment.create(kind, **options)
+    with deployment:
+        yield deployment
