@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bluegreen.sim import metadata as md
@@ -29,6 +29,8 @@ __all__ = [
     "ScenarioPlayer",
     "Step",
     "format_timeline",
+    "initial_rows",
+    "prepare_metadata",
 ]
 
 logger = logging.getLogger(__name__)
@@ -160,6 +162,27 @@ def initial_replicas(env: Any) -> list[md.ReplicaRow]:
     return [md.ReplicaRow(inst.name, inst is env.writer) for inst in env.instances]
 
 
+def prepare_metadata(
+    deployment: Any, *, present: bool = True, grants: bool | None = None
+) -> md.MetadataController:
+    """Install the metadata surfaces of ``deployment`` (no rows: NOT_CREATED).
+
+    Aurora deployments also get their cluster topology (one row per
+    instance, the writer flagged) on every instance of each environment.
+    """
+    controller = md.MetadataController(
+        deployment.instances,
+        flavor="aurora" if deployment.aurora else "rds",
+        app_user=deployment.app_user,
+        grants=deployment.grant_metadata_access if grants is None else grants,
+    )
+    controller.install(present=present)
+    if deployment.aurora:
+        for env in (deployment.blue, deployment.green):
+            controller.set_replicas(initial_replicas(env), env.instances)
+    return controller
+
+
 def _act_provision(
     ctx: _Context, status: str = md.AVAILABLE, present: bool = True
 ) -> None:
@@ -212,11 +235,7 @@ def _act_refuse(ctx: _Context, refuse: bool, which: str = "all") -> None:
 
 
 def _act_catch_up(ctx: _Context, timeout: float = 10.0) -> None:
-    wait = getattr(ctx.deployment, "wait_caught_up", None) or getattr(
-        ctx.deployment, "wait_replication", None
-    )
-    if callable(wait):
-        wait(timeout=timeout)
+    ctx.deployment.wait_for_replication(timeout=timeout)
 
 
 def _act_promote(ctx: _Context) -> None:
@@ -242,8 +261,7 @@ def _act_rename(ctx: _Context) -> None:
         ctx.dns.update(
             {md.old_blue_name(n): ip for n, ip in names.items() if n in greens}
         )
-    replicas = getattr(dep, "aurora", dep.kind.startswith("aurora"))
-    if replicas:
+    if dep.aurora:
         for env in (dep.blue, dep.green):
             ctx.metadata.set_replicas(
                 [
@@ -420,9 +438,17 @@ class ScenarioPlayer:
         with self._lock:
             return next((e for e in self.timeline if e.event == name), None)
 
-    def record(self, event: str, detail: str = "") -> Event:
-        """Add an event to the timeline (the workload may add its own)."""
-        ev = Event(datetime.now().astimezone(), self.now(), event, detail)
+    def record(
+        self, event: str, detail: str = "", *, offset: float | None = None
+    ) -> Event:
+        """Add an event to the timeline (the workload may add its own);
+        ``offset`` defaults to now."""
+        if offset is None:
+            offset = self.now()
+        wall = datetime.now().astimezone() - timedelta(
+            seconds=(self.now() - offset) / self.speed
+        )
+        ev = Event(wall, offset, event, detail)
         with self._lock:
             self.timeline.append(ev)
         logger.info(
@@ -456,6 +482,7 @@ class ScenarioPlayer:
 
     def _do(self, step: Step) -> None:
         started = time.monotonic()
+        offset = self.now()
         try:
             ACTIONS[step.action](self._ctx, **dict(step.args))
         except TypeError as exc:
@@ -465,7 +492,7 @@ class ScenarioPlayer:
         if took > 0.2:
             detail += f" ({took:.2f} s)"
         if step.event:
-            self.record(step.event, detail)
+            self.record(step.event, detail, offset=offset)
         else:
             logger.debug("Scenario %s: step %s done.", self.scenario.name, detail)
 
@@ -478,7 +505,7 @@ class ScenarioPlayer:
 def format_timeline(events: Sequence[Event]) -> str:
     """The timeline as a table (same layout as the plugin's summary)."""
     width = 78
-    lines = ["-" * width, f"{'timestamp':<28}{'offset (ms)':>14}   {'event':<22}detail"]
+    lines = ["-" * width, f"{'timestamp':<28}{'offset (ms)':>14}   {'event':<24}detail"]
     lines.append("-" * width)
     for e in events:
         ts = e.wall.strftime("%Y-%m-%d %H:%M:%S.%f")

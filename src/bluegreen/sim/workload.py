@@ -1,0 +1,271 @@
+"""A small application workload that records what each operation experienced.
+
+``Workload`` runs client threads that alternate writes and reads against one
+host name, through any connect function (the raw driver, or
+``bluegreen.connect`` bound to it).  Each operation becomes an
+:class:`~bluegreen.sim.accounting.OpRecord` naming the instance that served it.
+
+Two modes: ``"per-op"`` opens a connection for every operation (the case that
+switchover handling is about), ``"long-lived"`` keeps one connection per
+client and reconnects after an error.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bluegreen.sim.accounting import OpRecord
+
+__all__ = [
+    "TABLE",
+    "ClientKind",
+    "Workload",
+    "connect_function",
+    "create_table",
+    "identity_map",
+    "written_ids",
+]
+
+logger = logging.getLogger(__name__)
+
+TABLE = "bgsim_workload"
+
+Connector = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class ClientKind:
+    """``count`` clients labelled ``group`` that connect with ``connect``."""
+
+    group: str
+    connect: Connector
+    count: int
+
+
+def connect_function(
+    engine: str, *, via_bluegreen: bool, driver: str = "pymysql"
+) -> Connector:
+    """The connect function a client kind uses (imports the driver lazily).
+
+    ``engine`` is ``"postgres"`` (psycopg) or ``"mariadb"`` (``driver``:
+    ``"pymysql"`` or ``"mysql-connector"``).
+    """
+    target: Connector
+    if engine == "postgres":
+        import psycopg
+
+        target = psycopg.connect
+    elif driver == "pymysql":
+        import pymysql
+
+        target = pymysql.connect
+    elif driver == "mysql-connector":
+        import mysql.connector
+
+        target = mysql.connector.connect
+    else:
+        raise ValueError(f"unknown MySQL driver {driver!r}")
+    if not via_bluegreen:
+        return target
+    import bluegreen
+
+    return functools.partial(bluegreen.connect, target)
+
+
+def _timeouts(engine: str, connect: Connector) -> dict[str, Any]:
+    inner = connect.args[0] if isinstance(connect, functools.partial) else connect
+    module = getattr(inner, "__module__", "") or ""
+    if engine == "postgres":
+        return {"connect_timeout": 3, "autocommit": True}
+    if module.startswith("mysql"):
+        return {"connection_timeout": 3, "autocommit": True}
+    return {
+        "connect_timeout": 3,
+        "read_timeout": 5,
+        "write_timeout": 5,
+        "autocommit": True,
+    }
+
+
+def create_table(writer: Any) -> None:
+    """Create the workload table on ``writer`` as admin (idempotent)."""
+    if writer.engine == "postgres":
+        writer.execute_admin(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, client text, "
+            "at timestamptz DEFAULT now())"
+        )
+        writer.execute_admin(f"GRANT ALL ON {TABLE} TO {writer.app_user}")
+    else:
+        writer.execute_admin(
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, "
+            "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
+        )
+
+
+def identity_map(envs: Mapping[str, Sequence[Any]]) -> dict[str, tuple[str, str]]:
+    """Server identity -> (instance name, environment) for ``{"blue": [...], ...}``.
+
+    PostgreSQL instances are identified by their IP (``inet_server_addr()``),
+    MariaDB ones by ``@@server_id``.
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for env, instances in envs.items():
+        for inst in instances:
+            key = inst.host if inst.engine == "postgres" else str(inst.server_id)
+            out[key] = (inst.name, env)
+    return out
+
+
+def written_ids(primary: Any) -> set[int]:
+    """Every id in the workload table of ``primary`` (read as admin)."""
+    return {int(r[0]) for r in primary.execute_admin(f"SELECT id FROM {TABLE}")}
+
+
+class Workload:
+    """Client threads doing alternate writes and reads until :meth:`stop`."""
+
+    def __init__(
+        self,
+        engine: str,
+        kinds: Sequence[ClientKind],
+        connect_kwargs: Mapping[str, Any],
+        identities: Mapping[str, tuple[str, str]],
+        *,
+        mode: str = "per-op",
+        pause: float = 0.05,
+    ) -> None:
+        if mode not in ("per-op", "long-lived"):
+            raise ValueError(f"mode must be 'per-op' or 'long-lived', not {mode!r}")
+        self.engine = engine
+        self.kinds = list(kinds)
+        self.connect_kwargs = dict(connect_kwargs)
+        self.identities = dict(identities)
+        self.mode = mode
+        self.pause = pause
+        self.records: list[OpRecord] = []
+        self.window: tuple[float, float] | None = None
+        self._ids = itertools.count(1 + int(time.time() * 1000) % 10**9 * 1000)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started = 0.0
+
+    def start(self) -> Workload:
+        """Start every client thread."""
+        self._started = time.monotonic()
+        for kind in self.kinds:
+            for n in range(kind.count):
+                name = f"{kind.group}-{n}"
+                t = threading.Thread(
+                    target=self._client,
+                    args=(kind, name),
+                    name=f"bluegreen-workload-{name}",
+                    daemon=True,
+                )
+                self._threads.append(t)
+                t.start()
+        return self
+
+    def stop(self, timeout: float = 15.0) -> list[OpRecord]:
+        """Stop the clients (after their current operation); the records."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self.window = (self._started, time.monotonic())
+        with self._lock:
+            return list(self.records)
+
+    # -- client thread --------------------------------------------------------
+    def _client(self, kind: ClientKind, name: str) -> None:
+        extra = _timeouts(self.engine, kind.connect)
+        conn: Any = None
+        for n in itertools.count():
+            if self._stop.is_set():
+                break
+            op = "write" if n % 2 == 0 else "read"
+            wid = next(self._ids) if op == "write" else None
+            start = time.monotonic()
+            try:
+                if conn is None:
+                    conn = kind.connect(**self.connect_kwargs, **extra)
+                ident = self._operate(conn, op, wid, name)
+                rec = self._record(kind, name, op, start, None, ident, wid)
+            except Exception as exc:
+                rec = self._record(kind, name, op, start, exc, None, wid)
+                _close(conn)
+                conn = None
+            if self.mode == "per-op":
+                _close(conn)
+                conn = None
+            with self._lock:
+                self.records.append(rec)
+            self._stop.wait(self.pause)
+        _close(conn)
+
+    def _operate(self, conn: Any, op: str, wid: int | None, client: str) -> str:
+        cur = conn.cursor()
+        try:
+            if self.engine == "postgres":
+                if op == "write":
+                    cur.execute(
+                        f"INSERT INTO {TABLE} (id, client) VALUES (%s, %s) "
+                        "RETURNING host(inet_server_addr())",
+                        (wid, client),
+                    )
+                else:
+                    cur.execute(
+                        f"SELECT host(inet_server_addr()), max(id) FROM {TABLE}"
+                    )
+            else:
+                if op == "write":
+                    cur.execute(
+                        f"INSERT INTO {TABLE} (id, client) VALUES (%s, %s)",
+                        (wid, client),
+                    )
+                    cur.execute("SELECT @@server_id")
+                else:
+                    cur.execute(f"SELECT @@server_id, max(id) FROM {TABLE}")
+            row = cur.fetchone()
+            return str(row[0])
+        finally:
+            cur.close()
+
+    def _record(
+        self,
+        kind: ClientKind,
+        name: str,
+        op: str,
+        start: float,
+        exc: BaseException | None,
+        ident: str | None,
+        wid: int | None,
+    ) -> OpRecord:
+        inst, env = self.identities.get(ident or "", (ident, None))
+        return OpRecord(
+            client=name,
+            group=kind.group,
+            kind=op,
+            start=start,
+            end=time.monotonic(),
+            ok=exc is None,
+            error=None if exc is None else f"{type(exc).__name__}: {exc}".strip(),
+            instance=inst,
+            env=env,
+            write_id=wid,
+        )
+
+
+def _close(conn: Any) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:
+            logger.debug("Closing a workload connection failed.", exc_info=True)
