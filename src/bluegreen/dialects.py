@@ -840,7 +840,7 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
     topo_source, topo_ok = None, False
     for candidate in (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY):
         topo = _table_state(prober, topology_query(candidate))
-        if topo is None or (topo is False and not evidence):
+        if topo is None or isinstance(topo, BaseException) or not (topo or evidence):
             continue
         topo_source, topo_ok = candidate, topo is True
         if not topo_ok:
