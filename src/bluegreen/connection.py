@@ -64,7 +64,7 @@ class Connection:
         return getattr(self._bg_raw, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SLOTS:
+        if name in _SLOTS or name == "autocommit":
             _set(self, name, value)
         else:
             setattr(self._bg_raw, name, value)
@@ -85,6 +85,14 @@ class Connection:
         return (
             f"<bluegreen.Connection {adapter.name} {where} {state} at 0x{id(self):x}>"
         )
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """The driver's connection class, so that ``isinstance(conn,
+        psycopg.Connection)`` holds and driver helpers that check it (such as
+        ``psycopg.types.TypeInfo.fetch``, used by SQLAlchemy) accept the proxy.
+        ``type(conn)`` is still :class:`Connection`."""
+        return type(self._bg_raw)
 
     @property
     def driver_connection(self) -> Any:

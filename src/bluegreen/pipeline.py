@@ -102,6 +102,10 @@ class Plugin:
     #: The code the plugin is registered under (informative).
     code: ClassVar[str] = ""
 
+    def __init__(self, ctx: ConnectContext) -> None:
+        """A plugin class is its own factory: one instance per connection."""
+        self.context = ctx
+
     def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
         """Return a driver connection, normally ``call_next()``."""
         return call_next()

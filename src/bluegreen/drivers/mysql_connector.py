@@ -68,7 +68,14 @@ class MySQLConnectorAdapter(DriverAdapter):
                 return bool(is_closed())
             except AttributeError:  # the C handle is already gone
                 return True
-        return getattr(conn, "_socket", None) is None
+        channel = getattr(conn, "_socket", None)
+        sock = getattr(channel, "sock", None)
+        if sock is None:
+            return True
+        try:
+            return bool(sock.fileno() == -1)
+        except OSError:
+            return True
 
     def in_transaction(self, conn: Any) -> bool:
         """``conn.in_transaction``."""
