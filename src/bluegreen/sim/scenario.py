@@ -510,7 +510,7 @@ def format_timeline(events: Sequence[Event]) -> str:
     for e in events:
         ts = e.wall.strftime("%Y-%m-%d %H:%M:%S.%f")
         lines.append(
-            f"{ts:<28}{round(e.offset * 1000):>11} ms   {e.event:<22}{e.detail}"
+            f"{ts:<28}{round(e.offset * 1000):>11} ms   {e.event:<24}{e.detail}"
         )
     lines.append("-" * width)
     return "\n".join(lines)
