@@ -16,7 +16,9 @@ Servers start only when a test asks for them, so unit tests stay fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,25 @@ def sim_dns() -> SimDNS:
             pytrace=False,
         )
     return SimDNS.from_environment()
+
+
+def _process_group_members(pgids: set[int]) -> list[int]:
+    """Pids of live (non-zombie) processes whose process group is in ``pgids``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) in pgids:
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def process_group_members() -> Callable[[set[int]], list[int]]:
+    """``f(pgids)``: live processes of those process groups (server teardown checks)."""
+    return _process_group_members

@@ -338,18 +338,27 @@ class Deployment:
         green.replicate_from(self.blue.writer)
 
     def execute_ddl(self, sql: str) -> None:
-        """Run a DDL statement on both writers (as admin, in ``dbname``).
+        """Run a DDL statement on both writers, in ``dbname``.
 
         PostgreSQL: logical replication copies no DDL, so the statement runs
-        on blue and green and the subscription is refreshed.  MariaDB: runs
+        on blue and green (as the app user, which then owns the objects) and
+        the subscription is refreshed.  MariaDB: runs
         on blue only; replication carries it everywhere.
         """
-        self.blue.writer.execute_admin(sql)
-        if self.engine == "postgres":
-            self.green.writer.execute_admin(sql)
-            self.green.writer.execute_admin(
-                f"ALTER SUBSCRIPTION {_SUBSCRIPTION} REFRESH PUBLICATION"
-            )
+        if self.engine == "mariadb":
+            self.blue.writer.execute_admin(sql)
+            return
+        for inst in (self.blue.writer, self.green.writer):
+            conn = inst.admin_connect()
+            try:
+                cur = conn.cursor()
+                cur.execute('SET ROLE "{}"'.format(inst.app_user.replace('"', '""')))
+                cur.execute(sql)
+            finally:
+                conn.close()
+        self.green.writer.execute_admin(
+            f"ALTER SUBSCRIPTION {_SUBSCRIPTION} REFRESH PUBLICATION"
+        )
 
     def wait_for_replication(self, timeout: float = 30.0) -> None:
         """Block until green and every reader have what blue has now."""
