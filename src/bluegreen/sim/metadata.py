@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -179,6 +180,26 @@ class MetadataController:
                     self._pg_configure(inst)
             for inst in self._primaries_first():
                 self._apply(inst)
+            if self.engine == "postgres":
+                self._pg_wait_standbys()
+
+    def _pg_wait_standbys(self, timeout: float = 10.0) -> None:
+        """Wait until hot standbys have replayed the catalog changes."""
+        deadline = time.monotonic() + timeout
+        for inst in self.instances:
+            if not _is_standby(inst):
+                continue
+            primary = inst.primary
+            lsn = primary.execute_admin("SELECT pg_current_wal_lsn()::text")[0][0]
+            while not inst.execute_admin(
+                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [lsn]
+            )[0][0]:
+                if time.monotonic() > deadline:
+                    logger.warning(
+                        "%s did not replay the metadata DDL in time.", inst.name
+                    )
+                    break
+                time.sleep(0.02)
 
     def uninstall(self) -> None:
         """Remove every surface (best effort; used between scenarios)."""
@@ -345,8 +366,11 @@ class MetadataController:
         _write_owned(inst.data_dir / _STATE_FILE, json.dumps(state), inst)
         if _is_standby(inst):
             return
-        catalog_change = force or (st.mode == MetadataMode.ABSENT) != (
-            st.applied_mode == MetadataMode.ABSENT
+        catalog_change = (
+            force
+            or st.applied_mode is None
+            or (st.mode == MetadataMode.ABSENT)
+            != (st.applied_mode == MetadataMode.ABSENT)
         )
         if not catalog_change:
             return

@@ -1,0 +1,45 @@
+from bluegreen.sim.accounting import OpRecord, format_outcomes, longest_stall, summarize
+
+
+def rec(client, kind, start, end, ok=True, env="blue", wid=None, group="raw driver"):
+    return OpRecord(client, group, kind, start, end, ok, None if ok else "OperationalError: x",
+                    "i", env, wid)
+
+
+def test_longest_stall_gap_between_successes():
+    rs = [rec("a", "read", 0, 1), rec("a", "read", 1, 2, ok=False), rec("a", "read", 2, 5)]
+    assert longest_stall(rs) == 4
+
+
+def test_longest_stall_counts_window_edges_and_never_succeeding_clients():
+    rs = [rec("a", "read", 0, 1), rec("b", "read", 0, 1, ok=False)]
+    assert longest_stall(rs, (0, 10)) == 10
+
+
+def test_summarize_counts_old_blue_stale_and_lost():
+    rs = [
+        rec("a", "write", 0, 1, wid=1),
+        rec("a", "write", 6, 7, wid=2),  # blue after switch: old-blue write
+        rec("a", "read", 6, 7),  # stale read
+        rec("a", "read", 8, 9, env="green"),
+        rec("a", "write", 8, 9, env="green", wid=3),
+        rec("a", "write", 9, 10, ok=False, env=None, wid=4),
+    ]
+    out = summarize("raw driver", rs, switched_at=5, final_ids={1, 3}, window=(0, 10))
+    assert (out.ops, out.failed) == (6, 1)
+    assert out.old_blue_writes == 1
+    assert out.stale_reads == 1
+    assert out.lost_writes == 1  # id 2 acknowledged but missing; id 4 failed
+    assert out.errors["OperationalError: x"] == 1
+    assert "raw driver" in format_outcomes([out])
+
+
+def test_summarize_without_switchover_has_no_old_blue():
+    rs = [rec("a", "write", 6, 7, wid=2), rec("a", "read", 6, 7)]
+    out = summarize("raw driver", rs, switched_at=None, final_ids=None)
+    assert (out.old_blue_writes, out.stale_reads, out.lost_writes) == (0, 0, 0)
+
+
+def test_summarize_filters_by_group():
+    rs = [rec("a", "read", 0, 1), rec("b", "read", 0, 1, group="bluegreen")]
+    assert summarize("bluegreen", rs, switched_at=None, final_ids=None).ops == 1
