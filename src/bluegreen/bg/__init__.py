@@ -1,0 +1,1 @@
+"""The blue/green deployment plugin (plugin code ``bg``)."""

@@ -1,0 +1,53 @@
+"""The ``bg`` plugin glue.
+
+What the plugin does today: when a connection opens, it finds out (once per
+host per process) which kind of deployment serves it and whether the
+blue/green metadata is there and readable, and logs one clear warning when
+blue/green support cannot work (unsupported deployment, missing GRANT,
+detection failure). The application's connection is never affected: every
+failure degrades to plain pass-through.
+
+It overrides only the ``connect`` hook, so calls on open connections take the
+pipeline's no-plugin fast path. Monitoring, routing and suspension during a
+switchover build on this detection.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..dialects import Detection, DetectionCache, detect, dialect_from_setting
+from ..pipeline import ConnectContext, Plugin
+
+__all__ = ["BlueGreenPlugin", "detections"]
+
+logger = logging.getLogger("bluegreen.bg")
+
+#: The process-wide detection results, one per (family, host, port).
+detections = DetectionCache()
+
+
+class BlueGreenPlugin(Plugin):
+    """Blue/green switchover support; see the module docstring."""
+
+    code = "bg"
+    __slots__ = ("detection",)
+
+    def __init__(self, ctx: ConnectContext) -> None:
+        self.detection: Detection | None = None
+
+    def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        conn = call_next()
+        family = ctx.adapter.family
+        forced = dialect_from_setting(ctx.settings.wrapper_dialect)
+        key = (family, (ctx.host or "").lower(), ctx.port, forced)
+        detection = detections.get(key)
+        if detection is None:
+            detection = detections.get_or_detect(
+                key, lambda: detect(conn, family, host=ctx.host, forced=forced)
+            )
+            detection.log_warnings(logger, f"{ctx.host}:{ctx.port}")
+        self.detection = detection
+        return conn
