@@ -39,7 +39,7 @@ def deployment_factory() -> Iterator[Callable[..., Any]]:
         dep = Deployment.create(kind, readers=readers, **options)  # type: ignore[arg-type]
         made.append(dep)
         dep.start()
-        dep.metadata = prepare_metadata(dep)
+        dep.metadata = prepare_metadata(dep)  # type: ignore[attr-defined]
         return dep
 
     yield factory
