@@ -105,7 +105,7 @@ def write_owned(path: Path, text: str, account: RunAs | None) -> None:
 
 def run_checked(argv: Sequence[str], *, account: RunAs | None, what: str) -> None:
     """Run a helper program (initdb, install-db); raise with its output on failure."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"env": server_environment()}
     if account is not None:
         kwargs.update(user=account.uid, group=account.gid, extra_groups=[])
     proc = subprocess.run(
@@ -118,6 +118,28 @@ def run_checked(argv: Sequence[str], *, account: RunAs | None, what: str) -> Non
     if proc.returncode != 0:
         output = proc.stdout.decode(errors="replace")[-2000:]
         raise SimError(f"{what} failed (exit code {proc.returncode}):\n{output}")
+
+
+def server_environment() -> dict[str, str]:
+    """The environment for server processes: ours without nss_wrapper.
+
+    Servers must not resolve through the simulated hosts file.  nss_wrapper
+    answers ``getaddrinfo("127.0.1.4")`` with one result per hosts-file line
+    that carries that address (e.g. a name and its ``-old1`` rename), and
+    MariaDB binds every result of its ``--bind-address``: the second bind
+    fails with "Address already in use".  Servers only ever use addresses.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NSS_WRAPPER_")}
+    preload = " ".join(
+        lib
+        for lib in env.get("LD_PRELOAD", "").replace(":", " ").split()
+        if "nss_wrapper" not in lib
+    )
+    if preload:
+        env["LD_PRELOAD"] = preload
+    else:
+        env.pop("LD_PRELOAD", None)
+    return env
 
 
 def cache_root() -> Path:
@@ -308,7 +330,7 @@ class Instance(abc.ABC):
             if self.is_running():
                 return
             self.prepare()
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"env": server_environment()}
             if self.account is not None:
                 kwargs.update(
                     user=self.account.uid, group=self.account.gid, extra_groups=[]

@@ -13,7 +13,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ._base import Instance, SimError, ensure_template, run_checked, template_key
+from ._base import (
+    Instance,
+    SimError,
+    ensure_template,
+    run_checked,
+    server_environment,
+    template_key,
+)
 
 _SERVER_NAMES = ("mariadbd", "mysqld")
 _SPEED_OPTIONS = [
@@ -117,6 +124,7 @@ def _build_template(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env=server_environment(),
     )
     try:
         conn = None

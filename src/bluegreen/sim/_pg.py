@@ -19,6 +19,7 @@ from ._base import (
     SimError,
     ensure_template,
     run_checked,
+    server_environment,
     template_key,
     write_owned,
 )
@@ -123,7 +124,7 @@ def _build_template(
         what="initdb",
     )
     pwfile.unlink()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"env": server_environment()}
     if account is not None:
         kwargs.update(user=account.uid, group=account.gid, extra_groups=[])
     log = work / "template.log"

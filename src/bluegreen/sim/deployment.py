@@ -301,10 +301,29 @@ class Deployment:
             return
         self._stopped = True
         with contextlib.suppress(Exception):
-            if self._records:
-                self.dns.update(dict.fromkeys(self._records))
-        self._records = {}
+            self.remove_dns_records()
         self.pool.stop()
+
+    def owns_name(self, name: str) -> bool:
+        """Whether host name ``name`` belongs to this deployment.
+
+        Every endpoint, green, renamed (``-old1``) or cluster one, ends in the
+        deployment's random domain segment.
+        """
+        return name.lower().endswith(self.names.domain)
+
+    def remove_dns_records(self) -> None:
+        """Remove every record of this deployment from the DNS.
+
+        Not only the initial records: a switchover adds ``-old1`` names and
+        re-points blue names, and stale records would outlive the
+        deployment (and name an address that a later deployment reuses).
+        """
+        stale = {n: None for n in self.dns.mapping() if self.owns_name(n)}
+        stale.update(dict.fromkeys(self._records))
+        if stale:
+            self.dns.update(stale)
+        self._records = {}
 
     def dns_records(self) -> dict[str, str]:
         """The initial records: every endpoint -> the IP of its instance."""
