@@ -164,7 +164,9 @@ def test_timeout_warning_once(
         registry.register("bg", "bluegreen.bg.plugin:BlueGreenPlugin")
         timeout_warnings.reset()
     warnings = [
-        r for r in caplog.records if r.name == "bluegreen.settings" and "timeout" in r.message
+        r
+        for r in caplog.records
+        if r.name == "bluegreen.settings" and "timeout" in r.message
     ]
     assert len(warnings) == 1
     assert warnings[0].levelname == "WARNING"

@@ -193,7 +193,9 @@ def test_autocommit(pg_instance: Any, conn: Any, table: str) -> None:
     assert conn.driver_connection.autocommit is True
     conn.execute(f"INSERT INTO {table} VALUES (5, 'auto')")
     assert _count(pg_instance, table) == 1
-    c = bluegreen.connect(psycopg.connect, plugins="", autocommit=True, **_kw(pg_instance))
+    c = bluegreen.connect(
+        psycopg.connect, plugins="", autocommit=True, **_kw(pg_instance)
+    )
     try:
         assert c.autocommit is True
     finally:
@@ -237,9 +239,7 @@ def test_sqlalchemy_round_trip(pg_instance: Any) -> None:
         engine.dispose()
 
 
-def test_secret_never_shown(
-    pg_instance: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_secret_never_shown(pg_instance: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="bluegreen")
     secret = pg_instance.app_password
     c = bluegreen.connect(psycopg.connect, _conninfo(pg_instance), plugins="")

@@ -42,7 +42,9 @@ def table(mariadb_instance: Any) -> Iterator[str]:
     raw = pymysql.connect(**_kw(mariadb_instance), autocommit=True)
     with raw.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {name}")
-        cur.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, label TEXT) ENGINE=InnoDB")
+        cur.execute(
+            f"CREATE TABLE {name} (id INT PRIMARY KEY, label TEXT) ENGINE=InnoDB"
+        )
     yield name
     with raw.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {name}")

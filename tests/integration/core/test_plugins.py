@@ -1,0 +1,192 @@
+"""Plugins see real driver calls: hook order, fast path, IP substitution."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.errors
+import pymysql
+import pytest
+
+import bluegreen
+from bluegreen.pipeline import ConnectContext, Plugin, registry
+
+T = TypeVar("T")
+
+pytestmark = pytest.mark.postgres
+
+
+def _kw(inst: Any, **extra: Any) -> dict[str, Any]:
+    kw: dict[str, Any] = dict(
+        host=inst.host,
+        port=inst.port,
+        user=inst.app_user,
+        password=inst.app_password,
+        dbname=inst.dbname,
+        connect_timeout=5,
+    )
+    kw.update(extra)
+    return kw
+
+
+class Recorder(Plugin):
+    """Records every hook call in a list shared by the test."""
+
+    log: list[tuple[str, ...]] = []
+    tag = "rec"
+
+    def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        self.log.append((self.tag, "connect", str(ctx.host), str(ctx.port)))
+        return call_next()
+
+    def execute(self, conn: Any, method_name: str, call: Callable[[], T]) -> T:
+        self.log.append((self.tag, "before", method_name))
+        try:
+            return call()
+        finally:
+            self.log.append((self.tag, "after", method_name))
+
+    def on_close(self, conn: Any) -> None:
+        self.log.append((self.tag, "close"))
+
+
+class Outer(Recorder):
+    tag = "outer"
+
+
+class ConnectOnly(Plugin):
+    """Overrides only connect: must not cost the cursor its fast path."""
+
+    seen: list[str] = []
+
+    def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        self.seen.append("connect")
+        return call_next()
+
+
+class ToIP(Plugin):
+    """Connects to the IP of the server while keeping a made-up host name."""
+
+    ip = ""
+
+    def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        return ctx.connect(ip=self.ip)
+
+
+@pytest.fixture
+def plugins() -> Iterator[list[tuple[str, ...]]]:
+    Recorder.log = []
+    registry.register("test-rec", Recorder)
+    registry.register("test-outer", Outer)
+    registry.register("test-connect", ConnectOnly)
+    registry.register("test-ip", ToIP)
+    yield Recorder.log
+    for code in ("test-rec", "test-outer", "test-connect", "test-ip"):
+        registry.unregister(code)
+
+
+def test_hooks_wrap_real_calls_in_order(
+    pg_instance: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    c = bluegreen.connect(
+        psycopg.connect, plugins="test-outer, test-rec", **_kw(pg_instance)
+    )
+    assert plugins == [
+        ("outer", "connect", pg_instance.host, str(pg_instance.port)),
+        ("rec", "connect", pg_instance.host, str(pg_instance.port)),
+    ]
+    plugins.clear()
+    cur = c.cursor()
+    assert cur.execute("SELECT 1") is cur
+    assert cur.fetchone() == (1,)  # buffered: not hooked
+    c.commit()
+    assert plugins == [
+        ("outer", "before", "execute"),
+        ("rec", "before", "execute"),
+        ("rec", "after", "execute"),
+        ("outer", "after", "execute"),
+        ("outer", "before", "commit"),
+        ("rec", "before", "commit"),
+        ("rec", "after", "commit"),
+        ("outer", "after", "commit"),
+    ]
+    plugins.clear()
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        cur.execute("SELECT * FROM missing_table_for_hooks")
+    assert plugins[-1] == ("outer", "after", "execute")
+    c.rollback()
+    plugins.clear()
+    c.close()
+    c.close()
+    assert plugins == [("outer", "close"), ("rec", "close")]
+
+
+def test_streaming_cursor_fetches_are_hooked(
+    pg_instance: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    with bluegreen.connect(
+        psycopg.connect, plugins="test-rec", **_kw(pg_instance)
+    ) as c:
+        cur = c.cursor(name="streamed")
+        cur.execute("SELECT g FROM generate_series(1, 3) g")
+        plugins.clear()
+        assert cur.fetchone() == (1,)
+        assert [r[0] for r in cur] == [2, 3]
+        assert ("rec", "before", "fetchone") in plugins
+        cur.close()
+
+
+def test_connect_only_plugin_keeps_fast_path(
+    pg_instance: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    ConnectOnly.seen = []
+    with bluegreen.connect(
+        psycopg.connect, plugins="test-connect", **_kw(pg_instance)
+    ) as c:
+        assert ConnectOnly.seen == ["connect"]
+        assert c.wrapper_pipeline is not None
+        assert c.wrapper_pipeline.execute is None
+        cur = c.cursor()
+        assert cur._bg_hook is None
+        assert cur.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_psycopg_ip_substitution_uses_hostaddr(
+    pg_instance: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    ToIP.ip = pg_instance.host
+    kw = _kw(pg_instance, host="blue-db.example.invalid")
+    with bluegreen.connect(psycopg.connect, plugins="test-ip", **kw) as c:
+        assert c.info.host == "blue-db.example.invalid"
+        assert c.info.hostaddr == pg_instance.host
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.mariadb
+def test_pymysql_hooks(mariadb_instance: Any, plugins: list[tuple[str, ...]]) -> None:
+    i = mariadb_instance
+    c = bluegreen.connect(
+        pymysql.connect,
+        plugins="test-rec",
+        host=i.host,
+        port=i.port,
+        user=i.app_user,
+        password=i.app_password,
+        database=i.dbname,
+        connect_timeout=5,
+    )
+    try:
+        plugins.clear()
+        with c.cursor(pymysql.cursors.SSCursor) as cur:
+            assert isinstance(cur.execute("SELECT seq FROM seq_1_to_3"), int)
+            assert list(cur.fetchall()) == [(1,), (2,), (3,)]
+        assert plugins == [
+            ("rec", "before", "execute"),
+            ("rec", "after", "execute"),
+            ("rec", "before", "fetchall"),
+            ("rec", "after", "fetchall"),
+        ]
+    finally:
+        c.close()

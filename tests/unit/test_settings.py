@@ -1,0 +1,320 @@
+"""Settings registry, parsing, validation, the monitoring prefix and masking."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+from psycopg.rows import dict_row
+
+from bluegreen import ConfigurationError, ProgrammingError
+from bluegreen.drivers import adapter_for
+from bluegreen.settings import (
+    SETTINGS,
+    Settings,
+    iter_settings,
+    parse_config,
+    settings_table_markdown,
+    timeout_warnings,
+)
+
+PG = adapter_for(psycopg.connect)
+MY = adapter_for(pymysql.connect)
+
+
+def parse(conninfo: str | None = None, adapter: Any = PG, **kw: Any) -> Any:
+    return parse_config(adapter, conninfo, kw)
+
+
+def test_registry_is_complete_and_matches_settings_defaults() -> None:
+    names = [s.name for s in iter_settings()]
+    assert names == list(SETTINGS)
+    assert set(names) == set(Settings.__dataclass_fields__)
+    defaults = Settings()
+    for s in iter_settings():
+        value = getattr(defaults, s.name)
+        assert value == (("bg",) if s.name == "plugins" else s.default), s.name
+        assert s.doc and "\n" not in s.doc
+    assert defaults.bg_client_tag.startswith("bluegreen-")
+
+
+def test_table_lists_every_setting() -> None:
+    table = settings_table_markdown()
+    for name in SETTINGS:
+        assert f"`{name}`" in table
+    assert "`30000`" in table
+
+
+def test_defaults_when_nothing_given() -> None:
+    cfg = parse(plugins="")
+    assert cfg.settings == Settings(plugins=())
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("bg_id", "abc-1", "abc-1"),
+        ("bg_id", 1234, "1234"),
+        ("bg_connect_timeout_ms", " 15 ", 15),
+        ("bg_connect_timeout_ms", 0, 0),
+        ("bg_interval_baseline_ms", "900", 900),
+        ("bg_interval_increased_ms", 500, 500),
+        ("bg_interval_high_ms", "50", 50),
+        ("bg_switchover_timeout_ms", 1, 1),
+        ("bg_suspend_new_blue_connections", "yes", True),
+        ("bg_suspend_new_blue_connections", " Off ", False),
+        ("bg_suspend_new_blue_connections", "1", True),
+        ("bg_suspend_new_blue_connections", True, True),
+        ("bg_suspend_new_blue_connections", 0, False),
+        ("wrapper_dialect", "Aurora-Postgres", "aurora-postgres"),
+        ("wrapper_dialect", "", None),
+        ("bg_client_tag", "myapp-1.0", "myapp-1.0"),
+    ],
+)
+def test_conversion(name: str, raw: Any, expected: Any) -> None:
+    cfg = parse(plugins="", **{name: raw})
+    assert getattr(cfg.settings, name) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "allowed"),
+    [
+        ("bg_connect_timeout_ms", -1, ">= 0"),
+        ("bg_connect_timeout_ms", "ten", "integer"),
+        ("bg_connect_timeout_ms", 1.5, "integer"),
+        ("bg_connect_timeout_ms", True, "integer"),
+        ("bg_interval_baseline_ms", 0, "> 0"),
+        ("bg_interval_increased_ms", "-5", "> 0"),
+        ("bg_interval_high_ms", 0, "> 0"),
+        ("bg_switchover_timeout_ms", "0", "> 0"),
+        ("bg_suspend_new_blue_connections", "maybe", "boolean"),
+        ("bg_suspend_new_blue_connections", 2, "boolean"),
+        ("wrapper_dialect", "oracle", "aurora-postgres"),
+        ("bg_id", 1.5, "string"),
+        ("plugins", 3, "string"),
+    ],
+)
+def test_invalid_values_name_setting_value_and_allowed(
+    name: str, raw: Any, allowed: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse(**{"plugins": "", name: raw})
+    msg = str(info.value)
+    assert name in msg and repr(raw) in msg and allowed in msg
+    assert isinstance(info.value, ProgrammingError)
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [
+        ("bg_conect_timeout_ms", "bg_connect_timeout_ms"),
+        ("bg_interval_hi_ms", "bg_interval_high_ms"),
+        ("bg-id", "bg_id"),
+        ("wrapper_dialekt", "wrapper_dialect"),
+        ("plugin", "plugins"),
+        ("plugns", "plugins"),
+    ],
+)
+def test_typos_suggest_the_closest_name(typo: str, suggestion: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"did you mean '{suggestion}'"):
+        parse(**{typo: "1"})
+
+
+def test_unrelated_driver_arguments_are_not_typos() -> None:
+    cfg = parse(plugins="", port=5432, application_name="x", options="-c a=b")
+    assert cfg.params.kwargs == {
+        "port": 5432,
+        "application_name": "x",
+        "options": "-c a=b",
+    }
+
+
+def test_driver_arguments_untouched_same_objects_same_order() -> None:
+    marker = object()
+    cfg = parse(
+        user="u", bg_id="7", row_factory=dict_row, plugins="", context=marker, port=1
+    )
+    assert list(cfg.params.kwargs) == ["user", "row_factory", "context", "port"]
+    assert cfg.params.kwargs["row_factory"] is dict_row
+    assert cfg.params.kwargs["context"] is marker
+    assert "bg_id" not in cfg.params.kwargs and "plugins" not in cfg.params.kwargs
+
+
+@pytest.mark.parametrize(
+    ("value", "codes"),
+    [("", ()), ("bg", ("bg",)), (" a , b ,", ("a", "b")), ("  ", ())],
+)
+def test_plugins_parsing(value: str, codes: tuple[str, ...]) -> None:
+    assert parse(plugins=value).settings.plugins == codes
+
+
+def test_duplicate_plugins_rejected() -> None:
+    with pytest.raises(ConfigurationError, match="duplicate plugin code"):
+        parse(plugins="a, b, a")
+
+
+def test_settings_are_frozen() -> None:
+    s = parse(plugins="").settings
+    with pytest.raises(AttributeError):
+        s.bg_id = "2"  # type: ignore[misc]
+
+
+def test_conninfo_key_value_extraction() -> None:
+    cfg = parse(
+        "host=db.example port=5433 bg_id = 'my id' plugins='' "
+        "bg_suspend_new_blue_connections=on application_name='a b\\'c'"
+    )
+    assert cfg.settings.bg_id == "my id"
+    assert cfg.settings.plugins == ()
+    assert cfg.settings.bg_suspend_new_blue_connections is True
+    assert psycopg.conninfo.conninfo_to_dict(cfg.params.conninfo) == {
+        "host": "db.example",
+        "port": "5433",
+        "application_name": "a b'c",
+    }
+
+
+def test_conninfo_without_wrapper_settings_is_passed_verbatim() -> None:
+    text = "host=db   port=5432  application_name='x y'"
+    assert parse(text, plugins="").params.conninfo is text
+
+
+def test_uri_extraction_keeps_the_rest() -> None:
+    uri = (
+        "postgresql://u:p%40ss@h1:5432,h2:5433/db?sslmode=require"
+        "&bg_id=a%20b&plugins=&application_name=x%26y"
+        "&blue-green-monitoring-connect_timeout=3"
+    )
+    cfg = parse(uri)
+    assert cfg.settings.bg_id == "a b"
+    assert cfg.settings.plugins == ()
+    assert cfg.monitoring_overrides == {"connect_timeout": "3"}
+    assert cfg.params.conninfo == (
+        "postgresql://u:p%40ss@h1:5432,h2:5433/db?sslmode=require"
+        "&application_name=x%26y"
+    )
+    d = psycopg.conninfo.conninfo_to_dict(cfg.params.conninfo)
+    assert d["password"] == "p@ss" and d["application_name"] == "x&y"
+
+
+def test_typo_inside_conninfo_is_reported() -> None:
+    with pytest.raises(ConfigurationError, match="did you mean 'bg_interval_high_ms'"):
+        parse("host=x bg_interval_hihg_ms=5")
+
+
+def test_conninfo_refused_for_mysql_drivers() -> None:
+    with pytest.raises(ProgrammingError, match="connection string"):
+        parse("host=x", adapter=MY)
+
+
+def test_monitoring_prefix_both_spellings_psycopg() -> None:
+    cfg = parse(
+        "host=h target_session_attrs=read-write blue-green-monitoring-user=mon",
+        plugins="",
+        connect_timeout=30,
+        load_balance_hosts="random",
+        row_factory=dict_row,
+        blue_green_monitoring_connect_timeout=3,
+    )
+    assert cfg.monitoring_overrides == {"user": "mon", "connect_timeout": 3}
+    mon = cfg.monitoring_params()
+    assert mon.kwargs["host"] == "h"
+    assert mon.kwargs["user"] == "mon"
+    assert mon.kwargs["connect_timeout"] == 3
+    assert mon.kwargs["autocommit"] is True
+    for key in ("target_session_attrs", "load_balance_hosts", "row_factory"):
+        assert key not in mon.kwargs
+    # the application's own parameters are unaffected
+    assert cfg.params.kwargs["connect_timeout"] == 30
+    assert "target_session_attrs" in cfg.params.conninfo
+
+
+def test_monitoring_prefix_pymysql() -> None:
+    cfg = parse(
+        adapter=MY,
+        plugins="",
+        host="h",
+        connect_timeout=10,
+        cursorclass=pymysql.cursors.DictCursor,
+        autocommit=False,
+        **{"blue-green-monitoring-connect_timeout": 2},
+    )
+    mon = cfg.monitoring_params()
+    assert mon.kwargs == {"host": "h", "connect_timeout": 2, "autocommit": True}
+
+
+def test_monitoring_prefix_rejects_wrapper_settings() -> None:
+    with pytest.raises(ConfigurationError, match="driver arguments only"):
+        parse(plugins="", blue_green_monitoring_bg_id="2")
+
+
+def test_secrets_masked_in_repr() -> None:
+    cfg = parse(
+        "host=h password='s3cr3t-1' sslpassword=s3cr3t-2",
+        plugins="",
+        passfile="/x",
+        auth_token="s3cr3t-3",
+        client_secret="s3cr3t-4",
+        blue_green_monitoring_password="s3cr3t-5",
+    )
+    text = repr(cfg) + repr(cfg.monitoring_params()) + repr(cfg.params)
+    for n in range(1, 6):
+        assert f"s3cr3t-{n}" not in text
+    assert "***" in text and "/x" in text
+
+
+def test_secrets_masked_in_uri_repr() -> None:
+    cfg = parse("postgresql://user:hunter2@h/db?password=hunter3", plugins="")
+    assert "hunter2" not in repr(cfg) and "hunter3" not in repr(cfg)
+    assert "user:***@h" in repr(cfg)
+
+
+def test_secrets_masked_in_errors() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse(bg_password="hunter2")
+    assert "hunter2" not in str(info.value) and "***" in str(info.value)
+    with pytest.raises(ConfigurationError) as info:
+        parse("host=h bg_token=hunter2")
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.fixture
+def fresh_warnings() -> Any:
+    timeout_warnings.reset()
+    yield
+    timeout_warnings.reset()
+
+
+def test_timeout_warning_psycopg(
+    caplog: pytest.LogCaptureFixture, fresh_warnings: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
+    caplog.set_level(logging.WARNING, logger="bluegreen.settings")
+    parse("host=h password=hunter2", bg_id="w1")
+    parse("host=h", bg_id="w1")
+    parse("host=h connect_timeout=0", bg_id="w2")
+    parse("host=h connect_timeout=10", bg_id="w3")
+    parse("host=h", plugins="", bg_id="w4")
+    records = [r for r in caplog.records if r.name == "bluegreen.settings"]
+    assert len(records) == 2
+    assert all("non-zero connect timeout" in r.getMessage() for r in records)
+    assert "w1" in records[0].getMessage() and "w2" in records[1].getMessage()
+    assert "hunter2" not in caplog.text
+
+
+def test_timeout_warning_env_and_pymysql_default(
+    caplog: pytest.LogCaptureFixture, fresh_warnings: Any, monkeypatch: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bluegreen.settings")
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "5")
+    parse("host=h", bg_id="e1")
+    parse(adapter=MY, host="h", bg_id="e2")  # PyMySQL defaults to 10 s
+    assert not caplog.records
+    parse(adapter=MY, host="h", connect_timeout=0, bg_id="e3")
+    parse(
+        adapter=adapter_for(__import__("mysql.connector").connector.connect), bg_id="e4"
+    )
+    assert len(caplog.records) == 2
