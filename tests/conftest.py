@@ -25,6 +25,9 @@ import pytest
 from bluegreen.sim.dns import SimDNS, running_under_nss_wrapper
 from bluegreen.sim.servers import Instance, ServerPool
 
+# deployment_factory, bg_deployment, scenario_player
+pytest_plugins = ["bluegreen.sim.pytest_plugin"]
+
 
 @pytest.fixture(scope="session")
 def server_pool() -> Iterator[ServerPool]:

@@ -268,8 +268,8 @@ def _table_ddl(engine: str, table: str) -> str:
             "at timestamptz DEFAULT now())"
         )
     return (
-        f"CREATE TABLE IF NOT EXISTS {table} (id BIGINT PRIMARY KEY, client VARCHAR(64), "
-        "at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
+        f"CREATE TABLE IF NOT EXISTS {table} (id BIGINT PRIMARY KEY, "
+        "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
     )
 
 

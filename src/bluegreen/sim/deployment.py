@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._base import Instance, SimError
 from ._maria import MariaDBInstance
@@ -48,6 +48,9 @@ from ._pg import PostgresInstance
 from .dns import SimDNS, running_under_nss_wrapper
 from .names import DEFAULT_REGION, DeploymentNames
 from .servers import Engine, ServerPool
+
+if TYPE_CHECKING:
+    from .metadata import MetadataController
 
 __all__ = ["KINDS", "Deployment", "Environment", "Kind"]
 
@@ -124,6 +127,8 @@ class Deployment:
         self.blue = self._make_env("blue", readers, instance_options)
         self.green = self._make_env("green", readers, instance_options)
         self._records: dict[str, str] = {}
+        #: The metadata surfaces, once installed (``scenario.prepare_metadata``).
+        self.metadata: MetadataController | None = None
         self._started = False
         self._stopped = False
 
@@ -446,6 +451,9 @@ class Deployment:
     def promote_green(self) -> None:
         """Stop replication from blue and make the green writer writable.
 
+        Names do not change here: on AWS the renames come later (the "green
+        topology changed" event), see :meth:`rename_hosts`.
+
         PostgreSQL sequences are not carried by logical replication: their
         values are copied from the blue writer when it is reachable.
         """
@@ -467,6 +475,36 @@ class Deployment:
             self.green.writer.execute_admin(
                 "SELECT setval(%s::regclass, %s)", [name, value]
             )
+
+    def rename_hosts(self) -> None:
+        """The switchover renames: green ids lose ``-green-xxxxxx``, blue ids
+        get ``-old1`` (``Instance.endpoint``, Aurora cluster endpoints too).
+
+        DNS: the old blue hosts become reachable under their ``-old1`` names
+        at once; the blue names keep pointing at the old blue addresses until
+        the scenario updates them (see the ``blue_dns`` action).
+        """
+        from .metadata import green_to_blue_name, old_blue_name
+
+        def renamed(name: str) -> str:
+            blue = green_to_blue_name(name)
+            return blue if blue != name else old_blue_name(name)
+
+        old1: dict[str, str | None] = {}
+        for env in (self.blue, self.green):
+            for inst in env.instances:
+                if env is self.blue:
+                    old1[renamed(inst.endpoint)] = inst.host
+                inst.endpoint = renamed(inst.endpoint)
+            if env.cluster_endpoint is not None:
+                env.cluster_endpoint = renamed(env.cluster_endpoint)
+                if env is self.blue:
+                    old1[env.cluster_endpoint] = env.writer.host
+            if env.reader_endpoint is not None:
+                env.reader_endpoint = renamed(env.reader_endpoint)
+                if env is self.blue:
+                    old1[env.reader_endpoint] = (env.readers or [env.writer])[0].host
+        self.dns.update(old1)
 
     def apply_app_grants(self) -> None:
         """Grant the app user read access to the metadata objects that exist.

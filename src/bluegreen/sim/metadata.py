@@ -461,7 +461,8 @@ _PG_TOPOLOGY_BODY = f"""
 DECLARE s jsonb := {_PG_READ};
 BEGIN
   IF s->>'mode' = 'error' THEN
-    RAISE EXCEPTION 'blue/green deployment metadata is not available' USING ERRCODE = 'XX000';
+    RAISE EXCEPTION 'blue/green deployment metadata is not available'
+      USING ERRCODE = 'XX000';
   END IF;
   RETURN QUERY SELECT r.version, r.endpoint, r.port, r.role, r.status
     FROM jsonb_to_recordset(coalesce(s->'topology', '[]'::jsonb))
@@ -522,7 +523,8 @@ def _pg_ddl(flavor: str, present: bool, grants: bool, app: str) -> list[str]:
     stmts = [
         *out,
         "CREATE SCHEMA IF NOT EXISTS rds_tools",
-        f"CREATE OR REPLACE FUNCTION {fn}(client text DEFAULT NULL) RETURNS {_PG_RETURNS} "
+        f"CREATE OR REPLACE FUNCTION {fn}(client text DEFAULT NULL) "
+        f"RETURNS {_PG_RETURNS} "
         "LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog "
         f"AS $body${_PG_TOPOLOGY_BODY}$body$",
         f"REVOKE ALL ON FUNCTION {fn}(text) FROM PUBLIC",
@@ -552,8 +554,8 @@ def _my_ddl(
         out.append(
             (
                 "CREATE TABLE mysql.rds_topology (id BIGINT NOT NULL PRIMARY KEY, "
-                "endpoint VARCHAR(255), port INT, role VARCHAR(64), status VARCHAR(64), "
-                "version VARCHAR(16)) ENGINE=InnoDB",
+                "endpoint VARCHAR(255), port INT, role VARCHAR(64), "
+                "status VARCHAR(64), version VARCHAR(16)) ENGINE=InnoDB",
                 None,
             )
         )
@@ -581,7 +583,8 @@ def _my_ddl(
                 None,
             ),
             (
-                "CREATE OR REPLACE SQL SECURITY DEFINER VIEW mysql.replica_host_status AS "
+                "CREATE OR REPLACE SQL SECURITY DEFINER "
+                "VIEW mysql.replica_host_status AS "
                 "SELECT server_id AS SERVER_ID, session_id AS SESSION_ID, "
                 "COALESCE(frozen_at, UTC_TIMESTAMP(6)) AS LAST_UPDATE_TIMESTAMP, "
                 "0.0 AS REPLICA_LAG_IN_MILLISECONDS, 0.0 AS CPU "

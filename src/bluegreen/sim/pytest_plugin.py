@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from bluegreen.sim import scenarios
+from bluegreen.sim.deployment import KINDS, Deployment
 from bluegreen.sim.scenario import Scenario, ScenarioPlayer, prepare_metadata
 
 __all__ = ["bg_deployment", "deployment_factory", "scenario_player"]
@@ -31,15 +32,15 @@ __all__ = ["bg_deployment", "deployment_factory", "scenario_player"]
 @pytest.fixture
 def deployment_factory() -> Iterator[Callable[..., Any]]:
     """Create and start deployments; stop them all after the test."""
-    from bluegreen.sim.deployment import Deployment
+    made: list[Deployment] = []
 
-    made: list[Any] = []
-
-    def factory(kind: str, readers: int = 1, **options: Any) -> Any:
-        dep = Deployment.create(kind, readers=readers, **options)  # type: ignore[arg-type]
+    def factory(kind: str, readers: int = 1, **options: Any) -> Deployment:
+        if kind not in KINDS:
+            raise ValueError(f"unknown deployment kind {kind!r}; use one of {KINDS}")
+        dep = Deployment.create(kind, readers=readers, **options)
         made.append(dep)
         dep.start()
-        dep.metadata = prepare_metadata(dep)  # type: ignore[attr-defined]
+        dep.metadata = prepare_metadata(dep)
         return dep
 
     yield factory
@@ -66,6 +67,8 @@ def scenario_player() -> Iterator[Callable[..., ScenarioPlayer]]:
         deployment: Any, scenario: str | Scenario, speed: float = 10.0, **kw: Any
     ) -> ScenarioPlayer:
         sc = scenarios.get(scenario) if isinstance(scenario, str) else scenario
+        if deployment.metadata is None:
+            deployment.metadata = prepare_metadata(deployment)
         player = ScenarioPlayer(
             deployment,
             sc,

@@ -186,8 +186,12 @@ def prepare_metadata(
 def _act_provision(
     ctx: _Context, status: str = md.AVAILABLE, present: bool = True
 ) -> None:
-    if present:
-        ctx.metadata.set_mode(ctx.metadata.instances, md.MetadataMode.OK)
+    """The deployment appears in the metadata; ``present=False``: not yet, the
+    metadata sources do not even exist (provisioning delay)."""
+    if not present:
+        ctx.metadata.set_mode(ctx.metadata.instances, md.MetadataMode.ABSENT)
+        return
+    ctx.metadata.set_mode(ctx.metadata.instances, md.MetadataMode.OK)
     ctx.metadata.set_rows(initial_rows(ctx.deployment, status))
 
 
@@ -250,17 +254,7 @@ def _act_rename(ctx: _Context) -> None:
     hosts become reachable under their ``-old1`` names."""
     ctx.metadata.rename()
     dep = ctx.deployment
-    for env in (dep.blue, dep.green):
-        for inst in env.instances:
-            inst.endpoint = md_renamed(inst.endpoint)
-    if ctx.dns is not None:
-        names = ctx.dns.mapping()
-        greens = {
-            md.green_to_blue_name(n) for n in names if md.green_to_blue_name(n) != n
-        }
-        ctx.dns.update(
-            {md.old_blue_name(n): ip for n, ip in names.items() if n in greens}
-        )
+    dep.rename_hosts()
     if dep.aurora:
         for env in (dep.blue, dep.green):
             ctx.metadata.set_replicas(
@@ -355,10 +349,17 @@ class ScenarioPlayer:
         dns: Any = None,
         speed: float = 1.0,
         until: float | None = None,
+        holds: Sequence[float] = (),
     ) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive, not {speed!r}")
         self.scenario = scenario if until is None else scenario.until(until)
+        #: Offsets after which the play pauses until :meth:`resume` (tests
+        #: observe the deployment there); held time does not count as
+        #: scenario time, so recorded offsets still match the definition.
+        self._holds = sorted(holds)
+        self._held = threading.Event()
+        self._go = threading.Event()
         self.speed = speed
         self.timeline: list[Event] = []
         self.error: BaseException | None = None
@@ -386,6 +387,7 @@ class ScenarioPlayer:
     def stop(self, timeout: float = 30.0) -> None:
         """Abort after the current step and wait for the thread (idempotent)."""
         self._stop.set()
+        self._go.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         with contextlib.suppress(Exception):
@@ -394,6 +396,24 @@ class ScenarioPlayer:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every step has run; True if finished."""
         return self._done.wait(timeout)
+
+    def wait_held(self, timeout: float | None = None) -> bool:
+        """Wait until the play pauses at its next hold point; False if it
+        finished (or the timeout expired) instead."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._held.is_set():
+            if self._done.is_set():
+                return self._held.is_set()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._held.wait(0.02 if left is None else min(left, 0.02))
+        return True
+
+    def resume(self) -> None:
+        """Continue after a hold point."""
+        self._held.clear()
+        self._go.set()
 
     def wait_event(self, name: str, timeout: float | None = None) -> Event | None:
         """Wait until the timeline has ``name``; the event or ``None``."""
@@ -466,6 +486,7 @@ class ScenarioPlayer:
     def _run(self) -> None:
         try:
             for step in self.scenario.steps:
+                self._hold_before(step)
                 self.wait_offset(step.at)
                 if self._stop.is_set():
                     self.record("ABORTED", "the scenario was stopped")
@@ -479,6 +500,17 @@ class ScenarioPlayer:
             self.record("FAILED", f"{type(exc).__name__}: {exc}")
         finally:
             self._done.set()
+
+    def _hold_before(self, step: Step) -> None:
+        while self._holds and step.at > self._holds[0] and not self._stop.is_set():
+            self._holds.pop(0)
+            paused_at = time.monotonic()
+            self._held.set()
+            self._go.wait()
+            self._go.clear()
+            with self._lock:
+                assert self._zero is not None
+                self._zero += time.monotonic() - paused_at
 
     def _do(self, step: Step) -> None:
         started = time.monotonic()
