@@ -23,14 +23,21 @@ import fcntl
 import glob
 import ipaddress
 import os
+import socket
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from ._base import SimError
 
-__all__ = ["SimDNS", "find_nss_wrapper", "running_under_nss_wrapper"]
+__all__ = [
+    "SimDNS",
+    "find_nss_wrapper",
+    "running_under_nss_wrapper",
+    "serialize_lookups",
+]
 
 _HEADER = "127.0.0.1 localhost\n"
 _path_locks: dict[str, threading.Lock] = {}
@@ -64,6 +71,39 @@ def running_under_nss_wrapper() -> bool:
     ) and "nss_wrapper" in os.environ.get("LD_PRELOAD", "")
 
 
+#: Held around every name lookup of this process (see serialize_lookups) and
+#: around every replacement of a hosts file.
+_LOOKUP_LOCK = threading.RLock()
+_serialized = False
+
+
+def serialize_lookups() -> None:
+    """Make this process's name lookups take turns (idempotent).
+
+    nss_wrapper (1.1.12 at least) is not thread-safe: a lookup that reloads
+    a replaced hosts file while other threads resolve can deadlock or
+    corrupt the heap ("malloc(): unsorted double linked list corrupted" in a
+    workload of many client threads).  Wrapping ``socket.getaddrinfo`` (which
+    PyMySQL, mysql-connector and psycopg 3 use) with one lock avoids it; the
+    hosts file is small, so lookups stay fast.  Does nothing when the
+    process does not run under nss_wrapper.
+    """
+    global _serialized
+    with _LOOKUP_LOCK:
+        if _serialized or not running_under_nss_wrapper():
+            return
+        _serialized = True
+        for attr in ("getaddrinfo", "gethostbyname", "gethostbyname_ex"):
+            original = getattr(socket, attr)
+
+            def locked(*args: Any, __original: Any = original, **kw: Any) -> Any:
+                with _LOOKUP_LOCK:
+                    return __original(*args, **kw)
+
+            locked.__wrapped__ = original  # type: ignore[attr-defined]
+            setattr(socket, attr, locked)
+
+
 def _lock_for(path: Path) -> threading.Lock:
     with _path_locks_guard:
         return _path_locks.setdefault(str(path), threading.Lock())
@@ -89,6 +129,8 @@ class SimDNS:
     def __init__(self, hosts_file: str | os.PathLike[str]) -> None:
         self.hosts_file = Path(hosts_file)
         self._lock = _lock_for(self.hosts_file)
+        if self.in_process:
+            serialize_lookups()
         if not self.hosts_file.exists():
             self.hosts_file.parent.mkdir(parents=True, exist_ok=True)
             with self._locked():
@@ -196,7 +238,8 @@ class SimDNS:
             os.chmod(tmp, 0o644)
             # nss_wrapper notices that the file it loaded was unlinked
             # (replaced) and re-reads it at the next lookup.
-            os.replace(tmp, self.hosts_file)
+            with _LOOKUP_LOCK:
+                os.replace(tmp, self.hosts_file)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)

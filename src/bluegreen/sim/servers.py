@@ -71,7 +71,14 @@ _server_ids = iter(range(1, 2**31))
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now.
+
+    ``SO_REUSEADDR`` as the servers themselves use it: connections of a
+    stopped server lingering in TIME_WAIT do not make the address busy, a
+    listening socket does.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -13,7 +13,8 @@ QUERIES = {
     "pg_catalog.get_blue_green_fast_switchover_metadata('bluegreen-test')",
     "rds-postgres": "SELECT version, endpoint, port, role, status FROM "
     "rds_tools.show_topology('bluegreen-test')",
-    "aurora-mysql": "SELECT version, endpoint, port, role, status FROM mysql.rds_topology",
+    "aurora-mysql": "SELECT version, endpoint, port, role, status "
+    "FROM mysql.rds_topology",
     "rds-mysql": "SELECT version, endpoint, port, role, status FROM mysql.rds_topology",
 }
 
@@ -49,13 +50,16 @@ def test_surfaces_seen_by_the_app_user(kind, deployment_factory):  # noqa: F811
     # Per instance: freeze blue, move on elsewhere.
     meta.freeze(dep.blue.instances)
     meta.set_status(md.SWITCHOVER_INITIATED)
-    assert {r[4] for r in app_query(dep, dep.blue.writer, QUERIES[kind])} == {md.AVAILABLE}
+    assert {r[4] for r in app_query(dep, dep.blue.writer, QUERIES[kind])} == {
+        md.AVAILABLE
+    }
     assert {r[4] for r in app_query(dep, dep.green.writer, QUERIES[kind])} == {
         md.SWITCHOVER_INITIATED
     }
     if dep.engine == "postgres":
         ext = app_query(
-            dep, dep.blue.reader if hasattr(dep.blue, "reader") else dep.blue.readers[0],
+            dep,
+            dep.blue.reader if hasattr(dep.blue, "reader") else dep.blue.readers[0],
             "SELECT setting FROM pg_settings WHERE name = 'rds.extensions'",
         )
         want = "aurora_stat_utils" if dep.aurora else "rds_tools"
@@ -64,7 +68,8 @@ def test_surfaces_seen_by_the_app_user(kind, deployment_factory):  # noqa: F811
             assert "aurora_stat_utils" not in ext[0][0]
     if dep.aurora:
         sql = (
-            "SELECT server_id, session_id = 'MASTER_SESSION_ID' FROM aurora_replica_status()"
+            "SELECT server_id, session_id = 'MASTER_SESSION_ID' "
+            "FROM aurora_replica_status()"
             if dep.engine == "postgres"
             else "SELECT SERVER_ID, SESSION_ID = 'MASTER_SESSION_ID' "
             "FROM mysql.replica_host_status"

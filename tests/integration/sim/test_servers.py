@@ -159,6 +159,8 @@ def test_addresses_skip_bound_ports_and_never_use_127_0_0(
         first = pool.allocate_address(5432)
         following = str(ipaddress.IPv4Address(first) + 1)
         with socket.socket() as blocker:
+            # SO_REUSEADDR: a TIME_WAIT left by an earlier server is no listener.
+            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             blocker.bind((following, 5432))
             blocker.listen()
             second = pool.allocate_address(5432)
