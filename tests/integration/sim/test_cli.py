@@ -95,6 +95,8 @@ def spawn(cli_env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(60)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_simulate_prints_timeline_and_outcome_table(cli_env: dict[str, str]) -> None:
