@@ -2,12 +2,26 @@ from bluegreen.sim.accounting import OpRecord, format_outcomes, longest_stall, s
 
 
 def rec(client, kind, start, end, ok=True, env="blue", wid=None, group="raw driver"):
-    return OpRecord(client, group, kind, start, end, ok, None if ok else "OperationalError: x",
-                    "i", env, wid)
+    return OpRecord(
+        client,
+        group,
+        kind,
+        start,
+        end,
+        ok,
+        None if ok else "OperationalError: x",
+        "i",
+        env,
+        wid,
+    )
 
 
 def test_longest_stall_gap_between_successes():
-    rs = [rec("a", "read", 0, 1), rec("a", "read", 1, 2, ok=False), rec("a", "read", 2, 5)]
+    rs = [
+        rec("a", "read", 0, 1),
+        rec("a", "read", 1, 2, ok=False),
+        rec("a", "read", 2, 5),
+    ]
     assert longest_stall(rs) == 4
 
 

@@ -5,9 +5,18 @@ from bluegreen.sim import scenarios
 from bluegreen.sim.scenario import ACTIONS, Scenario, ScenarioError, Step
 
 NAMES = [
-    "switchover", "rollback-preparation", "rollback-in-progress", "stall",
-    "rds-pg-frozen-metadata", "metadata-errors", "blackout", "dns-never-updates",
-    "dns-late", "metadata-late", "unknown-status", "missing-grants",
+    "switchover",
+    "rollback-preparation",
+    "rollback-in-progress",
+    "stall",
+    "rds-pg-frozen-metadata",
+    "metadata-errors",
+    "blackout",
+    "dns-never-updates",
+    "dns-late",
+    "metadata-late",
+    "unknown-status",
+    "missing-grants",
 ]
 
 
@@ -34,8 +43,11 @@ def test_switchover_follows_the_seed_timeline():
 
 def test_statuses_move_forward_in_a_normal_switchover():
     order = {s: i for i, s in enumerate(md.STATUSES)}
-    seen = [s.args["status"] for s in scenarios.get("switchover").steps
-            if s.action == "status"]
+    seen = [
+        s.args["status"]
+        for s in scenarios.get("switchover").steps
+        if s.action == "status"
+    ]
     assert [order[s] for s in seen] == sorted(order[s] for s in seen)
 
 
@@ -63,7 +75,10 @@ def test_get_unknown_names_the_known_ones():
 
 def test_renames():
     g = "mydb-instance-1-green-k7dd3e.abc123xyz.us-east-1.rds.amazonaws.com"
-    assert md.green_to_blue_name(g) == "mydb-instance-1.abc123xyz.us-east-1.rds.amazonaws.com"
+    assert (
+        md.green_to_blue_name(g)
+        == "mydb-instance-1.abc123xyz.us-east-1.rds.amazonaws.com"
+    )
     b = "mydb.cluster-abc.us-east-1.rds.amazonaws.com"
     assert md.old_blue_name(b) == "mydb-old1.cluster-abc.us-east-1.rds.amazonaws.com"
     assert md.old_blue_name(md.old_blue_name(b)) == md.old_blue_name(b)
