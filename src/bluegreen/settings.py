@@ -286,7 +286,8 @@ def _is_wrapperish(name: str) -> bool:
     """Tell whether *name* looks like a wrapper setting (so a typo is an error)."""
     if name.startswith(("bg_", "bg-", "wrapper_", "wrapper-")):
         return True
-    if 4 <= len(name) <= 10 and name[:1] in "pP":
+    # Cheap guard first: this runs for every driver argument at connect time.
+    if 4 <= len(name) <= 10 and name[:2].lower() in ("pl", "pu"):
         return bool(difflib.get_close_matches(name.lower(), ["plugins"], 1, 0.75))
     return False
 
