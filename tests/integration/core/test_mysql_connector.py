@@ -135,8 +135,6 @@ def test_autocommit(mariadb_instance: Any, conn: Any, table: str) -> None:
 
 
 def test_close_state(mariadb_instance: Any, use_pure: bool) -> None:
-    if not use_pure and not getattr(mysql.connector, "HAVE_CEXT", False):
-        pytest.skip("no C extension")
     c = bluegreen.connect(
         mysql.connector.connect, plugins="", use_pure=use_pure, **_kw(mariadb_instance)
     )
