@@ -838,14 +838,12 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
         meta = None
 
     topo_source, topo_ok = None, False
+    # information_schema tables are never hidden; a denied mysql.* stand-in
+    # says nothing about existence, so only a topology that reads counts.
     for candidate in (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY):
-        topo = _table_state(prober, topology_query(candidate))
-        if topo is None or isinstance(topo, BaseException) or not (topo or evidence):
-            continue
-        topo_source, topo_ok = candidate, topo is True
-        if not topo_ok:
-            notes.append(f"the Aurora topology {candidate} is not readable")
-        break
+        if _table_state(prober, topology_query(candidate)) is True:
+            topo_source, topo_ok = candidate, True
+            break
 
     if forced is not None:
         dialect = forced
