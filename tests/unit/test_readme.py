@@ -1,0 +1,45 @@
+"""The README's settings table must match the settings registry."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bluegreen.settings import iter_settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+_ROW = re.compile(r"^\| `(?P<name>[a-z_]+)` \| (?P<type>\w+) \| (?P<default>[^|]+) \|")
+
+
+def _table() -> dict[str, tuple[str, str]]:
+    rows: dict[str, tuple[str, str]] = {}
+    for line in README.read_text().splitlines():
+        m = _ROW.match(line)
+        if m:
+            rows[m["name"]] = (m["type"], m["default"].strip().strip("`"))
+    return rows
+
+
+def test_every_setting_is_documented_once_with_its_type() -> None:
+    table = _table()
+    registry = {s.name: s for s in iter_settings()}
+    assert set(table) == set(registry)
+    for name, (type_name, _) in table.items():
+        assert type_name == registry[name].type.__name__, name
+
+
+def test_documented_defaults_are_the_real_ones() -> None:
+    table = _table()
+    for setting in iter_settings():
+        documented = table[setting.name][1]
+        if setting.type is bool:
+            assert documented == str(setting.default).lower(), setting.name
+        elif setting.type is int:
+            assert documented == str(setting.default), setting.name
+        elif setting.default is None:
+            assert documented == "(detect)", setting.name
+        elif setting.name == "bg_client_tag":
+            assert setting.default.startswith("bluegreen-")
+            assert documented == "bluegreen-<version>"
+        else:
+            assert documented == setting.default, setting.name
