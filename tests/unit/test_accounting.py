@@ -1,4 +1,11 @@
-from bluegreen.sim.accounting import OpRecord, format_outcomes, longest_stall, summarize
+from bluegreen.sim.accounting import (
+    ERROR_WIDTH,
+    OpRecord,
+    error_key,
+    format_outcomes,
+    longest_stall,
+    summarize,
+)
 
 
 def rec(client, kind, start, end, ok=True, env="blue", wid=None, group="raw driver"):
@@ -57,3 +64,32 @@ def test_summarize_without_switchover_has_no_old_blue():
 def test_summarize_filters_by_group():
     rs = [rec("a", "read", 0, 1), rec("b", "read", 0, 1, group="bluegreen")]
     assert summarize("bluegreen", rs, switched_at=None, final_ids=None).ops == 1
+
+
+LIBPQ_REFUSED = (
+    'OperationalError: connection failed: connection to server at "127.0.1.1", '
+    'port 5432 failed: FATAL:  pg_hba.conf rejects connection for host "127.0.1.1", '
+    'user "app", database "appdb", no encryption\n'
+)
+
+
+def test_error_lines_keep_the_reason_after_libpq_padding():
+    failed = rec("a", "write", 0, 1, ok=False)
+    rs = [
+        OpRecord(**{**failed.__dict__, "error": LIBPQ_REFUSED}),
+        OpRecord(**{**failed.__dict__, "error": LIBPQ_REFUSED.replace("\n", " \n")}),
+    ]
+    out = summarize("raw driver", rs, switched_at=None, final_ids=None)
+    [(message, n)] = out.errors.items()
+    assert n == 2
+    assert "FATAL: pg_hba.conf rejects connection" in message
+    assert "  " not in message and "\n" not in message
+    assert len(message) <= ERROR_WIDTH
+    assert "FATAL: pg_hba.conf rejects" in format_outcomes([out])
+
+
+def test_error_key_truncates_long_messages_only():
+    assert error_key("Error: short\n  detail") == "Error: short detail"
+    assert error_key(None) == error_key("  ") == "unknown error"
+    long = error_key("x " * 200, width=40)
+    assert len(long) == 40 and long.endswith("...")

@@ -11,7 +11,18 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["OpRecord", "Outcome", "format_outcomes", "longest_stall", "summarize"]
+__all__ = [
+    "ERROR_WIDTH",
+    "OpRecord",
+    "Outcome",
+    "error_key",
+    "format_outcomes",
+    "longest_stall",
+    "summarize",
+]
+
+#: Characters of an error message kept in the outcome table.
+ERROR_WIDTH = 160
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,20 @@ class Outcome:
     stale_reads: int = 0
     lost_writes: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+
+
+def error_key(message: str | None, width: int = ERROR_WIDTH) -> str:
+    """One line of at most ``width`` characters that names an error.
+
+    Driver messages may span lines and pad with double spaces (libpq:
+    ``...failed: FATAL:  pg_hba.conf rejects connection...``); every run of
+    whitespace becomes one space so that the reason stays on the line, and
+    longer messages end in ``...``.
+    """
+    text = " ".join((message or "unknown error").split()) or "unknown error"
+    if len(text) <= width:
+        return text
+    return text[: max(width - 3, 1)].rstrip() + "..."
 
 
 def role_at(record: OpRecord, switched_at: float | None) -> str | None:
@@ -99,7 +124,7 @@ def summarize(
     for r in mine:
         if not r.ok:
             out.failed += 1
-            out.errors[(r.error or "unknown error").split("\n")[0][:100]] += 1
+            out.errors[error_key(r.error)] += 1
             continue
         role = role_at(r, switched_at)
         if role == "old-blue" and r.kind == "write":
