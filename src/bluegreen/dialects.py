@@ -430,8 +430,7 @@ class DetectionCache:
 
     def get(self, key: Hashable) -> Detection | None:
         """The cached result for ``key``, or None."""
-        with self._lock:
-            return self._results.get(key)
+        return self._results.get(key)  # a dict read is atomic: no lock
 
     def get_or_detect(self, key: Hashable, probe: Callable[[], Detection]) -> Detection:
         """The cached detection for ``key``, running ``probe`` if there is none."""

@@ -76,7 +76,7 @@ class ConnectContext:
         self.adapter: DriverAdapter = config.adapter
         self.settings: Settings = config.settings
         self.params: DriverParams = config.params
-        endpoint = self.adapter.endpoint(self.params)
+        endpoint = config.endpoint()
         self.host: str | None = endpoint.host
         self.port: int = endpoint.port
 
@@ -119,6 +119,7 @@ class Plugin:
 
 
 PluginFactory = Callable[[ConnectContext], Plugin]
+_Plan = tuple[tuple[PluginFactory, "frozenset[str] | None"], ...]
 
 
 def overridden_hooks(cls: type) -> frozenset[str]:
@@ -150,6 +151,9 @@ class PluginRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        # Resolved plugin tuples (the ``plugins`` setting of connections);
+        # emptied whenever a registration changes.
+        self._plans: dict[tuple[str, ...], _Plan] = {}
 
     def register(self, code: str, factory: str | PluginFactory) -> None:
         """Register *factory* (or a ``"module:attribute"`` string) under *code*."""
@@ -162,11 +166,13 @@ class PluginRegistry:
             )
         with self._lock:
             self._entries[code] = _Entry(factory)
+            self._plans = {}
 
     def unregister(self, code: str) -> None:
         """Remove *code* (tests use this to undo a registration)."""
         with self._lock:
             self._entries.pop(code, None)
+            self._plans = {}
 
     def codes(self) -> tuple[str, ...]:
         """The registered codes, in registration order."""
@@ -186,6 +192,17 @@ class PluginRegistry:
                     entry._set(_load(code, str(entry.spec)))
         assert entry.factory is not None
         return entry.factory, entry.hooks
+
+    def plan(self, codes: tuple[str, ...]) -> _Plan:
+        """:meth:`resolve` each of *codes*, once per distinct tuple of codes."""
+        plans = self._plans
+        plan = plans.get(codes)
+        if plan is None:
+            plan = tuple(self.resolve(code) for code in codes)
+            if len(plans) >= 64:
+                plans.clear()
+            plans[codes] = plan
+        return plan
 
     def snapshot(self) -> Mapping[str, str | PluginFactory]:
         """The registrations as given (for diagnostics)."""
@@ -254,14 +271,13 @@ class Pipeline:
 
         Return the pipeline and the driver connection.
         """
-        reg = registry if reg is None else reg
-        resolved = [reg.resolve(code) for code in config.settings.plugins]
+        plan = (registry if reg is None else reg).plan(config.settings.plugins)
         ctx = ConnectContext(config)
         plugins: list[Plugin] = []
         connects: list[Plugin] = []
         executes: list[ExecuteHook] = []
         closes: list[Callable[[Connection], None]] = []
-        for factory, hooks in resolved:
+        for factory, hooks in plan:
             plugin = factory(ctx)
             if hooks is None:
                 hooks = overridden_hooks(type(plugin))

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._conninfo import is_secret_key, mask_value, masked_items, split_conninfo
 from ._version import __version__
-from .drivers.base import DriverAdapter, DriverParams
+from .drivers.base import DriverAdapter, DriverParams, Endpoint, ReadOnlyDict
 from .errors import ConfigurationError, ProgrammingError
 
 __all__ = [
@@ -244,13 +244,26 @@ class ConnectionConfig:
 
     ``params`` are the driver arguments (wrapper settings removed);
     ``monitoring_overrides`` the ``blue-green-monitoring-`` settings with the
-    prefix stripped. Secrets are masked in the ``repr``.
+    prefix stripped. Everything is read-only: :func:`parse_config` hands the
+    same object to every connection made with the same argument objects.
+    Secrets are masked in the ``repr``.
     """
 
     adapter: DriverAdapter
     settings: Settings
     params: DriverParams
-    monitoring_overrides: Mapping[str, Any] = field(default_factory=dict)
+    monitoring_overrides: Mapping[str, Any] = field(default_factory=ReadOnlyDict)
+    _endpoint: Endpoint | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def endpoint(self) -> Endpoint:
+        """Where the application asked to connect (computed once)."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            endpoint = self.adapter.endpoint(self.params)
+            object.__setattr__(self, "_endpoint", endpoint)
+        return endpoint
 
     def monitoring_params(self) -> DriverParams:
         """Driver parameters for a monitoring connection.
@@ -302,15 +315,83 @@ def _unknown(name: str, value: object) -> ConfigurationError:
 
 
 def _wanted_in_conninfo(key: str) -> bool:
-    return (
-        key in _REGISTRY or key.startswith(MONITORING_PREFIXES) or _is_wrapperish(key)
-    )
+    return _kind(key) != _DRIVER
+
+
+# What a keyword is: a driver argument, a wrapper setting, a monitoring
+# override, or an error (a misspelt or prefixed wrapper setting). Names come
+# from the application's code, so there are few; they are classified once.
+_DRIVER, _WRAPPER, _MONITORING, _INVALID = range(4)
+_kinds: dict[str, int] = {}
+
+
+def _kind(key: str) -> int:
+    kind = _kinds.get(key)
+    if kind is None:
+        if key in _REGISTRY:
+            kind = _WRAPPER
+        elif key.startswith(MONITORING_PREFIXES):
+            stripped = key[_PREFIX_LEN:]
+            invalid = not stripped or stripped in _REGISTRY or _is_wrapperish(stripped)
+            kind = _INVALID if invalid else _MONITORING
+        else:
+            kind = _INVALID if _is_wrapperish(key) else _DRIVER
+        if len(_kinds) >= 4096:
+            _kinds.clear()
+        _kinds[key] = kind
+    return kind
+
+
+class _Parsed:
+    """A memo entry: the config parsed from particular argument objects."""
+
+    __slots__ = ("config", "inputs", "recheck_timeout")
+
+    def __init__(
+        self, config: ConnectionConfig, inputs: tuple[Any, ...], recheck: bool
+    ) -> None:
+        self.config = config
+        #: The argument objects whose ids make the key, kept alive so that
+        #: no other object can take one of those ids while the entry lives.
+        self.inputs = inputs
+        #: The connect timeout may change (environment) or is missing.
+        self.recheck_timeout = recheck
+
+
+#: Memo entries per adapter before the memo is emptied.
+_MEMO_SIZE = 256
 
 
 def parse_config(
     adapter: DriverAdapter, conninfo: str | None, kwargs: dict[str, Any]
 ) -> ConnectionConfig:
-    """Separate and validate the arguments of one ``connect()`` call."""
+    """Separate and validate the arguments of one ``connect()`` call.
+
+    Memoised per adapter on the identity of the argument objects: a pool
+    that connects with the same keyword values every time gets the same
+    (read-only) :class:`ConnectionConfig` back without parsing again, and
+    the driver receives exactly the objects the application passed.
+    """
+    values = tuple(kwargs.values())
+    key = (id(conninfo), tuple(kwargs), tuple(map(id, values)))
+    memo: dict[Any, _Parsed] = adapter.parsed
+    entry = memo.get(key)
+    if entry is not None:
+        config = entry.config
+        if entry.recheck_timeout:
+            _check_timeout(config)
+        return config
+    config = _parse(adapter, conninfo, kwargs)
+    recheck = "bg" in config.settings.plugins and _check_timeout(config)
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = _Parsed(config, (conninfo, values), recheck)
+    return config
+
+
+def _parse(
+    adapter: DriverAdapter, conninfo: str | None, kwargs: dict[str, Any]
+) -> ConnectionConfig:
     wrapper: dict[str, Any] = {}
     monitoring: dict[str, Any] = {}
     driver: dict[str, Any] = {}
@@ -347,10 +428,7 @@ def parse_config(
         settings = Settings(**values)
 
     params = DriverParams(remaining, driver)
-    config = ConnectionConfig(adapter, settings, params, monitoring)
-    if "bg" in settings.plugins:
-        _check_timeout(config)
-    return config
+    return ConnectionConfig(adapter, settings, params, ReadOnlyDict(monitoring))
 
 
 def _sort(
@@ -360,20 +438,21 @@ def _sort(
     monitoring: dict[str, Any],
     driver: dict[str, Any],
 ) -> None:
-    if key in _REGISTRY:
+    kind = _kind(key)
+    if kind == _DRIVER:
+        driver[key] = value
+    elif kind == _WRAPPER:
         wrapper[key] = value
+    elif kind == _MONITORING:
+        monitoring[key[_PREFIX_LEN:]] = value
     elif key.startswith(MONITORING_PREFIXES):
         stripped = key[_PREFIX_LEN:]
-        if not stripped or stripped in _REGISTRY or _is_wrapperish(stripped):
-            raise ConfigurationError(
-                f"setting {key!r} (value {mask_value(stripped, value)!r}) is not "
-                "allowed: the monitoring prefix applies to driver arguments only"
-            )
-        monitoring[stripped] = value
-    elif _is_wrapperish(key):
-        raise _unknown(key, value)
+        raise ConfigurationError(
+            f"setting {key!r} (value {mask_value(stripped, value)!r}) is not "
+            "allowed: the monitoring prefix applies to driver arguments only"
+        )
     else:
-        driver[key] = value
+        raise _unknown(key, value)
 
 
 class _OnceLog:
@@ -398,14 +477,19 @@ class _OnceLog:
 timeout_warnings = _OnceLog()
 
 
-def _check_timeout(config: ConnectionConfig) -> None:
+def _check_timeout(config: ConnectionConfig) -> bool:
+    """Warn once per driver and bg_id when there is no connect timeout.
+
+    Return True unless a non-zero timeout is fixed by the parameters alone
+    (then a later connection with the same parameters needs no check).
+    """
     adapter = config.adapter
     try:
-        timeout = adapter.connect_timeout(config.params)
+        timeout, fixed = adapter.connect_timeout_info(config.params)
     except Exception:
-        return
+        return True
     if timeout:
-        return
+        return not fixed
     if timeout_warnings.first((adapter.name, config.settings.bg_id)):
         logger.warning(
             "The bg plugin needs a non-zero connect timeout, but %s has none "
@@ -414,6 +498,7 @@ def _check_timeout(config: ConnectionConfig) -> None:
             config.settings.bg_id,
             " or ".join(adapter.timeout_keys),
         )
+    return True
 
 
 def is_secret_setting(name: str) -> bool:

@@ -257,3 +257,15 @@ def test_plugin_exception_passes_through(reg: PluginRegistry) -> None:
     with pytest.raises(bluegreen.OperationalError, match="suspended"):
         conn.cursor().execute("q")
     assert conn.driver_connection.cur.calls == []
+
+
+def test_registration_change_reaches_the_next_connection(reg: PluginRegistry) -> None:
+    open_conn(reg, "a,b")
+    assert LOG == ["a.connect>", "a.connect<"]
+    LOG.clear()
+    reg.register("b", make_plugin("b2", ("connect",)))
+    open_conn(reg, "a,b")
+    assert LOG == ["a.connect>", "b2.connect>", "b2.connect<", "a.connect<"]
+    reg.unregister("b")
+    with pytest.raises(ConfigurationError, match="unknown plugin code 'b'"):
+        open_conn(reg, "a,b")

@@ -318,3 +318,84 @@ def test_timeout_warning_env_and_pymysql_default(
         adapter=adapter_for(__import__("mysql.connector").connector.connect), bg_id="e4"
     )
     assert len(caplog.records) == 2
+
+
+# --------------------------------------------------------------------------
+# Memoised parsing (the connect path of a pool)
+
+
+def test_same_argument_objects_share_one_read_only_config() -> None:
+    kw = {"host": "h", "port": 5432, "connect_timeout": 5, "bg_id": "memo-1"}
+    first = parse_config(PG, None, dict(kw))
+    again = parse_config(PG, None, dict(kw))
+    assert again is first
+    assert first.settings.bg_id == "memo-1"
+    assert dict(first.params.kwargs) == {
+        "host": "h",
+        "port": 5432,
+        "connect_timeout": 5,
+    }
+    with pytest.raises(TypeError):
+        first.params.kwargs["host"] = "other"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        first.params.kwargs.update(host="other")
+    assert first.params.kwargs["host"] == "h"
+    assert first.endpoint() is first.endpoint()
+    assert first.endpoint().host == "h"
+
+
+def test_equal_but_new_argument_objects_reach_the_driver_as_given() -> None:
+    class Marker:
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Marker)
+
+        __hash__ = object.__hash__
+
+    one, two = Marker(), Marker()
+    host = "".join(["h", "ost"])
+    first = parse_config(PG, None, {"host": "host", "context": one})
+    second = parse_config(PG, None, {"host": host, "context": two})
+    assert second is not first
+    assert second.params.kwargs["context"] is two
+    assert second.params.kwargs["host"] is host
+    assert first.params.kwargs["context"] is one
+
+
+def test_memo_keeps_errors_and_mutable_values() -> None:
+    ssl = {"ca": "/ca.pem"}
+    cfg = parse_config(MY, None, {"host": "h", "ssl": ssl, "connect_timeout": 3})
+    assert cfg.params.kwargs["ssl"] is ssl
+    assert (
+        parse_config(MY, None, {"host": "h", "ssl": ssl, "connect_timeout": 3}) is cfg
+    )
+    for _ in range(2):  # an error is raised every time, never memoised
+        with pytest.raises(ConfigurationError):
+            parse_config(MY, None, {"host": "h", "bg_interval_high_ms": 0})
+        with pytest.raises(ConfigurationError):
+            parse_config(MY, None, {"host": "h", "plugin": "bg"})
+
+
+def test_memoised_config_still_warns_after_reset(
+    caplog: pytest.LogCaptureFixture, fresh_warnings: Any, monkeypatch: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bluegreen.settings")
+    monkeypatch.setenv("PGCONNECT_TIMEOUT", "5")
+    kw = {"bg_id": "memo-env"}
+    parse_config(PG, "host=h", kw)
+    assert not caplog.records
+    monkeypatch.delenv("PGCONNECT_TIMEOUT")
+    parse_config(PG, "host=h", kw)  # same objects, but the environment changed
+    assert len(caplog.records) == 1
+    timeout_warnings.reset()
+    parse_config(PG, "host=h", kw)
+    parse_config(PG, "host=h", kw)
+    assert len(caplog.records) == 2
+
+
+def test_adapters_are_reused_per_target() -> None:
+    assert adapter_for(psycopg.connect) is adapter_for(psycopg.connect)
+    assert adapter_for(pymysql.connect) is MY
+    spelled_anew = psycopg.Connection.connect
+    adapter = adapter_for(spelled_anew)
+    assert adapter.target is spelled_anew
+    assert adapter_for(psycopg.connect) is PG

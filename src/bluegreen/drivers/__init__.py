@@ -29,11 +29,38 @@ SUPPORTED_TARGETS = (
 )
 
 
+#: Adapters by target; adapters are stateless apart from the target (and the
+#: memo of parsed configurations they own), so one per connect function serves
+#: every connection. Bounded: a process rarely sees more than a few targets.
+_adapters: dict[Any, DriverAdapter] = {}
+_MAX_ADAPTERS = 64
+
+
 def adapter_for(target: Any) -> DriverAdapter:
     """Return the adapter for the driver connect function *target*.
 
     Raise :class:`~bluegreen.errors.UnsupportedDriverError` for anything else.
+    The adapter of a target seen before is reused (``adapter.target is
+    target`` always holds).
     """
+    try:
+        adapter = _adapters.get(target)
+    except TypeError:  # an unhashable target: certainly not supported
+        adapter = None
+    if adapter is not None:
+        if adapter.target is target:
+            return adapter
+        # An equal target spelled anew (``psycopg.Connection.connect``
+        # evaluated per call): same driver, an adapter holding this object.
+        return type(adapter)(target)
+    adapter = _new_adapter(target)
+    if len(_adapters) >= _MAX_ADAPTERS:
+        _adapters.clear()
+    _adapters[target] = adapter
+    return adapter
+
+
+def _new_adapter(target: Any) -> DriverAdapter:
     module = getattr(target, "__module__", None) or ""
     top = module.partition(".")[0]
     if top == "psycopg":

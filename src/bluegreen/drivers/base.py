@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, NoReturn
 
 from .._conninfo import mask_conninfo, masked_items
 from .._types import ConnectFunction, DBAPIConnection
 
-__all__ = ["DriverAdapter", "DriverParams", "Endpoint"]
+__all__ = ["DriverAdapter", "DriverParams", "Endpoint", "ReadOnlyDict"]
 
 logger = logging.getLogger("bluegreen.drivers")
 
@@ -24,19 +25,41 @@ class Endpoint(NamedTuple):
     dbname: str | None
 
 
+class ReadOnlyDict(dict[str, Any]):
+    """A dict that refuses changes, for parameters shared between connections.
+
+    Reading, iterating, ``dict(d)``, ``d.copy()`` and ``**d`` work as for a
+    dict (and as fast); copies are plain dicts.
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("connection parameters are read-only; copy them with dict()")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (dict(self),))
+
+
 class DriverParams:
     """The arguments for the driver's connect function, wrapper settings removed.
 
     ``conninfo`` is the libpq string (psycopg only, ``""`` otherwise) and
-    ``kwargs`` the keyword arguments, in the order the application gave them.
+    ``kwargs`` the keyword arguments, in the order the application gave them,
+    read-only: one :class:`DriverParams` may serve many connections.
     The ``repr`` masks secrets.
     """
 
     __slots__ = ("conninfo", "kwargs")
 
-    def __init__(self, conninfo: str, kwargs: dict[str, Any]) -> None:
+    def __init__(self, conninfo: str, kwargs: Mapping[str, Any]) -> None:
         self.conninfo = conninfo
-        self.kwargs = kwargs
+        self.kwargs: ReadOnlyDict = (
+            kwargs if type(kwargs) is ReadOnlyDict else ReadOnlyDict(kwargs)
+        )
 
     def __repr__(self) -> str:
         parts = []
@@ -69,15 +92,20 @@ class DriverAdapter(ABC):
     timeout_keys: ClassVar[tuple[str, ...]]
     #: The driver's own connect timeout when none is given (``None``: waits forever).
     default_timeout: ClassVar[float | None] = None
+    #: Environment variable the driver reads the connect timeout from, if any.
+    timeout_env: ClassVar[str | None] = None
     #: Parameters a monitoring connection must not inherit from the application.
     monitoring_drop_keys: ClassVar[frozenset[str]] = frozenset()
     #: Whether a libpq conninfo string is accepted as second argument.
     accepts_conninfo: ClassVar[bool] = False
 
-    __slots__ = ("target",)
+    __slots__ = ("parsed", "target")
 
     def __init__(self, target: ConnectFunction) -> None:
         self.target = target
+        #: Memo of :func:`bluegreen.settings.parse_config`, owned by the adapter
+        #: so that a throwaway adapter takes its entries with it.
+        self.parsed: dict[Any, Any] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -94,17 +122,31 @@ class DriverAdapter(ABC):
 
     def connect_timeout(self, params: DriverParams) -> float | None:
         """The connect timeout in seconds, ``None`` or ``0`` meaning none."""
+        return self.connect_timeout_info(params)[0]
+
+    def connect_timeout_info(self, params: DriverParams) -> tuple[float | None, bool]:
+        """The connect timeout and whether it is fixed by *params* alone.
+
+        Not fixed: it comes from the environment (:attr:`timeout_env`), which
+        may change between connections with the same parameters.
+        """
         eff = self.effective(params)
         for key in self.timeout_keys:
             if key in eff:
                 value = eff[key]
                 if value is None:
-                    return None
+                    return None, True
                 try:
-                    return float(value)
+                    return float(value), True
                 except (TypeError, ValueError):
-                    return None
-        return self.default_timeout
+                    return None, True
+        if self.timeout_env is None:
+            return self.default_timeout, True
+        env = os.environ.get(self.timeout_env, "").strip()
+        try:
+            return (float(env) if env else self.default_timeout), False
+        except ValueError:
+            return self.default_timeout, False
 
     def monitoring_params(
         self, params: DriverParams, overrides: Mapping[str, Any]

@@ -7,7 +7,6 @@ the name (``sslmode=verify-full`` keeps working).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import psycopg
@@ -29,6 +28,7 @@ class PsycopgAdapter(DriverAdapter):
     family = "postgres"
     default_port = 5432
     timeout_keys = ("connect_timeout",)
+    timeout_env = "PGCONNECT_TIMEOUT"
     accepts_conninfo = True
     monitoring_drop_keys = frozenset(
         {"target_session_attrs", "load_balance_hosts", "row_factory", "cursor_factory"}
@@ -59,17 +59,6 @@ class PsycopgAdapter(DriverAdapter):
             str(user) if user is not None else None,
             str(dbname) if dbname is not None else None,
         )
-
-    def connect_timeout(self, params: DriverParams) -> float | None:
-        """``connect_timeout`` from the parameters, else ``PGCONNECT_TIMEOUT``."""
-        timeout = super().connect_timeout(params)
-        if timeout is None and "connect_timeout" not in self.effective(params):
-            env = os.environ.get("PGCONNECT_TIMEOUT", "").strip()
-            try:
-                return float(env) if env else None
-            except ValueError:
-                return None
-        return timeout
 
     def monitoring_params(self, params: DriverParams, overrides: Any) -> DriverParams:
         """Flatten the conninfo into keywords so that node selection can be dropped."""
