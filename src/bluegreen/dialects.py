@@ -34,6 +34,7 @@ import enum
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -240,7 +241,8 @@ class Detection:
     server_version: str | None = None
     #: True if the dialect came from the ``wrapper_dialect`` setting.
     forced: bool = False
-    #: True if a probe failed unexpectedly; such results are not cached.
+    #: True if a probe failed unexpectedly; such results are cached for a
+    #: back-off period only (see :class:`DetectionCache`).
     probe_failed: bool = False
 
     @property
@@ -403,15 +405,25 @@ class DetectionCache:
     """Runs detection once per key (``(family, host, port)``) per process.
 
     Concurrent callers for the same key wait for the first caller's probe.
-    A result with ``probe_failed`` set is returned but not remembered, so the
-    next connection tries again; an exception from the probe is propagated to
-    its caller and the next waiter probes instead. The cache empties itself in
-    a forked child (the parent's in-flight probes do not exist there).
+    A result with ``probe_failed`` set is kept for ``retry_after_s`` seconds
+    (by ``clock``) only, so a host where probing fails is probed again once
+    per back-off period instead of on every connection; an exception from
+    the probe is propagated to its caller and the next waiter probes
+    instead. The cache empties itself in a forked child (the parent's
+    in-flight probes do not exist there).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        retry_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._results: dict[Hashable, Detection] = {}
+        # Failed probes: the result and the clock reading it expires at.
+        self._failed: dict[Hashable, tuple[Detection, float]] = {}
         self._pending: dict[Hashable, threading.Event] = {}
         ref = weakref.ref(self)
 
@@ -426,17 +438,23 @@ class DetectionCache:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._results = {}
+        self._failed = {}
         self._pending = {}
 
     def get(self, key: Hashable) -> Detection | None:
-        """The cached result for ``key``, or None."""
-        return self._results.get(key)  # a dict read is atomic: no lock
+        """The cached result for ``key`` (a failed one until it expires), or None."""
+        found = self._results.get(key)  # a dict read is atomic: no lock
+        if found is None and self._failed:
+            failed = self._failed.get(key)
+            if failed is not None and self._clock() < failed[1]:
+                return failed[0]
+        return found
 
     def get_or_detect(self, key: Hashable, probe: Callable[[], Detection]) -> Detection:
         """The cached detection for ``key``, running ``probe`` if there is none."""
         while True:
             with self._lock:
-                found = self._results.get(key)
+                found = self.get(key)
                 if found is not None:
                     return found
                 event = self._pending.get(key)
@@ -453,15 +471,20 @@ class DetectionCache:
                     if self._pending.get(key) is event:
                         del self._pending[key]
                 event.set()
-            if not result.probe_failed:
-                with self._lock:
+            with self._lock:
+                if result.probe_failed:
+                    expires = self._clock() + self.retry_after_s
+                    self._failed[key] = (result, expires)
+                else:
                     self._results[key] = result
+                    self._failed.pop(key, None)
             return result
 
     def clear(self) -> None:
         """Forget every result (probes in flight finish normally)."""
         with self._lock:
             self._results.clear()
+            self._failed.clear()
 
 
 # --------------------------------------------------------------------------

@@ -679,13 +679,67 @@ def test_cache_concurrent_callers_wait_for_first() -> None:
     assert results == [det] * 8
 
 
-def test_cache_does_not_keep_failed_probes() -> None:
-    cache = DetectionCache()
+def test_cache_without_back_off_does_not_keep_failed_probes() -> None:
+    cache = DetectionCache(retry_after_s=0)
     failed = Detection(Dialect.POSTGRES, probe_failed=True)
     probe, calls = _counting(failed)
     assert cache.get_or_detect("k", probe) is failed
     assert cache.get_or_detect("k", probe) is failed
     assert len(calls) == 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_keeps_failed_probes_for_the_back_off_period() -> None:
+    clock = FakeClock()
+    cache = DetectionCache(retry_after_s=60.0, clock=clock)
+    failed = Detection(Dialect.POSTGRES, probe_failed=True)
+    probe, calls = _counting(failed)
+    assert cache.get("k") is None
+    assert cache.get_or_detect("k", probe) is failed
+    clock.now += 59.9
+    assert cache.get("k") is failed
+    assert cache.get_or_detect("k", probe) is failed
+    assert len(calls) == 1  # no probe within the back-off period
+    clock.now += 0.1
+    assert cache.get("k") is None  # expired: the next connection probes again
+    assert cache.get_or_detect("k", probe) is failed
+    assert len(calls) == 2
+    clock.now += 30.0
+    assert cache.get_or_detect("k", probe) is failed
+    assert len(calls) == 2  # a new back-off period began at the retry
+    clock.now += 30.0
+    good = Detection(Dialect.POSTGRES)
+    assert cache.get_or_detect("k", lambda: good) is good
+    clock.now += 3600.0
+    assert cache.get("k") is good  # a successful result does not expire
+    assert cache.get_or_detect("other", probe) is failed
+    assert len(calls) == 3  # back-off is per key
+    cache.clear()
+    assert cache.get("other") is None
+
+
+def test_cache_concurrent_callers_share_a_failed_probe() -> None:
+    cache = DetectionCache(clock=FakeClock())
+    failed = Detection(Dialect.MYSQL, probe_failed=True)
+    probe, calls = _counting(failed, delay=0.2)
+    results: list[Detection] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get_or_detect("k", probe)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(calls) == 1
+    assert results == [failed] * 4
 
 
 def test_cache_probe_exception_lets_next_caller_probe() -> None:
