@@ -42,6 +42,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from . import rds
+from ._log import OnceLog
 from .errors import ConfigurationError
 
 __all__ = [
@@ -361,32 +362,6 @@ def filter_topology(
 
 # --------------------------------------------------------------------------
 # Warnings once per process
-
-
-class OnceLog:
-    """Remembers which warnings were logged, so each is logged only once.
-
-    Thread-safe. The module owns one instance for the process (used by
-    :func:`warn_once`); tests can make their own.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: set[Hashable] = set()
-
-    def warn(self, log: logging.Logger, key: Hashable, msg: str, *args: Any) -> bool:
-        """Log ``msg % args`` at WARNING unless ``key`` was seen; True if logged."""
-        with self._lock:
-            if key in self._seen:
-                return False
-            self._seen.add(key)
-        log.warning(msg, *args)
-        return True
-
-    def clear(self) -> None:
-        """Forget every key."""
-        with self._lock:
-            self._seen.clear()
 
 
 _ONCE = OnceLog()

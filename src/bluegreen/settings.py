@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import difflib
 import logging
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from ._conninfo import is_secret_key, mask_value, masked_items, split_conninfo
+from ._log import OnceLog
 from ._version import __version__
 from .drivers.base import DriverAdapter, DriverParams, Endpoint, ReadOnlyDict
 from .errors import ConfigurationError, ProgrammingError
@@ -455,26 +455,8 @@ def _sort(
         raise _unknown(key, value)
 
 
-class _OnceLog:
-    """Remembers which bg_ids were already warned about (tests may reset it)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: set[tuple[str, str]] = set()
-
-    def first(self, key: tuple[str, str]) -> bool:
-        with self._lock:
-            if key in self._seen:
-                return False
-            self._seen.add(key)
-            return True
-
-    def reset(self) -> None:
-        with self._lock:
-            self._seen.clear()
-
-
-timeout_warnings = _OnceLog()
+#: The (driver, bg_id) pairs warned about a missing connect timeout.
+timeout_warnings = OnceLog()
 
 
 def _check_timeout(config: ConnectionConfig) -> bool:

@@ -283,9 +283,9 @@ def test_secrets_masked_in_errors() -> None:
 
 @pytest.fixture
 def fresh_warnings() -> Any:
-    timeout_warnings.reset()
+    timeout_warnings.clear()
     yield
-    timeout_warnings.reset()
+    timeout_warnings.clear()
 
 
 def test_timeout_warning_psycopg(
@@ -386,7 +386,7 @@ def test_memoised_config_still_warns_after_reset(
     monkeypatch.delenv("PGCONNECT_TIMEOUT")
     parse_config(PG, "host=h", kw)  # same objects, but the environment changed
     assert len(caplog.records) == 1
-    timeout_warnings.reset()
+    timeout_warnings.clear()
     parse_config(PG, "host=h", kw)
     parse_config(PG, "host=h", kw)
     assert len(caplog.records) == 2

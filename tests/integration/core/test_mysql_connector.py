@@ -148,7 +148,7 @@ def test_timeout_warning_once(
     from bluegreen.pipeline import Plugin, registry
     from bluegreen.settings import timeout_warnings
 
-    timeout_warnings.reset()
+    timeout_warnings.clear()
     registry.register("bg", Plugin)  # stand-in until the real plugin exists
     try:
         kw = _kw(mariadb_instance)
@@ -157,7 +157,7 @@ def test_timeout_warning_once(
             bluegreen.connect(mysql.connector.connect, bg_id="warn-test", **kw).close()
     finally:
         registry.register("bg", "bluegreen.bg.plugin:BlueGreenPlugin")
-        timeout_warnings.reset()
+        timeout_warnings.clear()
     warnings = [
         r
         for r in caplog.records
