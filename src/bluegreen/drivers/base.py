@@ -166,7 +166,6 @@ class DriverAdapter(ABC):
 
     # -- connections --------------------------------------------------------
 
-    @abstractmethod
     def connect(
         self,
         params: DriverParams,
@@ -181,6 +180,32 @@ class DriverAdapter(ABC):
         is kept wherever the driver allows it, for TLS verification); *port*
         replaces the port.
         """
+        if host is None and ip is None and port is None:
+            return self._call(params, params.kwargs)
+        kwargs = dict(params.kwargs)
+        if host is not None:
+            kwargs["host"] = host
+        if port is not None:
+            kwargs["port"] = port
+        if ip is None:
+            return self._call(params, kwargs)
+        return self._connect_ip(params, kwargs, ip)
+
+    def _call(self, params: DriverParams, kwargs: Mapping[str, Any]) -> DBAPIConnection:
+        """Call the driver's connect function with *kwargs*."""
+        conn: DBAPIConnection = self.target(**kwargs)
+        return conn
+
+    def _connect_ip(
+        self, params: DriverParams, kwargs: dict[str, Any], ip: str
+    ) -> DBAPIConnection:
+        """Connect to *ip* standing for ``kwargs["host"]``.
+
+        By default the driver connects to the IP itself (it cannot keep the
+        name for TLS); adapters that can keep the name override this.
+        """
+        kwargs["host"] = ip
+        return self._call(params, kwargs)
 
     @abstractmethod
     def is_closed(self, conn: Any) -> bool:

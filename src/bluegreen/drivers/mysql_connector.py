@@ -14,51 +14,21 @@ from typing import Any
 import mysql.connector
 from mysql.connector import errors as myerrors
 
-from .base import DriverAdapter, DriverParams, Endpoint
-from .pymysql import LOST_ERRNOS
+from ._mysql import LOST_ERRNOS, MySQLFamilyAdapter
 
 __all__ = ["MySQLConnectorAdapter"]
 
 
-class MySQLConnectorAdapter(DriverAdapter):
+class MySQLConnectorAdapter(MySQLFamilyAdapter):
     """mysql-connector-python, pure Python and C extension connections."""
 
     name = "mysql-connector"
-    family = "mysql"
-    default_port = 3306
+    default_host = "127.0.0.1"
+    user_alias = "username"
     timeout_keys = ("connection_timeout", "connect_timeout")
     monitoring_drop_keys = frozenset({"raw", "pool_name", "pool_size"})
 
     __slots__ = ()
-
-    def endpoint(self, params: DriverParams) -> Endpoint:
-        """``host`` (default 127.0.0.1), ``port``, ``user``, ``database``/``db``."""
-        kw = params.kwargs
-        db = kw.get("database", kw.get("db"))
-        user = kw.get("user", kw.get("username"))
-        return Endpoint(
-            kw.get("host") or "127.0.0.1",
-            int(kw.get("port") or self.default_port),
-            user,
-            db if isinstance(db, str) else None,
-        )
-
-    def connect(
-        self,
-        params: DriverParams,
-        host: str | None = None,
-        ip: str | None = None,
-        port: int | None = None,
-    ) -> Any:
-        """Connect to *ip* if given, else *host*, else where *params* say."""
-        if host is None and ip is None and port is None:
-            return self.target(**params.kwargs)
-        kwargs = dict(params.kwargs)
-        if ip is not None or host is not None:
-            kwargs["host"] = ip if ip is not None else host
-        if port is not None:
-            kwargs["port"] = port
-        return self.target(**kwargs)
 
     def is_closed(self, conn: Any) -> bool:
         """No round trip: C extension ``is_closed()``, pure Python socket state."""

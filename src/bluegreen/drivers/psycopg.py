@@ -7,12 +7,14 @@ the name (``sslmode=verify-full`` keeps working).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 
+from .._types import DBAPIConnection
 from .base import DriverAdapter, DriverParams, Endpoint
 
 __all__ = ["PsycopgAdapter"]
@@ -65,24 +67,16 @@ class PsycopgAdapter(DriverAdapter):
         flat = DriverParams("", self.effective(params))
         return super().monitoring_params(flat, overrides)
 
-    def connect(
-        self,
-        params: DriverParams,
-        host: str | None = None,
-        ip: str | None = None,
-        port: int | None = None,
-    ) -> Any:
-        """Connect; an *ip* becomes ``hostaddr`` and the name stays in ``host``."""
-        if host is None and ip is None and port is None:
-            return self.target(params.conninfo, **params.kwargs)
-        kwargs = dict(params.kwargs)
-        if host is not None:
-            kwargs["host"] = host
-        if ip is not None:
-            kwargs["hostaddr"] = ip
-        if port is not None:
-            kwargs["port"] = port
-        return self.target(params.conninfo, **kwargs)
+    def _call(self, params: DriverParams, kwargs: Mapping[str, Any]) -> DBAPIConnection:
+        conn: DBAPIConnection = self.target(params.conninfo, **kwargs)
+        return conn
+
+    def _connect_ip(
+        self, params: DriverParams, kwargs: dict[str, Any], ip: str
+    ) -> DBAPIConnection:
+        """An *ip* becomes ``hostaddr`` and the name stays in ``host``."""
+        kwargs["hostaddr"] = ip
+        return self._call(params, kwargs)
 
     def is_closed(self, conn: Any) -> bool:
         """``conn.closed`` (also true for a broken connection)."""

@@ -14,60 +14,32 @@ from typing import Any
 import pymysql
 from pymysql.constants import SERVER_STATUS
 
-from .base import DriverAdapter, DriverParams, Endpoint
+from .._types import DBAPIConnection
+from ._mysql import LOST_ERRNOS, MySQLFamilyAdapter
+from .base import DriverParams
 
-__all__ = ["PyMySQLAdapter"]
-
-#: CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_CONN_HOST_ERROR, CR_CONNECTION_ERROR,
-#: CR_SERVER_LOST_EXTENDED, ER_SERVER_SHUTDOWN, ER_CONNECTION_KILLED,
-#: ER_CLIENT_INTERACTION_TIMEOUT.
-LOST_ERRNOS = frozenset({2006, 2013, 2003, 2002, 2055, 1053, 1927, 4031})
+__all__ = ["LOST_ERRNOS", "PyMySQLAdapter"]
 
 
-class PyMySQLAdapter(DriverAdapter):
+class PyMySQLAdapter(MySQLFamilyAdapter):
     """PyMySQL."""
 
     name = "pymysql"
-    family = "mysql"
-    default_port = 3306
+    default_host = "localhost"
     timeout_keys = ("connect_timeout",)
     default_timeout = 10.0  # PyMySQL's own default
     monitoring_drop_keys = frozenset({"cursorclass", "defer_connect"})
 
     __slots__ = ()
 
-    def endpoint(self, params: DriverParams) -> Endpoint:
-        """``host`` (default localhost), ``port``, ``user``, ``database``/``db``."""
-        kw = params.kwargs
-        db = kw.get("database", kw.get("db"))
-        return Endpoint(
-            kw.get("host") or "localhost",
-            int(kw.get("port") or self.default_port),
-            kw.get("user"),
-            db if isinstance(db, str) else None,
-        )
-
-    def connect(
-        self,
-        params: DriverParams,
-        host: str | None = None,
-        ip: str | None = None,
-        port: int | None = None,
-    ) -> Any:
-        """Connect; for an *ip*, open the socket ourselves and keep the host name."""
-        if host is None and ip is None and port is None:
-            return self.target(**params.kwargs)
-        kwargs = dict(params.kwargs)
-        if host is not None:
-            kwargs["host"] = host
-        if port is not None:
-            kwargs["port"] = port
-        if ip is None or kwargs.get("defer_connect"):
-            if ip is not None:
-                kwargs["host"] = ip
-            return self.target(**kwargs)
+    def _connect_ip(
+        self, params: DriverParams, kwargs: dict[str, Any], ip: str
+    ) -> DBAPIConnection:
+        """Open the socket to *ip* ourselves and keep the host name."""
+        if kwargs.get("defer_connect"):
+            return super()._connect_ip(params, kwargs, ip)
         kwargs["defer_connect"] = True
-        conn = self.target(**kwargs)
+        conn: Any = self._call(params, kwargs)
         sock = socket.create_connection((ip, conn.port), conn.connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -76,7 +48,7 @@ class PyMySQLAdapter(DriverAdapter):
         except BaseException:
             sock.close()
             raise
-        return conn
+        return conn  # type: ignore[no-any-return]
 
     def is_closed(self, conn: Any) -> bool:
         """``not conn.open``."""
