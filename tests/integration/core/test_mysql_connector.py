@@ -15,19 +15,6 @@ from bluegreen.cursor import Cursor
 pytestmark = pytest.mark.mariadb
 
 
-def _kw(inst: Any, **extra: Any) -> dict[str, Any]:
-    kw: dict[str, Any] = dict(
-        host=inst.host,
-        port=inst.port,
-        user=inst.app_user,
-        password=inst.app_password,
-        database=inst.dbname,
-        connection_timeout=5,
-    )
-    kw.update(extra)
-    return kw
-
-
 @pytest.fixture(params=[True, False], ids=["pure", "cext"])
 def use_pure(request: pytest.FixtureRequest) -> bool:
     # The dev dependencies pin a mysql-connector whose C extension loads on
@@ -38,18 +25,18 @@ def use_pure(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture
-def conn(mariadb_instance: Any, use_pure: bool) -> Iterator[Any]:
+def conn(myc_kw: Any, use_pure: bool) -> Iterator[Any]:
     c = bluegreen.connect(
-        mysql.connector.connect, plugins="", use_pure=use_pure, **_kw(mariadb_instance)
+        mysql.connector.connect, plugins="", use_pure=use_pure, **myc_kw()
     )
     yield c
     c.close()
 
 
 @pytest.fixture
-def table(mariadb_instance: Any) -> Iterator[str]:
+def table(myc_kw: Any) -> Iterator[str]:
     name = "bg_core_myconn"
-    raw = mysql.connector.connect(**_kw(mariadb_instance), autocommit=True)
+    raw = mysql.connector.connect(**myc_kw(), autocommit=True)
     cur = raw.cursor()
     cur.execute(f"DROP TABLE IF EXISTS {name}")
     cur.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, label TEXT) ENGINE=InnoDB")
@@ -58,8 +45,8 @@ def table(mariadb_instance: Any) -> Iterator[str]:
     raw.close()
 
 
-def _count(inst: Any, table: str) -> int:
-    raw = mysql.connector.connect(**_kw(inst))
+def _count(kw: dict[str, Any], table: str) -> int:
+    raw = mysql.connector.connect(**kw)
     try:
         cur = raw.cursor()
         cur.execute(f"SELECT COUNT(*) FROM {table}")
@@ -68,9 +55,9 @@ def _count(inst: Any, table: str) -> int:
         raw.close()
 
 
-def test_results_identical_to_raw(mariadb_instance: Any, conn: Any) -> None:
+def test_results_identical_to_raw(myc_kw: Any, conn: Any) -> None:
     query = "SELECT seq, seq * 2, CONCAT('x', seq) FROM seq_1_to_20"
-    raw = mysql.connector.connect(**_kw(mariadb_instance))
+    raw = mysql.connector.connect(**myc_kw())
     try:
         rcur = raw.cursor()
         raw_result = rcur.execute(query)
@@ -110,30 +97,30 @@ def test_error_pass_through(conn: Any) -> None:
     assert not isinstance(info.value, bluegreen.Error)
 
 
-def test_commit_rollback(mariadb_instance: Any, conn: Any, table: str) -> None:
+def test_commit_rollback(myc_kw: Any, conn: Any, table: str) -> None:
     cur = conn.cursor()
     cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "one"))
     assert conn.driver_adapter.in_transaction(conn.driver_connection)
     conn.rollback()
-    assert _count(mariadb_instance, table) == 0
+    assert _count(myc_kw(), table) == 0
     cur.executemany(
         f"INSERT INTO {table} VALUES (%s, %s)", [(i, str(i)) for i in range(4)]
     )
     conn.commit()
-    assert _count(mariadb_instance, table) == 4
+    assert _count(myc_kw(), table) == 4
 
 
-def test_autocommit(mariadb_instance: Any, conn: Any, table: str) -> None:
+def test_autocommit(myc_kw: Any, conn: Any, table: str) -> None:
     assert conn.autocommit is False
     conn.autocommit = True
     assert conn.driver_connection.autocommit is True
     conn.cursor().execute(f"INSERT INTO {table} VALUES (3, 'x')")
-    assert _count(mariadb_instance, table) == 1
+    assert _count(myc_kw(), table) == 1
 
 
-def test_close_state(mariadb_instance: Any, use_pure: bool) -> None:
+def test_close_state(myc_kw: Any, use_pure: bool) -> None:
     c = bluegreen.connect(
-        mysql.connector.connect, plugins="", use_pure=use_pure, **_kw(mariadb_instance)
+        mysql.connector.connect, plugins="", use_pure=use_pure, **myc_kw()
     )
     adapter = c.driver_adapter
     assert not adapter.is_closed(c.driver_connection)
@@ -143,7 +130,7 @@ def test_close_state(mariadb_instance: Any, use_pure: bool) -> None:
 
 
 def test_timeout_warning_once(
-    mariadb_instance: Any, caplog: pytest.LogCaptureFixture
+    myc_kw: Any, mariadb_instance: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     from bluegreen.pipeline import Plugin, registry
     from bluegreen.settings import timeout_warnings
@@ -151,7 +138,7 @@ def test_timeout_warning_once(
     timeout_warnings.clear()
     registry.register("bg", Plugin)  # stand-in until the real plugin exists
     try:
-        kw = _kw(mariadb_instance)
+        kw = myc_kw()
         del kw["connection_timeout"]
         for _ in range(2):
             bluegreen.connect(mysql.connector.connect, bg_id="warn-test", **kw).close()

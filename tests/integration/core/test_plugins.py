@@ -18,19 +18,6 @@ T = TypeVar("T")
 pytestmark = pytest.mark.postgres
 
 
-def _kw(inst: Any, **extra: Any) -> dict[str, Any]:
-    kw: dict[str, Any] = dict(
-        host=inst.host,
-        port=inst.port,
-        user=inst.app_user,
-        password=inst.app_password,
-        dbname=inst.dbname,
-        connect_timeout=5,
-    )
-    kw.update(extra)
-    return kw
-
-
 class Recorder(Plugin):
     """Records every hook call in a list shared by the test."""
 
@@ -88,11 +75,9 @@ def plugins() -> Iterator[list[tuple[str, ...]]]:
 
 
 def test_hooks_wrap_real_calls_in_order(
-    pg_instance: Any, plugins: list[tuple[str, ...]]
+    pg_kw: Any, pg_instance: Any, plugins: list[tuple[str, ...]]
 ) -> None:
-    c = bluegreen.connect(
-        psycopg.connect, plugins="test-outer, test-rec", **_kw(pg_instance)
-    )
+    c = bluegreen.connect(psycopg.connect, plugins="test-outer, test-rec", **pg_kw())
     assert plugins == [
         ("outer", "connect", pg_instance.host, str(pg_instance.port)),
         ("rec", "connect", pg_instance.host, str(pg_instance.port)),
@@ -124,11 +109,9 @@ def test_hooks_wrap_real_calls_in_order(
 
 
 def test_streaming_cursor_fetches_are_hooked(
-    pg_instance: Any, plugins: list[tuple[str, ...]]
+    pg_kw: Any, plugins: list[tuple[str, ...]]
 ) -> None:
-    with bluegreen.connect(
-        psycopg.connect, plugins="test-rec", **_kw(pg_instance)
-    ) as c:
+    with bluegreen.connect(psycopg.connect, plugins="test-rec", **pg_kw()) as c:
         cur = c.cursor(name="streamed")
         cur.execute("SELECT g FROM generate_series(1, 3) g")
         plugins.clear()
@@ -139,12 +122,10 @@ def test_streaming_cursor_fetches_are_hooked(
 
 
 def test_connect_only_plugin_keeps_fast_path(
-    pg_instance: Any, plugins: list[tuple[str, ...]]
+    pg_kw: Any, plugins: list[tuple[str, ...]]
 ) -> None:
     ConnectOnly.seen = []
-    with bluegreen.connect(
-        psycopg.connect, plugins="test-connect", **_kw(pg_instance)
-    ) as c:
+    with bluegreen.connect(psycopg.connect, plugins="test-connect", **pg_kw()) as c:
         assert ConnectOnly.seen == ["connect"]
         assert c.wrapper_pipeline is not None
         assert c.wrapper_pipeline.execute is None
@@ -154,10 +135,10 @@ def test_connect_only_plugin_keeps_fast_path(
 
 
 def test_psycopg_ip_substitution_uses_hostaddr(
-    pg_instance: Any, plugins: list[tuple[str, ...]]
+    pg_kw: Any, pg_instance: Any, plugins: list[tuple[str, ...]]
 ) -> None:
     ToIP.ip = pg_instance.host
-    kw = _kw(pg_instance, host="blue-db.example.invalid")
+    kw = pg_kw(host="blue-db.example.invalid")
     with bluegreen.connect(psycopg.connect, plugins="test-ip", **kw) as c:
         assert c.info.host == "blue-db.example.invalid"
         assert c.info.hostaddr == pg_instance.host
@@ -165,18 +146,8 @@ def test_psycopg_ip_substitution_uses_hostaddr(
 
 
 @pytest.mark.mariadb
-def test_pymysql_hooks(mariadb_instance: Any, plugins: list[tuple[str, ...]]) -> None:
-    i = mariadb_instance
-    c = bluegreen.connect(
-        pymysql.connect,
-        plugins="test-rec",
-        host=i.host,
-        port=i.port,
-        user=i.app_user,
-        password=i.app_password,
-        database=i.dbname,
-        connect_timeout=5,
-    )
+def test_pymysql_hooks(pymysql_kw: Any, plugins: list[tuple[str, ...]]) -> None:
+    c = bluegreen.connect(pymysql.connect, plugins="test-rec", **pymysql_kw())
     try:
         plugins.clear()
         with c.cursor(pymysql.cursors.SSCursor) as cur:

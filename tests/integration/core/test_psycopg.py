@@ -17,54 +17,34 @@ from bluegreen.cursor import Cursor
 pytestmark = pytest.mark.postgres
 
 
-def _kw(inst: Any, **extra: Any) -> dict[str, Any]:
-    kw: dict[str, Any] = dict(
-        host=inst.host,
-        port=inst.port,
-        user=inst.app_user,
-        password=inst.app_password,
-        dbname=inst.dbname,
-        connect_timeout=5,
-    )
-    kw.update(extra)
-    return kw
-
-
-def _conninfo(inst: Any) -> str:
-    return (
-        f"host={inst.host} port={inst.port} user={inst.app_user} "
-        f"password='{inst.app_password}' dbname={inst.dbname} connect_timeout=5"
-    )
-
-
 @pytest.fixture
-def conn(pg_instance: Any) -> Iterator[bluegreen.Connection]:
-    c = bluegreen.connect(psycopg.connect, plugins="", **_kw(pg_instance))
+def conn(pg_kw: Any) -> Iterator[bluegreen.Connection]:
+    c = bluegreen.connect(psycopg.connect, plugins="", **pg_kw())
     yield c
     c.close()
 
 
 @pytest.fixture
-def table(pg_instance: Any) -> Iterator[str]:
+def table(pg_kw: Any) -> Iterator[str]:
     name = "bg_core_items"
-    with psycopg.connect(**_kw(pg_instance), autocommit=True) as raw:
+    with psycopg.connect(**pg_kw(), autocommit=True) as raw:
         raw.execute(f"DROP TABLE IF EXISTS {name}")
         raw.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, label text)")
     yield name
-    with psycopg.connect(**_kw(pg_instance), autocommit=True) as raw:
+    with psycopg.connect(**pg_kw(), autocommit=True) as raw:
         raw.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def _count(inst: Any, table: str) -> int:
-    with psycopg.connect(**_kw(inst)) as raw:
+def _count(kw: dict[str, Any], table: str) -> int:
+    with psycopg.connect(**kw) as raw:
         row = raw.execute(f"SELECT count(*) FROM {table}").fetchone()
         assert row is not None
         return int(row[0])
 
 
-def test_connect_function_and_classmethod(pg_instance: Any) -> None:
+def test_connect_function_and_classmethod(pg_kw: Any, pg_instance: Any) -> None:
     for target in (psycopg.connect, psycopg.Connection.connect):
-        c = bluegreen.connect(target, plugins="", **_kw(pg_instance))
+        c = bluegreen.connect(target, plugins="", **pg_kw())
         try:
             assert isinstance(c, bluegreen.Connection)
             assert isinstance(c.driver_connection, psycopg.Connection)
@@ -74,8 +54,8 @@ def test_connect_function_and_classmethod(pg_instance: Any) -> None:
         assert c.closed
 
 
-def test_conninfo_with_wrapper_settings(pg_instance: Any) -> None:
-    dsn = _conninfo(pg_instance) + " plugins='' bg_id=42 bg_interval_high_ms=' 250 '"
+def test_conninfo_with_wrapper_settings(pg_conninfo: str, pg_instance: Any) -> None:
+    dsn = pg_conninfo + " plugins='' bg_id=42 bg_interval_high_ms=' 250 '"
     c = bluegreen.connect(psycopg.connect, dsn)
     try:
         assert c.wrapper_settings.bg_id == "42"
@@ -102,9 +82,9 @@ def test_uri_with_wrapper_settings(pg_instance: Any) -> None:
         c.close()
 
 
-def test_results_identical_to_raw_driver(pg_instance: Any, conn: Any) -> None:
+def test_results_identical_to_raw_driver(pg_kw: Any, conn: Any) -> None:
     query = "SELECT g, g * 2, 'x' || g::text FROM generate_series(1, 20) g"
-    with psycopg.connect(**_kw(pg_instance)) as raw:
+    with psycopg.connect(**pg_kw()) as raw:
         rcur = raw.execute(query)
         expected = rcur.fetchall()
         expected_desc = [(d.name, d.type_code) for d in rcur.description or ()]
@@ -142,42 +122,42 @@ def test_driver_errors_pass_through_unchanged(conn: Any) -> None:
     assert cur.execute("SELECT 1").fetchone() == (1,)
 
 
-def test_commit_and_rollback(pg_instance: Any, conn: Any, table: str) -> None:
+def test_commit_and_rollback(pg_kw: Any, conn: Any, table: str) -> None:
     cur = conn.cursor()
     cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "one"))
     assert conn.driver_adapter.in_transaction(conn.driver_connection)
     conn.rollback()
-    assert _count(pg_instance, table) == 0
+    assert _count(pg_kw(), table) == 0
     cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (2, "two"))
     conn.commit()
     assert not conn.driver_adapter.in_transaction(conn.driver_connection)
-    assert _count(pg_instance, table) == 1
+    assert _count(pg_kw(), table) == 1
 
 
-def test_executemany(pg_instance: Any, conn: Any, table: str) -> None:
+def test_executemany(pg_kw: Any, conn: Any, table: str) -> None:
     cur = conn.cursor()
     cur.executemany(
         f"INSERT INTO {table} VALUES (%(id)s, %(label)s)",
         [{"id": i, "label": str(i)} for i in range(10)],
     )
     conn.commit()
-    assert _count(pg_instance, table) == 10
+    assert _count(pg_kw(), table) == 10
 
 
-def test_with_connection_same_as_raw(pg_instance: Any, table: str) -> None:
-    with bluegreen.connect(psycopg.connect, plugins="", **_kw(pg_instance)) as c:
+def test_with_connection_same_as_raw(pg_kw: Any, table: str) -> None:
+    with bluegreen.connect(psycopg.connect, plugins="", **pg_kw()) as c:
         assert isinstance(c, bluegreen.Connection)
         c.execute(f"INSERT INTO {table} VALUES (1, 'kept')")
     assert c.closed
-    assert _count(pg_instance, table) == 1
+    assert _count(pg_kw(), table) == 1
     with (
         pytest.raises(ZeroDivisionError),
-        bluegreen.connect(psycopg.connect, plugins="", **_kw(pg_instance)) as c2,
+        bluegreen.connect(psycopg.connect, plugins="", **pg_kw()) as c2,
     ):
         c2.execute(f"INSERT INTO {table} VALUES (2, 'lost')")
         raise ZeroDivisionError
     assert c2.closed
-    assert _count(pg_instance, table) == 1
+    assert _count(pg_kw(), table) == 1
 
 
 def test_cursor_context_manager(conn: Any) -> None:
@@ -187,15 +167,13 @@ def test_cursor_context_manager(conn: Any) -> None:
     assert cur.closed
 
 
-def test_autocommit(pg_instance: Any, conn: Any, table: str) -> None:
+def test_autocommit(pg_kw: Any, conn: Any, table: str) -> None:
     assert conn.autocommit is False
     conn.autocommit = True
     assert conn.driver_connection.autocommit is True
     conn.execute(f"INSERT INTO {table} VALUES (5, 'auto')")
-    assert _count(pg_instance, table) == 1
-    c = bluegreen.connect(
-        psycopg.connect, plugins="", autocommit=True, **_kw(pg_instance)
-    )
+    assert _count(pg_kw(), table) == 1
+    c = bluegreen.connect(psycopg.connect, plugins="", autocommit=True, **pg_kw())
     try:
         assert c.autocommit is True
     finally:
@@ -220,13 +198,11 @@ def test_server_side_cursor(conn: Any) -> None:
         cur.close()
 
 
-def test_sqlalchemy_round_trip(pg_instance: Any) -> None:
+def test_sqlalchemy_round_trip(pg_kw: Any) -> None:
     sqlalchemy = pytest.importorskip("sqlalchemy")
     engine = sqlalchemy.create_engine(
         "postgresql+psycopg://",
-        creator=lambda: bluegreen.connect(
-            psycopg.connect, plugins="", **_kw(pg_instance)
-        ),
+        creator=lambda: bluegreen.connect(psycopg.connect, plugins="", **pg_kw()),
     )
     try:
         with engine.begin() as sa:
@@ -239,10 +215,12 @@ def test_sqlalchemy_round_trip(pg_instance: Any) -> None:
         engine.dispose()
 
 
-def test_secret_never_shown(pg_instance: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_secret_never_shown(
+    pg_conninfo: str, pg_instance: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="bluegreen")
     secret = pg_instance.app_password
-    c = bluegreen.connect(psycopg.connect, _conninfo(pg_instance), plugins="")
+    c = bluegreen.connect(psycopg.connect, pg_conninfo, plugins="")
     try:
         assert secret not in repr(c)
         assert secret not in repr(c.wrapper_config)
@@ -251,20 +229,20 @@ def test_secret_never_shown(pg_instance: Any, caplog: pytest.LogCaptureFixture) 
         c.close()
     with pytest.raises(bluegreen.ConfigurationError) as info:
         bluegreen.connect(
-            psycopg.connect, _conninfo(pg_instance), plugins="", bg_auth_token=secret
+            psycopg.connect, pg_conninfo, plugins="", bg_auth_token=secret
         )
     assert secret not in str(info.value)
     assert "bg_auth_token" in str(info.value)
     with pytest.raises(bluegreen.ConfigurationError) as info:
-        bluegreen.connect(psycopg.connect, _conninfo(pg_instance) + " bg_id_ms=1")
+        bluegreen.connect(psycopg.connect, pg_conninfo + " bg_id_ms=1")
     assert secret not in str(info.value)
     assert secret not in caplog.text
 
 
-def test_monitoring_params(pg_instance: Any) -> None:
+def test_monitoring_params(pg_conninfo: str) -> None:
     c = bluegreen.connect(
         psycopg.connect,
-        _conninfo(pg_instance) + " target_session_attrs=read-write",
+        pg_conninfo + " target_session_attrs=read-write",
         plugins="",
         load_balance_hosts="disable",
         row_factory=dict_row,
@@ -287,12 +265,12 @@ def test_monitoring_params(pg_instance: Any) -> None:
         c.close()
 
 
-def test_settings_validated_at_connect(pg_instance: Any) -> None:
+def test_settings_validated_at_connect(pg_kw: Any) -> None:
     with pytest.raises(bluegreen.ConfigurationError, match="bg_connect_timeout_ms"):
         bluegreen.connect(
-            psycopg.connect, plugins="", bg_connect_timeout_ms=-1, **_kw(pg_instance)
+            psycopg.connect, plugins="", bg_connect_timeout_ms=-1, **pg_kw()
         )
     with pytest.raises(bluegreen.ConfigurationError, match="did you mean 'plugins'"):
-        bluegreen.connect(psycopg.connect, plugin="", **_kw(pg_instance))
+        bluegreen.connect(psycopg.connect, plugin="", **pg_kw())
     with pytest.raises(bluegreen.ConfigurationError, match="nosuch"):
-        bluegreen.connect(psycopg.connect, plugins="nosuch", **_kw(pg_instance))
+        bluegreen.connect(psycopg.connect, plugins="nosuch", **pg_kw())

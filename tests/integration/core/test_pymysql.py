@@ -16,30 +16,17 @@ from bluegreen.cursor import Cursor
 pytestmark = pytest.mark.mariadb
 
 
-def _kw(inst: Any, **extra: Any) -> dict[str, Any]:
-    kw: dict[str, Any] = dict(
-        host=inst.host,
-        port=inst.port,
-        user=inst.app_user,
-        password=inst.app_password,
-        database=inst.dbname,
-        connect_timeout=5,
-    )
-    kw.update(extra)
-    return kw
-
-
 @pytest.fixture
-def conn(mariadb_instance: Any) -> Iterator[Any]:
-    c = bluegreen.connect(pymysql.connect, plugins="", **_kw(mariadb_instance))
+def conn(pymysql_kw: Any) -> Iterator[Any]:
+    c = bluegreen.connect(pymysql.connect, plugins="", **pymysql_kw())
     yield c
     c.close()
 
 
 @pytest.fixture
-def table(mariadb_instance: Any) -> Iterator[str]:
+def table(pymysql_kw: Any) -> Iterator[str]:
     name = "bg_core_pymysql"
-    raw = pymysql.connect(**_kw(mariadb_instance), autocommit=True)
+    raw = pymysql.connect(**pymysql_kw(), autocommit=True)
     with raw.cursor() as cur:
         cur.execute(f"DROP TABLE IF EXISTS {name}")
         cur.execute(
@@ -51,8 +38,8 @@ def table(mariadb_instance: Any) -> Iterator[str]:
     raw.close()
 
 
-def _count(inst: Any, table: str) -> int:
-    raw = pymysql.connect(**_kw(inst))
+def _count(kw: dict[str, Any], table: str) -> int:
+    raw = pymysql.connect(**kw)
     try:
         with raw.cursor() as cur:
             cur.execute(f"SELECT COUNT(*) FROM {table}")
@@ -64,8 +51,8 @@ def _count(inst: Any, table: str) -> int:
 @pytest.mark.parametrize(
     "target", [pymysql.connect, pymysql.Connect, pymysql.connections.Connection]
 )
-def test_connect_targets(mariadb_instance: Any, target: Any) -> None:
-    c = bluegreen.connect(target, plugins="", **_kw(mariadb_instance))
+def test_connect_targets(pymysql_kw: Any, target: Any) -> None:
+    c = bluegreen.connect(target, plugins="", **pymysql_kw())
     try:
         assert isinstance(c.driver_connection, pymysql.connections.Connection)
         assert c.open is True
@@ -75,14 +62,14 @@ def test_connect_targets(mariadb_instance: Any, target: Any) -> None:
     assert c.open is False
 
 
-def test_conninfo_is_refused(mariadb_instance: Any) -> None:
+def test_conninfo_is_refused() -> None:
     with pytest.raises(bluegreen.ProgrammingError, match="connection string"):
         bluegreen.connect(pymysql.connect, "host=x", plugins="")
 
 
-def test_results_identical_to_raw(mariadb_instance: Any, conn: Any) -> None:
+def test_results_identical_to_raw(pymysql_kw: Any, conn: Any) -> None:
     query = "SELECT seq, seq * 2, CONCAT('x', seq) FROM seq_1_to_20"
-    raw = pymysql.connect(**_kw(mariadb_instance))
+    raw = pymysql.connect(**pymysql_kw())
     try:
         with raw.cursor() as rcur:
             raw_rc = rcur.execute(query)
@@ -119,44 +106,42 @@ def test_error_pass_through(conn: Any) -> None:
     assert not isinstance(info.value, bluegreen.Error)
 
 
-def test_commit_rollback(mariadb_instance: Any, conn: Any, table: str) -> None:
+def test_commit_rollback(pymysql_kw: Any, conn: Any, table: str) -> None:
     cur = conn.cursor()
     cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (1, "one"))
     assert conn.driver_adapter.in_transaction(conn.driver_connection)
     conn.rollback()
-    assert _count(mariadb_instance, table) == 0
+    assert _count(pymysql_kw(), table) == 0
     cur.executemany(
         f"INSERT INTO {table} VALUES (%s, %s)", [(i, str(i)) for i in range(5)]
     )
     conn.commit()
-    assert _count(mariadb_instance, table) == 5
+    assert _count(pymysql_kw(), table) == 5
     assert cur.lastrowid is not None
 
 
-def test_autocommit(mariadb_instance: Any, conn: Any, table: str) -> None:
+def test_autocommit(pymysql_kw: Any, conn: Any, table: str) -> None:
     assert conn.get_autocommit() is False
     conn.autocommit = True
     assert conn.get_autocommit() is True
     conn.cursor().execute(f"INSERT INTO {table} VALUES (7, 'auto')")
-    assert _count(mariadb_instance, table) == 1
+    assert _count(pymysql_kw(), table) == 1
     conn.autocommit(False)  # PyMySQL's own method form keeps working
     assert conn.get_autocommit() is False
 
 
-def test_with_connection_same_as_raw(mariadb_instance: Any) -> None:
-    with bluegreen.connect(pymysql.connect, plugins="", **_kw(mariadb_instance)) as c:
+def test_with_connection_same_as_raw(pymysql_kw: Any) -> None:
+    with bluegreen.connect(pymysql.connect, plugins="", **pymysql_kw()) as c:
         assert isinstance(c, bluegreen.Connection)
         c.cursor().execute("SELECT 1")
     assert c.open is False
 
 
-def test_sqlalchemy_round_trip(mariadb_instance: Any) -> None:
+def test_sqlalchemy_round_trip(pymysql_kw: Any) -> None:
     sqlalchemy = pytest.importorskip("sqlalchemy")
     engine = sqlalchemy.create_engine(
         "mysql+pymysql://",
-        creator=lambda: bluegreen.connect(
-            pymysql.connect, plugins="", **_kw(mariadb_instance)
-        ),
+        creator=lambda: bluegreen.connect(pymysql.connect, plugins="", **pymysql_kw()),
     )
     try:
         with engine.begin() as sa:
@@ -165,10 +150,12 @@ def test_sqlalchemy_round_trip(mariadb_instance: Any) -> None:
         engine.dispose()
 
 
-def test_secret_masked(mariadb_instance: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_secret_masked(
+    pymysql_kw: Any, mariadb_instance: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="bluegreen")
     secret = mariadb_instance.app_password
-    c = bluegreen.connect(pymysql.connect, plugins="", **_kw(mariadb_instance))
+    c = bluegreen.connect(pymysql.connect, plugins="", **pymysql_kw())
     try:
         assert secret not in repr(c)
         assert secret not in repr(c.wrapper_config)
@@ -177,12 +164,14 @@ def test_secret_masked(mariadb_instance: Any, caplog: pytest.LogCaptureFixture) 
     assert secret not in caplog.text
 
 
-def test_ip_substitution_keeps_host_name(mariadb_instance: Any) -> None:
+def test_ip_substitution_keeps_host_name(
+    pymysql_kw: Any, mariadb_instance: Any
+) -> None:
     from bluegreen.pipeline import ConnectContext
     from bluegreen.settings import parse_config
 
     adapter = bluegreen.drivers.adapter_for(pymysql.connect)
-    kw = _kw(mariadb_instance, host="blue-name.invalid")
+    kw = pymysql_kw(host="blue-name.invalid")
     ctx = ConnectContext(parse_config(adapter, None, {"plugins": "", **kw}))
     assert ctx.host == "blue-name.invalid"
     assert ctx.port == mariadb_instance.port
