@@ -23,6 +23,7 @@ from bluegreen.dialects import (
     OnceLog,
     TopologyRow,
 )
+from bluegreen.dialects._mysql import _mysql_user
 from bluegreen.errors import ConfigurationError
 
 # --------------------------------------------------------------------------
@@ -544,8 +545,8 @@ def test_pymysql_style_autocommit_and_dict_rows() -> None:
 
 
 def test_mysql_user_quoting() -> None:
-    assert dialects._mysql_user("o'brien@10.0.%") == "'o''brien'@'10.0.%'"
-    assert dialects._mysql_user(b"app@localhost") == "'app'@'localhost'"
+    assert _mysql_user("o'brien@10.0.%") == "'o''brien'@'10.0.%'"
+    assert _mysql_user(b"app@localhost") == "'app'@'localhost'"
 
 
 # --------------------------------------------------------------------------

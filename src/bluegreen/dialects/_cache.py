@@ -1,0 +1,99 @@
+"""The per-process detection cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable
+
+from ._model import Detection
+
+__all__ = ["DetectionCache"]
+
+
+class DetectionCache:
+    """Runs detection once per key (``(family, host, port)``) per process.
+
+    Concurrent callers for the same key wait for the first caller's probe.
+    A result with ``probe_failed`` set is kept for ``retry_after_s`` seconds
+    (by ``clock``) only, so a host where probing fails is probed again once
+    per back-off period instead of on every connection; an exception from
+    the probe is propagated to its caller and the next waiter probes
+    instead. The cache empties itself in a forked child (the parent's
+    in-flight probes do not exist there).
+    """
+
+    def __init__(
+        self,
+        retry_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._results: dict[Hashable, Detection] = {}
+        # Failed probes: the result and the clock reading it expires at.
+        self._failed: dict[Hashable, tuple[Detection, float]] = {}
+        self._pending: dict[Hashable, threading.Event] = {}
+        ref = weakref.ref(self)
+
+        def _reset_in_child() -> None:
+            cache = ref()
+            if cache is not None:
+                cache._after_fork()
+
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_reset_in_child)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._results = {}
+        self._failed = {}
+        self._pending = {}
+
+    def get(self, key: Hashable) -> Detection | None:
+        """The cached result for ``key`` (a failed one until it expires), or None."""
+        found = self._results.get(key)  # a dict read is atomic: no lock
+        if found is None and self._failed:
+            failed = self._failed.get(key)
+            if failed is not None and self._clock() < failed[1]:
+                return failed[0]
+        return found
+
+    def get_or_detect(self, key: Hashable, probe: Callable[[], Detection]) -> Detection:
+        """The cached detection for ``key``, running ``probe`` if there is none."""
+        while True:
+            with self._lock:
+                found = self.get(key)
+                if found is not None:
+                    return found
+                event = self._pending.get(key)
+                owner = event is None
+                if event is None:
+                    event = self._pending[key] = threading.Event()
+            if not owner:
+                event.wait()
+                continue
+            try:
+                result = probe()
+            finally:
+                with self._lock:
+                    if self._pending.get(key) is event:
+                        del self._pending[key]
+                event.set()
+            with self._lock:
+                if result.probe_failed:
+                    expires = self._clock() + self.retry_after_s
+                    self._failed[key] = (result, expires)
+                else:
+                    self._results[key] = result
+                    self._failed.pop(key, None)
+            return result
+
+    def clear(self) -> None:
+        """Forget every result (probes in flight finish normally)."""
+        with self._lock:
+            self._results.clear()
+            self._failed.clear()

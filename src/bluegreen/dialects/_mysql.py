@@ -1,0 +1,133 @@
+"""MySQL / MariaDB detection."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ._model import (
+    _MYSQL_SIM_TOPOLOGY,
+    _MYSQL_TOPOLOGY,
+    MYSQL_METADATA,
+    Detection,
+    Dialect,
+    _text,
+    topology_query,
+)
+from ._probe import _errno, _finish, _first_value, _metadata_outcome, _Prober
+
+logger = logging.getLogger("bluegreen.dialects")
+
+
+_ER_DBACCESS_DENIED = 1044
+_ER_TABLEACCESS_DENIED = 1142
+_ER_COLUMNACCESS_DENIED = 1143
+_ER_NO_SUCH_TABLE = 1146
+_ER_UNKNOWN_TABLE = 1109  # unknown information_schema table
+_DENIED = (_ER_DBACCESS_DENIED, _ER_TABLEACCESS_DENIED, _ER_COLUMNACCESS_DENIED)
+_ABSENT = (_ER_NO_SUCH_TABLE, _ER_UNKNOWN_TABLE)
+
+
+def _table_state(prober: _Prober, sql: str) -> bool | BaseException | None:
+    """True = readable, False = access denied, None = absent, else the error."""
+    try:
+        prober.rows(sql)
+    except Exception as exc:
+        errno = _errno(exc)
+        if errno in _DENIED:
+            return False
+        if errno in _ABSENT:
+            return None
+        logger.debug("probe failed: %s", sql, exc_info=True)
+        return exc
+    return True
+
+
+def _mysql_user(current_user: Any) -> str:
+    name, _, host = _text(current_user).rpartition("@")
+    if not name:
+        name, host = host, "%"
+    return "'{}'@'{}'".format(name.replace("'", "''"), host.replace("'", "''"))
+
+
+def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> Detection:
+    """MySQL/MariaDB detection.
+
+    Privilege checks come before existence checks in MySQL: a user without any
+    privilege on the table gets "access denied" (1142) for a table that does
+    not exist too, and ``information_schema.tables`` hides it either way. So
+    "denied" counts as "the metadata exists but is unreadable" only with other
+    evidence of an RDS deployment: the ``aurora_version`` variable, an RDS
+    ``basedir`` (``/rdsdbbin/...``), ``version_comment`` = ``Source
+    distribution``, an RDS endpoint host name, or a forced RDS/Aurora dialect.
+    Without evidence the server is plain MySQL and nothing is logged above
+    DEBUG.
+    """
+    version, comment, basedir, user = prober.rows(
+        "SELECT VERSION(), @@version_comment, @@basedir, CURRENT_USER()"
+    )[0]
+    aurora = bool(prober.rows("SHOW VARIABLES LIKE 'aurora_version'"))
+    evidence = (
+        aurora
+        or rds_host
+        or _text(basedir).startswith("/rdsdbbin")
+        or _text(comment) == "Source distribution"
+        or (forced is not None and not forced.is_plain)
+    )
+    notes: list[str] = []
+    meta = _table_state(prober, f"SELECT 1 FROM {MYSQL_METADATA} LIMIT 0")
+    if isinstance(meta, BaseException):
+        notes.append(f"probing {MYSQL_METADATA} failed ({type(meta).__name__}: {meta})")
+        meta = None
+    elif meta is False and not evidence:
+        logger.debug("%s is hidden from this user and nothing says RDS", MYSQL_METADATA)
+        meta = None
+
+    topo_source, topo_ok = None, False
+    # information_schema tables are never hidden; a denied mysql.* stand-in
+    # says nothing about existence, so only a topology that reads counts.
+    for candidate in (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY):
+        if _table_state(prober, topology_query(candidate)) is True:
+            topo_source, topo_ok = candidate, True
+            break
+
+    if forced is not None:
+        dialect = forced
+    elif aurora or topo_source is not None:
+        dialect = Dialect.AURORA_MYSQL
+    elif meta is not None:
+        dialect = Dialect.RDS_MYSQL
+    else:
+        dialect = Dialect.MYSQL
+    if not dialect.is_aurora:
+        topo_source, topo_ok = None, False
+    source, readable, grant = _metadata_outcome(dialect, meta, _mysql_user(user), notes)
+
+    unsupported = None
+    if dialect.is_aurora:
+        regions = _first_value(
+            prober,
+            "SELECT COUNT(DISTINCT aws_region) "
+            "FROM information_schema.aurora_global_db_instance_status",
+        )
+        if regions is not None and int(regions) > 1:
+            unsupported = "an Aurora Global Database"
+    elif readable and _looks_multi_az(prober):
+        unsupported = "an RDS Multi-AZ DB cluster"
+    return _finish(
+        dialect, forced, source, readable, grant, topo_source, topo_ok, unsupported,
+        notes, _text(version),
+    )  # fmt: skip
+
+
+def _looks_multi_az(prober: _Prober) -> bool:
+    """Heuristic: a Multi-AZ DB cluster lists its instances in rds_topology
+    without blue/green roles (several rows, none with a blue/green role)."""
+    try:
+        rows = prober.rows(f"SELECT role FROM {MYSQL_METADATA}")
+    except Exception:
+        logger.debug("reading %s roles failed", MYSQL_METADATA, exc_info=True)
+        return False
+    roles = [_text(r[0]) if r[0] is not None else "" for r in rows]
+    bg = [r for r in roles if r.startswith("BLUE_GREEN_DEPLOYMENT_")]
+    return len(roles) >= 2 and not bg

@@ -1,0 +1,161 @@
+"""Running probe queries on the application's connection, and what the
+PostgreSQL and MySQL probes share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from .._types import DBAPIConnection, DBAPICursor
+from ._model import Detection, Dialect, _as_tuple
+
+logger = logging.getLogger("bluegreen.dialects")
+
+
+def _autocommit(conn: Any) -> bool | None:
+    """True/False if the driver says so, None if it cannot be told."""
+    getter = getattr(conn, "get_autocommit", None)  # PyMySQL
+    if callable(getter):
+        try:
+            return bool(getter())
+        except Exception:
+            return None
+    value = getattr(conn, "autocommit", None)  # psycopg, mysql-connector
+    return value if isinstance(value, bool) else None
+
+
+def _busy_transaction(conn: Any) -> bool:
+    """True if a psycopg connection is inside a transaction (not idle)."""
+    info = getattr(conn, "info", None)
+    status = getattr(info, "transaction_status", None)
+    return status is not None and int(status) != 0  # 0 = IDLE
+
+
+def _errno(exc: BaseException) -> int | None:
+    """The MySQL error number of a PyMySQL / mysql-connector exception."""
+    errno = getattr(exc, "errno", None)
+    if isinstance(errno, int):
+        return errno
+    if exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+class _Prober:
+    """Runs probe queries; after a failure it rolls back (unless autocommit)."""
+
+    def __init__(self, conn: DBAPIConnection) -> None:
+        self.conn = conn
+        self.autocommit = _autocommit(conn)
+
+    def rows(
+        self, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        cur: DBAPICursor = self.conn.cursor()
+        try:
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql, params)
+            if cur.description is None:
+                return []
+            return [_as_tuple(r) for r in cur.fetchall()]
+        except Exception:
+            self.rollback()
+            raise
+        finally:
+            try:
+                cur.close()
+            except Exception:
+                logger.debug("closing a detection cursor failed", exc_info=True)
+
+    def rollback(self) -> None:
+        if self.autocommit:
+            return
+        try:
+            self.conn.rollback()
+        except Exception:
+            logger.debug("rollback after a detection probe failed", exc_info=True)
+
+
+def _metadata_outcome(
+    dialect: Dialect, state: bool | None, user: str, notes: list[str]
+) -> tuple[str | None, bool, str | None]:
+    """(source, readable, missing_grant) from the source's state.
+
+    ``state``: None = the source does not exist, False = it exists but the
+    user cannot read it, True = readable.
+    """
+    source = dialect.metadata_source
+    if source is None:
+        return None, False, None
+    if state is None:
+        notes.append(
+            f"{dialect.value}: the blue/green metadata source {source} does not "
+            "exist (too old an engine version, or for RDS PostgreSQL the "
+            "rds_tools extension is not installed: CREATE EXTENSION rds_tools); "
+            "blue/green support is off"
+        )
+        return None, False, None
+    if state:
+        return source, True, None
+    grant = dialect.required_grants(user)
+    notes.append(
+        f"user {user} cannot read the blue/green metadata {source}; "
+        f"blue/green support is off until an administrator runs: {grant}"
+    )
+    return source, False, grant
+
+
+def _try(prober: _Prober, sql: str, notes: list[str], what: str) -> bool:
+    try:
+        prober.rows(sql)
+    except Exception as exc:
+        logger.debug("%s probe failed", what, exc_info=True)
+        notes.append(f"the {what} query failed ({type(exc).__name__}: {exc})")
+        return False
+    return True
+
+
+def _first_value(prober: _Prober, sql: str) -> Any:
+    """The first column of the first row, or None if none or the query failed."""
+    try:
+        rows = prober.rows(sql)
+    except Exception:
+        logger.debug("optional detection probe failed: %s", sql, exc_info=True)
+        return None
+    value = rows[0][0] if rows and rows[0] else None
+    return None if value in (None, "", b"") else value
+
+
+def _finish(
+    dialect: Dialect,
+    forced: Dialect | None,
+    source: str | None,
+    readable: bool,
+    grant: str | None,
+    topo_source: str | None,
+    topo_ok: bool,
+    unsupported: str | None,
+    notes: list[str],
+    version: str,
+) -> Detection:
+    if unsupported is not None:
+        unsupported = (
+            f"the server looks like {unsupported}, which blue/green switchover "
+            "support does not cover"
+        )
+        notes.insert(0, unsupported + "; blue/green support is off")
+    return Detection(
+        dialect=dialect,
+        metadata_source=source,
+        metadata_readable=readable,
+        missing_grant=grant,
+        topology_source=topo_source,
+        topology_available=topo_ok,
+        unsupported_reason=unsupported,
+        warnings=tuple(notes),
+        server_version=version,
+        forced=forced is not None,
+    )
