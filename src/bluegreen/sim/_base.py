@@ -22,12 +22,16 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Bump when the layout of a template data directory changes.
 TEMPLATE_FORMAT = 1
@@ -35,6 +39,21 @@ TEMPLATE_FORMAT = 1
 
 class SimError(Exception):
     """A simulated server or deployment could not be set up or driven."""
+
+
+def for_each(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``[fn(item) for item in items]`` with one thread per item.
+
+    Per-instance admin work (locking accounts, dropping connections, waiting
+    for replication) is mostly waiting on a server, so instances are handled
+    side by side.  Every call finishes before the first error is re-raised.
+    """
+    todo = list(items)
+    if len(todo) <= 1:
+        return [fn(item) for item in todo]
+    with ThreadPoolExecutor(len(todo), thread_name_prefix="bluegreen-sim") as pool:
+        futures = [pool.submit(fn, item) for item in todo]
+    return [f.result() for f in futures]
 
 
 class DBAPICursor(Protocol):
@@ -270,6 +289,9 @@ class Instance(abc.ABC):
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
         self._paused = False
+        #: The reused admin session (see :meth:`run_admin`) and who holds it.
+        self._admin_lock = threading.Lock()
+        self._admin_conn: Any = None
 
     _preferred_account: ClassVar[str] = "postgres"
 
@@ -297,6 +319,10 @@ class Instance(abc.ABC):
     @abc.abstractmethod
     def admin_connect(self, *, dbname: str | None = None) -> Any:
         """A new autocommit DB-API connection as the admin user."""
+
+    @abc.abstractmethod
+    def _session_alive(self, conn: Any) -> bool:
+        """Whether ``conn`` (from :meth:`admin_connect`) can still be used."""
 
     @abc.abstractmethod
     def drop_connections(self) -> int:
@@ -381,6 +407,7 @@ class Instance(abc.ABC):
             proc = self._proc
             if proc is None:
                 return
+            self.close_admin_session()
             if proc.poll() is None:
                 if self._paused:
                     self._signal_group(signal.SIGCONT)
@@ -405,6 +432,7 @@ class Instance(abc.ABC):
             self._signal_group(signal.SIGKILL)
             self._proc.wait()
             self._paused = False
+            self.close_admin_session()
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): clients hang as on an unreachable host."""
@@ -425,6 +453,58 @@ class Instance(abc.ABC):
         return self._paused
 
     # -- SQL helpers --------------------------------------------------------
+    def run_admin(self, work: Callable[[Any], T]) -> T:
+        """``work(conn)`` on this instance's reused admin session.
+
+        The session is an autocommit :meth:`admin_connect` connection to
+        ``dbname`` kept open between calls, so that scenario actions do not
+        pay for a login each time.  When another thread is using it, ``work``
+        gets a connection of its own.  Any error discards the session (no
+        half-changed session state survives); when a reused session turns
+        out to be dead (server restarted, connection terminated) ``work``
+        runs once more on a new one.
+        """
+        if not self._admin_lock.acquire(blocking=False):
+            conn = self.admin_connect()
+            try:
+                return work(conn)
+            finally:
+                conn.close()
+        try:
+            reused = self._admin_conn is not None
+            if not reused:
+                self._admin_conn = self.admin_connect()
+            try:
+                return work(self._admin_conn)
+            except Exception:
+                alive = self._session_alive(self._admin_conn)
+                self._discard_admin_conn()
+                if alive or not reused:
+                    raise
+                logger.debug("%s: the admin session was dead; reconnecting.", self.name)
+            self._admin_conn = self.admin_connect()
+            try:
+                return work(self._admin_conn)
+            except Exception:
+                self._discard_admin_conn()
+                raise
+        finally:
+            self._admin_lock.release()
+
+    def _discard_admin_conn(self) -> None:
+        conn, self._admin_conn = self._admin_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def close_admin_session(self, timeout: float = 5.0) -> None:
+        """Close the reused admin session (idempotent; done by stop/kill)."""
+        if self._admin_lock.acquire(timeout=timeout):
+            try:
+                self._discard_admin_conn()
+            finally:
+                self._admin_lock.release()
+
     def execute_admin(
         self,
         sql: str,
@@ -432,16 +512,27 @@ class Instance(abc.ABC):
         *,
         dbname: str | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Run one statement as admin (autocommit) and return its rows, if any."""
+        """Run one statement as admin (autocommit) and return its rows, if any.
+
+        Statements in ``dbname`` (the default) use the reused admin session
+        (:meth:`run_admin`); another database gets a connection of its own.
+        """
+
+        def work(conn: Any) -> list[tuple[Any, ...]]:
+            cur = conn.cursor()
+            try:
+                if params is None:
+                    cur.execute(sql)
+                else:
+                    cur.execute(sql, params)
+                return [tuple(r) for r in cur.fetchall()] if cur.description else []
+            finally:
+                cur.close()
+
+        if dbname is None or dbname == self.dbname:
+            return self.run_admin(work)
         conn = self.admin_connect(dbname=dbname)
         try:
-            cur = conn.cursor()
-            if params is None:
-                cur.execute(sql)
-            else:
-                cur.execute(sql, params)
-            rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
-            cur.close()
-            return rows
+            return work(conn)
         finally:
             conn.close()

@@ -235,6 +235,9 @@ class MariaDBInstance(Instance):
             (dbname if dbname is not None else self.dbname) or None,
         )
 
+    def _session_alive(self, conn: Any) -> bool:
+        return bool(conn.open)
+
     def connect_kwargs(self, host: str | None = None) -> dict[str, Any]:
         """PyMySQL / mysql-connector keyword arguments for the app user over TCP."""
         return {
@@ -246,17 +249,32 @@ class MariaDBInstance(Instance):
         }
 
     def execute_many_admin(
-        self, statements: Sequence[tuple[str, Sequence[Any] | None]]
+        self,
+        statements: Sequence[tuple[str, Sequence[Any] | None]],
+        *,
+        atomic: bool = False,
     ) -> None:
-        """Run statements in one admin session, without writing them to the binlog."""
-        conn = self.admin_connect(dbname="")
-        try:
+        """Run statements in the admin session, without writing them to the binlog.
+
+        ``atomic``: in one transaction (for DML on InnoDB tables, so that a
+        reader never sees a half-replaced table).
+        """
+
+        def work(conn: Any) -> None:
             cur = conn.cursor()
-            cur.execute("SET SESSION sql_log_bin = 0")
-            for sql, params in statements:
-                cur.execute(sql, params)
-        finally:
-            conn.close()
+            try:
+                cur.execute("SET SESSION sql_log_bin = 0")
+                if atomic:
+                    cur.execute("START TRANSACTION")
+                for sql, params in statements:
+                    cur.execute(sql, params)
+                if atomic:
+                    cur.execute("COMMIT")
+                cur.execute("SET SESSION sql_log_bin = 1")
+            finally:
+                cur.close()
+
+        self.run_admin(work)
 
     def _client_users(self) -> list[tuple[str, str]]:
         rows = self.execute_admin(
@@ -273,19 +291,22 @@ class MariaDBInstance(Instance):
             "('Binlog Dump', 'Binlog Dump GTID', 'Slave_IO', 'Slave_SQL', 'Daemon')",
             [(self.admin_user, *_SYSTEM_USERS)],
         )
-        killed = 0
-        conn = self.admin_connect(dbname="")
-        try:
+
+        def work(conn: Any) -> int:
+            killed = 0
             cur = conn.cursor()
-            for (pid,) in rows:
-                try:
-                    cur.execute("KILL CONNECTION %s", (int(pid),))
-                    killed += 1
-                except Exception:  # already gone
-                    pass
-        finally:
-            conn.close()
-        return killed
+            try:
+                for (pid,) in rows:
+                    try:
+                        cur.execute("KILL CONNECTION %s", (int(pid),))
+                        killed += 1
+                    except Exception:  # already gone
+                        pass
+            finally:
+                cur.close()
+            return killed
+
+        return self.run_admin(work)
 
     def refuse_connections(self, refuse: bool = True) -> None:
         """``ALTER USER ... ACCOUNT LOCK`` for every non-admin account (not binlogged).

@@ -293,6 +293,9 @@ class PostgresInstance(Instance):
             options="-c default_transaction_read_only=off",
         )
 
+    def _session_alive(self, conn: Any) -> bool:
+        return not (conn.closed or conn.broken)
+
     def connect_kwargs(self, host: str | None = None) -> dict[str, Any]:
         """psycopg keyword arguments for the app user over TCP."""
         return {

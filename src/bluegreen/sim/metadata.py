@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ._base import for_each
+
 __all__ = [
     "AVAILABLE",
     "ROLE_SOURCE",
@@ -216,18 +218,20 @@ class MetadataController:
     ) -> None:
         """Replace the status rows on ``instances`` (default: all not frozen)."""
         with self._lock:
-            for inst in self._targets(instances):
+            targets = self._targets(instances)
+            for inst in targets:
                 self._state[inst.name].rows = list(rows)
-                self._apply(inst)
+            self._apply_each(targets)
 
     def set_replicas(
         self, replicas: Sequence[ReplicaRow], instances: Iterable[Any]
     ) -> None:
         """Replace the Aurora topology rows shown by ``instances``."""
         with self._lock:
-            for inst in self._targets(instances):
+            targets = self._targets(instances)
+            for inst in targets:
                 self._state[inst.name].replicas = list(replicas)
-                self._apply(inst)
+            self._apply_each(targets)
 
     def set_status(
         self,
@@ -239,20 +243,22 @@ class MetadataController:
         """Give every row the same ``status``; optionally remove the rows of
         ``drop_role``.  Frozen instances keep their content."""
         with self._lock:
-            for inst in self._targets(instances):
+            targets = self._targets(instances)
+            for inst in targets:
                 st = self._state[inst.name]
                 st.rows = [
                     dataclasses.replace(r, status=status)
                     for r in st.rows
                     if drop_role is None or r.role != drop_role
                 ]
-                self._apply(inst)
+            self._apply_each(targets)
 
     def rename(self, instances: Iterable[Any] = ()) -> None:
         """Apply the switchover renames to endpoints and topology ids:
         blue names get ``-old1``, green names lose ``-green-xxxxxx``."""
         with self._lock:
-            for inst in self._targets(instances):
+            targets = self._targets(instances)
+            for inst in targets:
                 st = self._state[inst.name]
                 st.rows = [
                     dataclasses.replace(r, endpoint=_renamed(r.endpoint))
@@ -262,7 +268,7 @@ class MetadataController:
                     dataclasses.replace(r, server_id=_renamed(r.server_id))
                     for r in st.replicas
                 ]
-                self._apply(inst)
+            self._apply_each(targets)
 
     def clear(self, instances: Iterable[Any] = ()) -> None:
         """Empty the status table (it still exists)."""
@@ -322,6 +328,14 @@ class MetadataController:
 
     def _primaries_first(self) -> list[Any]:
         return sorted(self.instances, key=_is_standby)
+
+    def _apply_each(self, instances: Sequence[Any]) -> None:
+        """:meth:`_apply` on every instance, side by side.
+
+        Only for content changes: catalog changes (mode, grants) go primaries
+        first, because a PostgreSQL standby gets them from its primary.
+        """
+        for_each(self._apply, instances)
 
     def _apply(self, inst: Any, *, force: bool = False) -> None:
         st = self._state[inst.name]
@@ -386,36 +400,49 @@ class MetadataController:
 
     # MariaDB -------------------------------------------------------------------
     def _my_apply(self, inst: Any, st: _InstanceState, force: bool) -> None:
+        recreated = force or st.mode != st.applied_mode
+        if recreated:
+            inst.execute_many_admin(
+                _my_ddl(self.flavor, st.mode, self.grants, self.app_user)
+            )
         stmts: list[tuple[str, Sequence[Any] | None]] = []
-        if force or st.mode != st.applied_mode:
-            stmts += _my_ddl(self.flavor, st.mode, self.grants, self.app_user)
         if st.mode == MetadataMode.OK:
             stmts.append(("DELETE FROM mysql.rds_topology", None))
-            for r in st.rows:
+            if st.rows:
                 stmts.append(
-                    (
-                        "INSERT INTO mysql.rds_topology "
-                        "(id, endpoint, port, role, status, version) "
-                        "VALUES (%s, %s, %s, %s, %s, %s)",
-                        (r.id, r.endpoint, r.port, r.role, r.status, r.version),
+                    _my_insert(
+                        "mysql.rds_topology (id, endpoint, port, role, status, "
+                        "version)",
+                        [
+                            (r.id, r.endpoint, r.port, r.role, r.status, r.version)
+                            for r in st.rows
+                        ],
                     )
                 )
         if self.flavor == "aurora":
             stmts.append(("DELETE FROM bgsim.replica_host_status_data", None))
-            for rr in st.replicas:
+            if st.replicas:
                 stmts.append(
-                    (
-                        "INSERT INTO bgsim.replica_host_status_data "
-                        "(server_id, session_id, frozen_at) VALUES (%s, %s, %s)",
-                        (
-                            rr.server_id,
-                            MASTER_SESSION_ID if rr.is_writer else f"{rr.server_id}-s",
-                            _utc(rr.last_update),
-                        ),
+                    _my_insert(
+                        "bgsim.replica_host_status_data "
+                        "(server_id, session_id, frozen_at)",
+                        [
+                            (
+                                rr.server_id,
+                                MASTER_SESSION_ID
+                                if rr.is_writer
+                                else f"{rr.server_id}-s",
+                                _utc(rr.last_update),
+                            )
+                            for rr in st.replicas
+                        ],
                     )
                 )
-        inst.execute_many_admin(stmts)
-        if not self.grants and st.mode != MetadataMode.ABSENT:
+        if stmts:
+            # One transaction: a reader never sees the table emptied half-way.
+            inst.execute_many_admin(stmts, atomic=True)
+        if recreated and not self.grants and st.mode != MetadataMode.ABSENT:
+            # Table privileges outlive DROP TABLE: revoke a grant made before.
             with contextlib.suppress(Exception):  # there may be nothing to revoke
                 inst.execute_many_admin(
                     [
@@ -425,6 +452,15 @@ class MetadataController:
                         )
                     ]
                 )
+
+
+def _my_insert(
+    target: str, rows: Sequence[tuple[Any, ...]]
+) -> tuple[str, Sequence[Any]]:
+    """One multi-row ``INSERT INTO target VALUES (...), (...)`` statement."""
+    row = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
+    params = [value for r in rows for value in r]
+    return f"INSERT INTO {target} VALUES " + ", ".join([row] * len(rows)), params
 
 
 def _renamed(name: str) -> str:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bluegreen.sim import metadata as md
+from bluegreen.sim._base import for_each
 
 __all__ = [
     "ACTIONS",
@@ -218,24 +219,26 @@ def _act_clear(ctx: _Context, which: str = "") -> None:
     ctx.metadata.clear(ctx.select(which) if which else [])
 
 
+# Per-instance actions run on every instance side by side (``for_each``): on
+# a busy machine each admin round trip waits for the CPU, and done one
+# instance after the other they would make the events late.
+
+
 def _act_stop_writes(ctx: _Context) -> None:
-    for inst in (ctx.deployment.blue.writer, ctx.deployment.green.writer):
-        ctx.deployment.set_read_only(inst, True)
+    dep = ctx.deployment
+    for_each(lambda i: dep.set_read_only(i, True), [dep.blue.writer, dep.green.writer])
 
 
 def _act_allow_writes(ctx: _Context, which: str = "blue-writer") -> None:
-    for inst in ctx.select(which):
-        ctx.deployment.set_read_only(inst, False)
+    for_each(lambda i: ctx.deployment.set_read_only(i, False), ctx.select(which))
 
 
 def _act_drop_connections(ctx: _Context, which: str = "all") -> None:
-    for inst in ctx.select(which):
-        ctx.deployment.drop_connections(inst)
+    for_each(ctx.deployment.drop_connections, ctx.select(which))
 
 
 def _act_refuse(ctx: _Context, refuse: bool, which: str = "all") -> None:
-    for inst in ctx.select(which):
-        ctx.deployment.refuse_connections(inst, refuse)
+    for_each(lambda i: ctx.deployment.refuse_connections(i, refuse), ctx.select(which))
 
 
 def _act_catch_up(ctx: _Context, timeout: float = 10.0) -> None:
