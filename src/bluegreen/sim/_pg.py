@@ -35,6 +35,9 @@ _SPEED_SETTINGS = {
     "max_logical_replication_workers": "8",
     "wal_keep_size": "256MB",
     "wal_retrieve_retry_interval": "100ms",
+    # Asynchronous commits reach the replicas once written out: every 10 ms
+    # instead of every 200 ms keeps replication lag at a few milliseconds.
+    "wal_writer_delay": "10ms",
     "shared_buffers": "16MB",
     "max_connections": "100",
     "hot_standby": "on",

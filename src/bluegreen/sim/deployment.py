@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._base import Instance, SimError
+from ._base import Instance, SimError, for_each
 from ._maria import MariaDBInstance
 from ._pg import PostgresInstance
 from .dns import SimDNS, running_under_nss_wrapper
@@ -66,6 +66,15 @@ KINDS: tuple[Kind, ...] = (
 EnvName = Literal["blue", "green"]
 _PUBLICATION = "bg_blue"
 _SUBSCRIPTION = "bg_green"
+#: PostgreSQL: a one-row table (admin only) that blue bumps and
+#: :meth:`Deployment.wait_for_replication` waits for on green.
+_MARKER = "bgsim.replication_marker"
+_MARKER_SEEN = f"SELECT coalesce((SELECT n >= %s FROM {_MARKER} WHERE id = 1), false)"
+_SUBSCRIPTION_READY = (
+    " AND NOT EXISTS (SELECT 1 FROM pg_subscription_rel r "
+    "JOIN pg_subscription s ON s.oid = r.srsubid "
+    "WHERE s.subname = %s AND r.srsubstate <> 'r')"
+)
 
 
 @dataclass
@@ -342,6 +351,12 @@ class Deployment:
     # -- replication --------------------------------------------------------------
     def _setup_pg_replication(self) -> None:
         blue, green = self.blue.writer, self.green.writer
+        for inst in (blue, green):
+            inst.execute_admin("CREATE SCHEMA IF NOT EXISTS bgsim")
+            inst.execute_admin(
+                f"CREATE TABLE {_MARKER} (id int PRIMARY KEY, n bigint NOT NULL)"
+            )
+        blue.execute_admin(f"INSERT INTO {_MARKER} VALUES (1, 0)")
         blue.execute_admin(f"CREATE PUBLICATION {_PUBLICATION} FOR ALL TABLES")
         conninfo = (
             f"host={blue.host} port={blue.port} dbname={blue.dbname} "
@@ -385,43 +400,45 @@ class Deployment:
         )
 
     def wait_for_replication(self, timeout: float = 30.0) -> None:
-        """Block until green and every reader have what blue has now."""
+        """Block until green and every reader have applied what blue has now.
+
+        MariaDB: ``MASTER_GTID_WAIT`` for blue's binlog position on every
+        replica.  PostgreSQL: blue bumps a marker row, and each instance is
+        waited for until it shows the new value.  The apply worker commits in
+        blue's commit order and a standby replays in its writer's order, so
+        the marker comes after everything blue committed before it.  Tables
+        still in their initial copy (``pg_subscription_rel`` state other
+        than ready) are copied outside that order: green instances also wait
+        until every table of the subscription is ready (the standbys see
+        that catalog row once they have replayed the copy).  A disabled
+        subscription (green promoted) never catches up: :class:`SimError`
+        after ``timeout`` seconds.
+        """
         deadline = time.monotonic() + timeout
         if self.engine == "mariadb":
             pos = self.blue.writer.execute_admin("SELECT @@gtid_binlog_pos")[0][0]
-            for inst in self.instances[1:]:
-                if inst is self.blue.writer:
-                    continue
+
+            def wait_gtid(inst: Instance) -> None:
                 left = max(deadline - time.monotonic(), 0.1)
                 res = inst.execute_admin("SELECT MASTER_GTID_WAIT(%s, %s)", [pos, left])
                 if res[0][0] != 0:
                     raise SimError(f"{inst.name} did not catch up within {timeout} s")
+
+            replicas = [i for i in self.instances if i is not self.blue.writer]
+            for_each(wait_gtid, replicas)
             return
-        self._wait_pg_standbys(self.blue, deadline)
-        self._wait_pg_subscription(deadline)
-        self._wait_pg_standbys(self.green, deadline)
+        marker = self.blue.writer.run_admin(_bump_marker)
+        green = set(map(id, self.green.instances))
 
-    def _wait_pg_standbys(self, env: Environment, deadline: float) -> None:
-        target = env.writer.execute_admin("SELECT pg_current_wal_lsn()::text")[0][0]
-        for reader in env.readers:
-            while not reader.execute_admin(
-                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", [target]
-            )[0][0]:
+        def wait_marker(inst: Instance) -> None:
+            query = _MARKER_SEEN + (_SUBSCRIPTION_READY if id(inst) in green else "")
+            params = [marker, _SUBSCRIPTION] if id(inst) in green else [marker]
+            while not inst.execute_admin(query, params)[0][0]:
                 if time.monotonic() > deadline:
-                    raise SimError(f"{reader.name} did not catch up in time")
-                time.sleep(0.02)
+                    raise SimError(f"{inst.name} did not catch up within {timeout} s")
+                time.sleep(0.01)
 
-    def _wait_pg_subscription(self, deadline: float) -> None:
-        blue = self.blue.writer
-        target = blue.execute_admin("SELECT pg_current_wal_lsn()::text")[0][0]
-        query = (
-            "SELECT coalesce(bool_and(confirmed_flush_lsn >= %s::pg_lsn), false) "
-            "FROM pg_replication_slots WHERE slot_name = %s"
-        )
-        while not blue.execute_admin(query, [target, _SUBSCRIPTION])[0][0]:
-            if time.monotonic() > deadline:
-                raise SimError(f"{self.green.writer.name} did not catch up in time")
-            time.sleep(0.02)
+        for_each(wait_marker, [i for i in self.instances if i is not self.blue.writer])
 
     # -- switchover helpers (called by the scenario engine) -----------------------
     def stop_writes(self, env: EnvName | Environment) -> None:
@@ -544,6 +561,21 @@ class Deployment:
             inst.execute_admin(
                 f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO "{user}"'
             )
+
+
+def _bump_marker(conn: Any) -> int:
+    """Bump the replication marker on blue; committed with a WAL flush, so
+    that the walsender (which sends flushed WAL only) has it at once."""
+    cur = conn.cursor()
+    try:
+        cur.execute("BEGIN")
+        cur.execute("SET LOCAL synchronous_commit = on")
+        cur.execute(f"UPDATE {_MARKER} SET n = n + 1 WHERE id = 1 RETURNING n")
+        marker = int(cur.fetchall()[0][0])
+        cur.execute("COMMIT")
+        return marker
+    finally:
+        cur.close()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ the recorded event offsets are compared with the scenario's definition.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -136,11 +135,10 @@ class Observer:
         value = self.new_id()
         assert self.cv.write(self.blue_name, value) is None
         assert read_only_error(self.cv.write(self.green, self.new_id()))
-        # Blue -> green replication still flows.
-        deadline = time.monotonic() + 15
-        while value not in self.cv.ids(self.green):
-            assert time.monotonic() < deadline, "replication to green stopped"
-            time.sleep(0.05)
+        # Blue -> green replication still flows: green has the row as soon as
+        # the deployment says it caught up.
+        self.dep.wait_for_replication(timeout=15)
+        assert value in self.cv.ids(self.green), "replication to green stopped"
 
     def on_end(self) -> None:
         assert not self.cv.refused(self.blue)
