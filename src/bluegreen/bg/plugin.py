@@ -18,7 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..dialects import Detection, DetectionCache, detect, dialect_from_setting
+from ..dialects import Detection, DetectionCache, Dialect, detect, dialect_from_setting
+from ..errors import ConfigurationError
 from ..pipeline import ConnectContext, Plugin
 
 __all__ = ["BlueGreenPlugin", "detections"]
@@ -45,9 +46,39 @@ class BlueGreenPlugin(Plugin):
         key = (family, (ctx.host or "").lower(), ctx.port, forced)
         detection = detections.get(key)
         if detection is None:
-            detection = detections.get_or_detect(
-                key, lambda: detect(conn, family, host=ctx.host, forced=forced)
-            )
+            try:
+                detection = detections.get_or_detect(
+                    key, lambda: _detect(ctx, conn, forced)
+                )
+            except BaseException:
+                ctx.adapter.rollback_quietly(conn)
+                conn.close()
+                raise
             detection.log_warnings(logger, f"{ctx.host}:{ctx.port}")
         self.detection = detection
         return conn
+
+
+def _detect(ctx: ConnectContext, conn: Any, forced: Dialect | None) -> Detection:
+    """:func:`detect`, degraded to a failed detection on any unexpected error.
+
+    A configuration error (a forced dialect of the other family) still
+    propagates; the connection is left idle either way.
+    """
+    family = ctx.adapter.family
+    try:
+        return detect(conn, family, host=ctx.host, forced=forced)
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        logger.debug("dialect detection raised", exc_info=True)
+        ctx.adapter.rollback_quietly(conn)
+        return Detection(
+            dialect=forced or Dialect.plain(family),
+            forced=forced is not None,
+            probe_failed=True,
+            warnings=(
+                f"dialect detection failed ({type(exc).__name__}: {exc}); "
+                "blue/green support is off for this host",
+            ),
+        )
