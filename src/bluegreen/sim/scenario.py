@@ -29,6 +29,7 @@ __all__ = [
     "ScenarioError",
     "ScenarioPlayer",
     "Step",
+    "format_event",
     "format_timeline",
     "initial_rows",
     "prepare_metadata",
@@ -537,15 +538,17 @@ class ScenarioPlayer:
             raise ScenarioError(f"scenario {self.scenario.name} failed") from self.error
 
 
+def format_event(e: Event) -> str:
+    """One line of :func:`format_timeline`."""
+    ts = e.wall.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return f"{ts:<28}{round(e.offset * 1000):>11} ms   {e.event:<24}{e.detail}"
+
+
 def format_timeline(events: Sequence[Event]) -> str:
     """The timeline as a table (same layout as the plugin's summary)."""
     width = 78
     lines = ["-" * width, f"{'timestamp':<28}{'offset (ms)':>14}   {'event':<24}detail"]
     lines.append("-" * width)
-    for e in events:
-        ts = e.wall.strftime("%Y-%m-%d %H:%M:%S.%f")
-        lines.append(
-            f"{ts:<28}{round(e.offset * 1000):>11} ms   {e.event:<24}{e.detail}"
-        )
+    lines += [format_event(e) for e in events]
     lines.append("-" * width)
     return "\n".join(lines)

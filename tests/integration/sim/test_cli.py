@@ -6,6 +6,7 @@ The command makes its own private network namespace, so these tests drop
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -181,9 +182,12 @@ def test_ctrl_c_tears_everything_down(
     assert alive(servers) == set()
 
 
-def test_keep_then_down(
-    cli_env: dict[str, str], spawn: list[subprocess.Popen[str]]
-) -> None:
+def keep(
+    cli_env: dict[str, str],
+    spawn: list[subprocess.Popen[str]],
+    *extra: str,
+) -> subprocess.Popen[str]:
+    """``simulate --keep`` on a small rds-mysql deployment, without a terminal."""
     proc = subprocess.Popen(
         [
             *SIMULATE,
@@ -196,7 +200,9 @@ def test_keep_then_down(
             "--speed",
             "40",
             "--keep",
+            *extra,
         ],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -204,25 +210,92 @@ def test_keep_then_down(
         start_new_session=True,
     )
     spawn.append(proc)
-    banner = read_until(proc, "simulate down", 120)
-    assert "Host names:" in banner and ".rds.amazonaws.com" in banner
-    assert "user 'app'" in banner
-    assert "export LD_PRELOAD=" in banner and "export NSS_WRAPPER_HOSTS=" in banner
-    assert "nsenter --net=/proc/" in banner
-    servers = server_pids(proc.pid)
-    assert servers and alive(servers) == servers
-    down = subprocess.run(
-        [*SIMULATE, "down"],
+    return proc
+
+
+def simulate(cli_env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SIMULATE, action],
         capture_output=True,
         text=True,
         timeout=90,
         env=cli_env,
         check=False,
     )
+
+
+def state(cli_env: dict[str, str]) -> dict[str, object]:
+    path = Path(cli_env["XDG_RUNTIME_DIR"]) / "bluegreen-simulate.json"
+    return dict(json.loads(path.read_text()))
+
+
+def test_keep_prints_the_banner_and_waits_then_down(
+    cli_env: dict[str, str], spawn: list[subprocess.Popen[str]]
+) -> None:
+    proc = keep(cli_env, spawn)
+    banner = read_until(proc, "simulate play", 120)
+    assert "Host names:" in banner and ".rds.amazonaws.com" in banner
+    assert "user 'app'" in banner
+    assert "export LD_PRELOAD=" in banner and "export NSS_WRAPPER_HOSTS=" in banner
+    assert "nsenter --net=/proc/" in banner
+    assert "Playing '" not in banner
+    servers = server_pids(proc.pid)
+    assert servers and alive(servers) == servers
+    # A whole scenario lasts under 3 s at speed 40: it has not started.
+    time.sleep(3)
+    assert state(cli_env)["phase"] == "waiting"
+    down = simulate(cli_env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "Stopped before the scenario was played" in out
+    assert "Event timeline" not in out and "Tearing the deployment down" in out
+    assert alive(servers) == set()
+    again = simulate(cli_env, "down")
+    assert again.returncode == 1 and "No kept deployment" in again.stdout
+    play = simulate(cli_env, "play")
+    assert play.returncode == 1 and "No kept deployment" in play.stdout
+
+
+def test_keep_plays_on_play_and_stays_up_until_down(
+    cli_env: dict[str, str], spawn: list[subprocess.Popen[str]]
+) -> None:
+    proc = keep(cli_env, spawn)
+    read_until(proc, "simulate play", 120)
+    servers = server_pids(proc.pid)
+    play = simulate(cli_env, "play")
+    assert play.returncode == 0, play.stdout + play.stderr
+    assert "Playing the scenario" in play.stdout
+    played = read_until(proc, "stays up", 60)
+    assert "Playing 'switchover'" in played
+    for event in ("IN_PROGRESS", "POST", "COMPLETED"):
+        assert event in played
+    assert "\nraw driver " in played and "\nbluegreen " in played
+    assert state(cli_env)["phase"] == "kept"
+    # The rest of the scenario (the target row lingers 44 s) plays on.
+    later = read_until(proc, "has ended", 60)
+    assert "Metadata emptied" in later
+    again = simulate(cli_env, "play")
+    assert again.returncode == 1 and "not waiting" in again.stdout
+    assert alive(servers) == servers
+    down = simulate(cli_env, "down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert alive(servers) == set()
+
+
+def test_keep_no_wait_plays_at_once(
+    cli_env: dict[str, str], spawn: list[subprocess.Popen[str]]
+) -> None:
+    proc = keep(cli_env, spawn, "--no-wait")
+    out = read_until(proc, "stays up", 120)
+    assert "export NSS_WRAPPER_HOSTS=" in out
+    assert out.index("Host names:") < out.index("Playing 'switchover'")
+    assert "Outcome per client kind" in out
+    servers = server_pids(proc.pid)
+    assert servers and alive(servers) == servers
+    down = simulate(cli_env, "down")
     assert down.returncode == 0, down.stdout + down.stderr
     proc.wait(60)
     assert alive(servers) == set()
-    again = subprocess.run(
-        [*SIMULATE, "down"], capture_output=True, text=True, env=cli_env, check=False
-    )
-    assert again.returncode == 1 and "No kept deployment" in again.stdout
