@@ -1,8 +1,9 @@
 """The ``bg`` plugin's deployment detection, end to end through bluegreen.connect.
 
 Every connection here uses the default ``plugins="bg"``. The emulated RDS
-metadata is the same as in ``test_detection.py``: an ``rds_tools`` schema in
-a throwaway database for PostgreSQL, ``mysql.rds_topology`` for MariaDB.
+metadata comes from the core conftest, as for ``test_detection.py``: an
+``rds_tools`` schema in a throwaway database for PostgreSQL,
+``mysql.rds_topology`` for MariaDB.
 """
 
 from __future__ import annotations
@@ -22,18 +23,6 @@ from bluegreen.bg import plugin as bg_plugin
 from bluegreen.dialects import Detection, Dialect, _model
 
 pytestmark = pytest.mark.timeout(120)
-
-_RDS_TOOLS = """
-CREATE SCHEMA rds_tools;
-CREATE FUNCTION rds_tools.show_topology(text)
-RETURNS TABLE (version text, endpoint text, port int, role text, status text)
-LANGUAGE sql AS $$
-  SELECT '1.0'::text, 'mydb.abc.us-east-1.rds.amazonaws.com'::text, 5432,
-         'BLUE_GREEN_DEPLOYMENT_SOURCE'::text, 'AVAILABLE'::text
-$$;
-REVOKE ALL ON SCHEMA rds_tools FROM PUBLIC;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools FROM PUBLIC;
-"""
 
 
 @pytest.fixture(autouse=True)
@@ -76,28 +65,14 @@ def warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
 
 
 @pytest.fixture
-def rds_pg_db(pg_instance: Any) -> Iterator[str]:
+def rds_pg_db(pg_instance: Any, emulate_rds_postgres: Any) -> Iterator[str]:
     """A database with RDS PostgreSQL's metadata, which the app user cannot read."""
     name = "bg_plugin_rds_scratch"
     pg_instance.execute_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     pg_instance.execute_admin(f"CREATE DATABASE {name}")
-    pg_instance.execute_admin(_RDS_TOOLS, dbname=name)
-    pg_instance.execute_admin(
-        f"ALTER DATABASE {name} SET rds.extensions = 'plpgsql,rds_tools'"
-    )
+    emulate_rds_postgres(name)
     yield name
     pg_instance.execute_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture
-def rds_topology(mariadb_instance: Any) -> Iterator[None]:
-    mariadb_instance.execute_admin("DROP TABLE IF EXISTS mysql.rds_topology")
-    mariadb_instance.execute_admin(
-        "CREATE TABLE mysql.rds_topology (id BIGINT PRIMARY KEY, version VARCHAR(16),"
-        " endpoint VARCHAR(255), port INT, role VARCHAR(64), status VARCHAR(64))"
-    )
-    yield
-    mariadb_instance.execute_admin("DROP TABLE IF EXISTS mysql.rds_topology")
 
 
 def _pg_transactions_work(conn: Any) -> None:

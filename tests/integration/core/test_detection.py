@@ -70,27 +70,11 @@ def test_plain_postgres(pg_instance: Any) -> None:
         _assert_pg_usable(conn)
 
 
-_RDS_TOOLS = """
-CREATE SCHEMA rds_tools;
-CREATE FUNCTION rds_tools.show_topology(text)
-RETURNS TABLE (version text, endpoint text, port int, role text, status text)
-LANGUAGE sql AS $$
-  SELECT '1.0'::text, 'mydb.abc.us-east-1.rds.amazonaws.com'::text, 5432,
-         'BLUE_GREEN_DEPLOYMENT_SOURCE'::text, 'AVAILABLE'::text
-$$;
-REVOKE ALL ON SCHEMA rds_tools FROM PUBLIC;
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools FROM PUBLIC;
-"""
-
-
 @pytest.mark.postgres
 def test_rds_postgres_missing_grant_then_granted(
-    pg_instance: Any, scratch_pg_db: str
+    pg_instance: Any, scratch_pg_db: str, emulate_rds_postgres: Any
 ) -> None:
-    pg_instance.execute_admin(_RDS_TOOLS, dbname=scratch_pg_db)
-    pg_instance.execute_admin(
-        f"ALTER DATABASE {scratch_pg_db} SET rds.extensions = 'plpgsql,rds_tools'"
-    )
+    emulate_rds_postgres(scratch_pg_db)
     with _pg_connect(pg_instance, scratch_pg_db) as conn:
         det = dialects.detect(conn, "postgres")
         assert det.dialect is Dialect.RDS_POSTGRES
@@ -196,21 +180,6 @@ def _assert_mysql_usable(inst: Any, conn: Any) -> None:
         conn.rollback()  # release the metadata lock before dropping
         inst.execute_admin("DROP TABLE IF EXISTS bg_detect_seen")
     assert seen == (1,)
-
-
-@pytest.fixture
-def rds_topology(mariadb_instance: Any) -> Iterator[None]:
-    mariadb_instance.execute_admin(
-        "CREATE TABLE mysql.rds_topology (id BIGINT PRIMARY KEY, version VARCHAR(16),"
-        " endpoint VARCHAR(255), port INT, role VARCHAR(64), status VARCHAR(64))"
-    )
-    mariadb_instance.execute_admin(
-        "INSERT INTO mysql.rds_topology VALUES (1, '1.0', %s, 3306,"
-        " 'BLUE_GREEN_DEPLOYMENT_SOURCE', 'AVAILABLE')",
-        (RDS_HOST,),
-    )
-    yield
-    mariadb_instance.execute_admin("DROP TABLE IF EXISTS mysql.rds_topology")
 
 
 @pytest.mark.mariadb
