@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-class Warning(Exception):  # noqa: A001 - the name is mandated by PEP 249
+class Warning(Exception):  # the name is mandated by PEP 249
     """Important warnings, as PEP 249 defines them."""
 
 
