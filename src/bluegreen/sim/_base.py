@@ -407,10 +407,10 @@ class Instance(abc.ABC):
             proc = self._proc
             if proc is None:
                 return
+            if self._paused:  # a session stuck on a frozen server lets go
+                self._signal_group(signal.SIGCONT)
             self.close_admin_session()
             if proc.poll() is None:
-                if self._paused:
-                    self._signal_group(signal.SIGCONT)
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(self.stop_signal)
                 try:

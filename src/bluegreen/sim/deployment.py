@@ -13,6 +13,10 @@ Replication (real, asynchronous):
   from their writer (started from the same template, so no base backup is
   needed); MariaDB GTID replicas with ``read_only = 1``.
 
+PostgreSQL deployments also have a schema ``bgsim`` (admin only) holding a
+one-row marker table that :meth:`Deployment.wait_for_replication` bumps on
+blue and waits for on the replicas.
+
 Logical replication does not copy DDL: create tables with
 :meth:`Deployment.execute_ddl`, which runs the statement on both writers and
 refreshes the subscription.
