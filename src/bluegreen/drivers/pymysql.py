@@ -40,7 +40,14 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
             return super()._connect_ip(params, kwargs, ip)
         kwargs["defer_connect"] = True
         conn: Any = self._call(params, kwargs)
-        sock = socket.create_connection((ip, conn.port), conn.connect_timeout)
+        try:
+            sock = socket.create_connection((ip, conn.port), conn.connect_timeout)
+        except OSError as exc:
+            # What PyMySQL itself raises when it cannot reach the server, so
+            # the application's error handling sees the driver's own error.
+            raise pymysql.err.OperationalError(
+                2003, f"Can't connect to MySQL server on {ip!r} ({exc})"
+            ) from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

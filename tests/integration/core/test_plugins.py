@@ -161,3 +161,52 @@ def test_pymysql_hooks(pymysql_kw: Any, plugins: list[tuple[str, ...]]) -> None:
         ]
     finally:
         c.close()
+
+
+@pytest.mark.mariadb
+def test_pymysql_ip_substitution_keeps_the_host_name(
+    pymysql_kw: Any, mariadb_instance: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    ToIP.ip = mariadb_instance.host
+    kw = pymysql_kw(host="blue-db.example.invalid")
+    c = bluegreen.connect(pymysql.connect, plugins="test-ip", **kw)
+    try:
+        assert c.host == "blue-db.example.invalid"
+        # PyMySQL keeps the name (used for TLS) while the socket goes to the IP.
+        assert c.driver_connection._sock.getpeername()[0] == mariadb_instance.host
+        with c.cursor() as cur:
+            cur.execute("SELECT 1")
+            assert cur.fetchone() == (1,)
+    finally:
+        c.close()
+
+
+@pytest.mark.mariadb
+def test_pymysql_ip_substitution_unreachable_raises_the_drivers_error(
+    pymysql_kw: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    # Nothing listens on this loopback address: the refusal must surface as
+    # PyMySQL's own OperationalError (2003), as it would without bluegreen.
+    ToIP.ip = "127.0.1.250"
+    kw = pymysql_kw(host="blue-db.example.invalid")
+    with pytest.raises(pymysql.err.OperationalError) as info:
+        bluegreen.connect(pymysql.connect, plugins="test-ip", **kw)
+    assert info.value.args[0] == 2003
+
+
+@pytest.mark.mariadb
+def test_mysql_connector_ip_substitution_reaches_the_server(
+    myc_kw: Any, mariadb_instance: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    import mysql.connector
+
+    ToIP.ip = mariadb_instance.host
+    kw = myc_kw(host="blue-db.example.invalid")
+    c = bluegreen.connect(mysql.connector.connect, plugins="test-ip", **kw)
+    try:
+        cur = c.cursor()
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+        cur.close()
+    finally:
+        c.close()
