@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -74,17 +75,42 @@ def _user_option() -> list[str]:
     return ["--user=root"] if os.geteuid() == 0 else []
 
 
-def _socket_connect(socket: Path, user: str, password: str, db: str | None) -> Any:
-    import pymysql
+def _socket_connect(path: Path, user: str, password: str, db: str | None) -> Any:
+    """PyMySQL connection over the unix socket ``path``, autocommit.
 
-    return pymysql.connect(
-        unix_socket=str(socket),
+    The socket is opened here and handed to PyMySQL (``defer_connect=True``
+    then ``connect(sock)``): PyMySQL's own unix-socket path leaks its socket
+    when ``connect()`` fails (it closes only a socket that got as far as the
+    handshake), and polling a server that is still starting fails many times.
+    """
+    import pymysql
+    from pymysql.constants import CR
+
+    conn = pymysql.connect(
+        unix_socket=str(path),
         user=user,
         password=password,
         database=db,
         autocommit=True,
         connect_timeout=10,
+        defer_connect=True,
     )
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(conn.connect_timeout)
+        try:
+            sock.connect(str(path))
+        except OSError as exc:
+            raise pymysql.err.OperationalError(
+                CR.CR_CONNECTION_ERROR,
+                f"Can't connect to local MariaDB server through socket {path} ({exc})",
+            ) from exc
+        conn.host_info = "Localhost via UNIX socket"
+        conn.connect(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return conn
 
 
 def _build_template(

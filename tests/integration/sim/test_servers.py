@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import ipaddress
 import socket
+import warnings
 from collections.abc import Callable
 
 import psycopg
@@ -198,3 +201,26 @@ def test_restart_keeps_data(server_pool: ServerPool) -> None:
     inst.start()
     assert inst.execute_admin("SELECT x FROM keep") == [(42,)]
     inst.stop()
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["no-socket", "refused"])
+def test_mariadb_connect_while_starting_leaks_no_socket(
+    server_pool: ServerPool, listening: bool
+) -> None:
+    """Regression: PyMySQL left its unix socket open when ``connect()`` failed,
+    so polling a starting server leaked one socket per attempt (found later by
+    the garbage collector as ``unclosed <socket.socket family=1>``)."""
+    inst = server_pool.create("mariadb", f"not-started-{listening}")
+    inst.socket_dir.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:
+        if listening:  # the socket file exists, but nothing accepts yet
+            bound = stack.enter_context(socket.socket(socket.AF_UNIX))
+            bound.bind(str(inst.socket_path))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(20):
+                with pytest.raises(pymysql.err.OperationalError):
+                    inst.admin_connect()
+            assert not inst._ready()
+            gc.collect()
+    assert [str(w.message) for w in caught] == []
