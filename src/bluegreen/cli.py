@@ -221,7 +221,12 @@ def _build_and_play(dep: Deployment, args: argparse.Namespace, t0: float) -> int
                 print("Stopped before the scenario was played.", flush=True)
                 return 0
         kept.set_phase("playing")
-        _play(dep, metadata, scenario, args, kept)
+        try:
+            _play(dep, metadata, scenario, args, kept)
+        except KeyboardInterrupt:
+            if not kept.down_requested:
+                raise
+            print("Stopping: 'bluegreen simulate down' was requested.", flush=True)
     return 0
 
 

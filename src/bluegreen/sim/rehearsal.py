@@ -11,9 +11,13 @@ and other shells talk to that process through a small state file
 * ``kept``: the scenario has been played; the deployment stays up.
 
 ``SIGTERM`` (:func:`request_down`, ``bluegreen simulate down``) or Ctrl-C
-ends the process, which tears everything down.  This module holds no
-process-wide state apart from the signal handler that a
-:class:`KeptDeployment` installs while it is open.
+ends the process, which tears everything down.  Before its ``SIGTERM``,
+``simulate down`` leaves a marker file naming the pid next to the state file:
+a stop asked for that way is an ordinary end (``KeyboardInterrupt``, as
+Ctrl-C), while any other ``SIGTERM`` goes on to the handler that was there
+before (the simulator's own, which warns and stops the servers at once).
+This module holds no process-wide state apart from the signal handlers that
+a :class:`KeptDeployment` installs while it is open.
 """
 
 from __future__ import annotations
@@ -47,6 +51,18 @@ def state_file() -> Path:
     return Path(base) / "bluegreen-simulate.json"
 
 
+def _down_marker(path: Path) -> Path:
+    """The file by which ``simulate down`` announces its ``SIGTERM``."""
+    return path.with_name(f".{path.name}.down")
+
+
+def _marker_pid(marker: Path) -> int | None:
+    try:
+        return int(marker.read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+
+
 def read_state(path: Path | None = None) -> dict[str, Any] | None:
     """The state of the kept deployment, or ``None`` when there is none."""
     try:
@@ -74,20 +90,24 @@ def _alive(pid: int) -> bool:
 class KeptDeployment:
     """The foreground side: state file, the go signal and the final hold.
 
-    Use as a context manager; on exit the state file is removed and
-    ``SIGUSR1`` is ignored again.
+    Use as a context manager (in the main thread); on exit the state file is
+    removed, ``SIGUSR1`` is ignored again and the previous ``SIGTERM`` handler
+    is back.  ``down_requested`` tells whether ``simulate down`` ended it.
     """
 
     def __init__(self, deployment: str, path: Path | None = None) -> None:
         self.deployment = deployment
         self.path = path or state_file()
+        self.down_requested = False
         self._read_fd = self._write_fd = -1
-        self._previous: Any = None
+        self._previous_term: Any = None
 
     def __enter__(self) -> KeptDeployment:
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._write_fd, False)
-        self._previous = signal.signal(PLAY_SIGNAL, self._on_play)
+        self._remove_marker()  # one left by a process that had our pid
+        signal.signal(PLAY_SIGNAL, self._on_play)
+        self._previous_term = signal.signal(signal.SIGTERM, self._on_term)
         self.set_phase("waiting")
         return self
 
@@ -95,7 +115,9 @@ class KeptDeployment:
         with contextlib.suppress(OSError):
             if self._owns_file():
                 self.path.unlink()
+        self._remove_marker()
         signal.signal(PLAY_SIGNAL, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, self._previous_term)
         for fd in (self._read_fd, self._write_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -104,6 +126,26 @@ class KeptDeployment:
     def _owns_file(self) -> bool:
         state = read_state(self.path)
         return state is not None and state.get("pid") == os.getpid()
+
+    def _remove_marker(self) -> None:
+        marker = _down_marker(self.path)
+        if _marker_pid(marker) == os.getpid():
+            with contextlib.suppress(OSError):
+                marker.unlink()
+
+    def _on_term(self, signum: int, frame: FrameType | None) -> None:
+        """``simulate down`` ends the process as Ctrl-C does; any other
+        ``SIGTERM`` is handled as it was before this object was opened."""
+        if _marker_pid(_down_marker(self.path)) == os.getpid():
+            self._remove_marker()
+            self.down_requested = True
+            raise KeyboardInterrupt
+        previous = self._previous_term
+        if callable(previous):
+            previous(signum, frame)
+        elif previous in (signal.SIG_DFL, None):
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
 
     def _on_play(self, signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(OSError):  # a full pipe already says "go"
@@ -180,11 +222,16 @@ def request_down(path: Path | None = None, timeout: float = 60.0) -> tuple[int, 
     if state is None:
         return 1, "No kept deployment is running."
     pid = int(state["pid"])
+    marker = _down_marker(path)
+    tmp = marker.with_name(f"{marker.name}.{os.getpid()}")
+    tmp.write_text(str(pid), encoding="ascii")
+    os.replace(tmp, marker)  # the process reads it when the signal arrives
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        with contextlib.suppress(OSError):
-            path.unlink()
+        for stale in (path, marker):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         return 0, "The kept deployment was already gone."
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -250,11 +250,26 @@ def test_keep_prints_the_banner_and_waits_then_down(
     assert proc.returncode == 0, out
     assert "Stopped before the scenario was played" in out
     assert "Event timeline" not in out and "Tearing the deployment down" in out
+    assert "Signal " not in out  # a requested stop is no alarm
     assert alive(servers) == set()
     again = simulate(cli_env, "down")
     assert again.returncode == 1 and "No kept deployment" in again.stdout
     play = simulate(cli_env, "play")
     assert play.returncode == 1 and "No kept deployment" in play.stdout
+
+
+def test_keep_unexpected_sigterm_still_warns_and_tears_down(
+    cli_env: dict[str, str], spawn: list[subprocess.Popen[str]]
+) -> None:
+    proc = keep(cli_env, spawn)
+    read_until(proc, "simulate play", 120)
+    servers = server_pids(proc.pid)
+    assert servers
+    os.kill(int(str(state(cli_env)["pid"])), signal.SIGTERM)  # not 'simulate down'
+    out, _ = proc.communicate(timeout=60)
+    assert "Signal 15: stopping simulated servers" in out
+    assert "Tearing the deployment down" in out
+    assert alive(servers) == set()
 
 
 def test_keep_plays_on_play_and_stays_up_until_down(
