@@ -60,6 +60,10 @@ _CLASSES: dict[str, type[Instance]] = {
     "mariadb": MariaDBInstance,
 }
 
+#: Unix socket paths hold at most 107 bytes; the longest one below an
+#: instance's directory is ``run/.s.PGSQL.5432`` (17 characters).
+_MAX_ROOT_LENGTH = 107 - 18
+
 _FIRST_ADDRESS = ipaddress.IPv4Address("127.0.1.1")
 _LAST_ADDRESS = ipaddress.IPv4Address("127.0.255.254")
 
@@ -200,6 +204,14 @@ class ServerPool:
         with _registry_lock:
             server_id = next(_server_ids)
         root = self.base_dir / f"{len(self.instances):02d}-{name}"
+        if len(str(root)) > _MAX_ROOT_LENGTH:  # long TMPDIR or instance name
+            root = self.base_dir / f"{len(self.instances):02d}"
+        if len(str(root)) > _MAX_ROOT_LENGTH:
+            raise SimError(
+                f"the server directory {root} is too long for a unix socket path "
+                f"below it; use a shorter TMPDIR or base_dir (at most "
+                f"{_MAX_ROOT_LENGTH - 3} characters)"
+            )
         instance = cls(name, host, root, server_id=server_id, **options)
         with self._lock:
             self.instances.append(instance)
