@@ -56,6 +56,17 @@ def for_each(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     return [f.result() for f in futures]
 
 
+class ProcessWatcher(Protocol):
+    """Told about every server process group an instance starts and stops.
+
+    The pool's reaper (``_reaper.Reaper``) kills the groups still registered
+    when the owning process dies without stopping them.
+    """
+
+    def started(self, pid: int) -> None: ...
+    def stopped(self, pid: int) -> None: ...
+
+
 class DBAPICursor(Protocol):
     """The part of a PEP 249 cursor the simulator uses."""
 
@@ -287,6 +298,8 @@ class Instance(abc.ABC):
         self.original_endpoint: str = host
         self.account = server_account(self._preferred_account)
         self._proc: subprocess.Popen[bytes] | None = None
+        #: Set by the owning pool: told about each server process group.
+        self.watcher: ProcessWatcher | None = None
         self._lock = threading.RLock()
         self._paused = False
         #: The reused admin session (see :meth:`run_admin`) and who holds it.
@@ -355,6 +368,8 @@ class Instance(abc.ABC):
         with self._lock:
             if self.is_running():
                 return
+            if self._proc is not None:  # exited on its own; not watched any more
+                self._unwatch(self._proc.pid)
             self.prepare()
             kwargs: dict[str, Any] = {"env": server_environment()}
             if self.account is not None:
@@ -370,6 +385,8 @@ class Instance(abc.ABC):
                     start_new_session=True,
                     **kwargs,
                 )
+            if self.watcher is not None:
+                self.watcher.started(self._proc.pid)
             self._paused = False
             logger.debug("Started %s (pid %s).", self.name, self._proc.pid)
         deadline = time.monotonic() + timeout
@@ -422,7 +439,12 @@ class Instance(abc.ABC):
             # Whatever is left of the process group (workers) goes too.
             self._signal_group(signal.SIGKILL)
             proc.wait()
+            self._unwatch(proc.pid)
             self._paused = False
+
+    def _unwatch(self, pid: int) -> None:
+        if self.watcher is not None:
+            self.watcher.stopped(pid)
 
     def kill(self) -> None:
         """Crash the server: SIGKILL to its whole process group."""
@@ -431,6 +453,7 @@ class Instance(abc.ABC):
                 return
             self._signal_group(signal.SIGKILL)
             self._proc.wait()
+            self._unwatch(self._proc.pid)
             self._paused = False
             self.close_admin_session()
 

@@ -7,7 +7,9 @@ directories are copies of a template built once per machine (see
 second.  A :class:`ServerPool` owns a temporary base directory, allocates
 addresses, starts and stops instances in parallel and cleans up on
 interpreter exit and on SIGTERM/SIGHUP (SIGINT arrives as KeyboardInterrupt,
-which unwinds through context managers and then ``atexit``).
+which unwinds through context managers and then ``atexit``).  When the owning
+process dies without cleaning up (SIGKILL, a CI timeout), the pool's reaper
+process kills its servers and removes its files (see :mod:`._reaper`).
 
 Example::
 
@@ -40,6 +42,7 @@ from typing import Any, Literal
 from ._base import DBAPIConnection, DBAPICursor, Instance, SimError
 from ._maria import MariaDBInstance
 from ._pg import PostgresInstance
+from ._reaper import Reaper
 
 __all__ = [
     "DBAPIConnection",
@@ -135,7 +138,10 @@ class ServerPool:
 
     ``stop()`` stops every instance (in parallel), kills what is left of their
     process groups and removes the base directory.  It is idempotent and also
-    runs at interpreter exit and on SIGTERM/SIGHUP.
+    runs at interpreter exit and on SIGTERM/SIGHUP.  If the process dies
+    without it, a reaper process started with the pool does that work: it
+    kills the servers' process groups and removes the base directory (the
+    instances' directories when ``base_dir`` was given).
     """
 
     def __init__(self, base_dir: str | os.PathLike[str] | None = None) -> None:
@@ -147,6 +153,14 @@ class ServerPool:
             self.base_dir.mkdir(parents=True, exist_ok=True)
         # Servers may run as the postgres account: it must reach its directories.
         os.chmod(self.base_dir, 0o755)
+        try:
+            self._reaper = Reaper()
+        except BaseException:
+            if self._own_base:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
+            raise
+        if self._own_base:
+            self._reaper.watch_dir(self.base_dir)
         self.instances: list[Instance] = []
         self._addresses: list[tuple[str, int]] = []
         self._lock = threading.Lock()
@@ -213,6 +227,9 @@ class ServerPool:
                 f"{_MAX_ROOT_LENGTH - 3} characters)"
             )
         instance = cls(name, host, root, server_id=server_id, **options)
+        instance.watcher = self._reaper
+        if not self._own_base:
+            self._reaper.watch_dir(root)
         with self._lock:
             self.instances.append(instance)
         return instance
@@ -255,6 +272,7 @@ class ServerPool:
         else:
             for inst in instances:
                 shutil.rmtree(inst.root_dir, ignore_errors=True)
+        self._reaper.close()
 
 
 def _prepare_templates(instances: Iterable[Instance]) -> None:

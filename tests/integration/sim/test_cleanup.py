@@ -12,9 +12,16 @@ this process's pid or the deployment's unique name segment.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import select
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -137,3 +144,122 @@ def test_server_starts_on_an_address_that_has_several_host_names(
             assert inst.execute_admin("SELECT 1") == [(1,)]
         finally:
             sim_dns.update(dict.fromkeys(names))
+
+
+#: A pool owner in a child process: starts PostgreSQL and MariaDB (from the
+#: pool's worker threads), reports its pids and waits to be killed or told to
+#: stop.
+_OWNER = textwrap.dedent(
+    """
+    import json, sys
+    from bluegreen.sim.servers import ServerPool
+
+    pool = ServerPool(sys.argv[1] or None)
+    pg = pool.create("postgres", "reaped-pg")
+    my = pool.create("mariadb", "reaped-my")
+    pool.start_all()
+    print(json.dumps({
+        "servers": [pg.pid, my.pid],
+        "roots": [str(pg.root_dir), str(my.root_dir)],
+        "base": str(pool.base_dir),
+        "reaper": pool._reaper.pid,
+    }), flush=True)
+    if sys.stdin.readline() == "stop\\n":
+        pool.stop()
+    """
+)
+
+
+def _start_owner(base_dir: str) -> tuple[subprocess.Popen[str], dict[str, object]]:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, base_dir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    ready, _, _ = select.select([owner.stdout], [], [], 120)
+    line = owner.stdout.readline() if ready else ""
+    if not line:
+        owner.kill()
+        _, err = owner.communicate(timeout=30)
+        pytest.fail(f"the pool owner did not start its servers:\n{err}")
+    return owner, json.loads(line)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _eventually(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("given_base", [False, True], ids=["own-base", "given-base"])
+def test_servers_of_a_killed_owner_are_reaped(
+    given_base: bool,
+    process_group_members: Callable[[set[int]], list[int]],
+    private_tmp: Path,
+) -> None:
+    given = private_tmp / "given" if given_base else None
+    owner, info = _start_owner(str(given) if given else "")
+    servers = set(info["servers"])  # type: ignore[call-overload]
+    reaper = info["reaper"]
+    assert isinstance(reaper, int)
+    assert len(servers) == 2
+    assert process_group_members(servers)
+    assert _alive(reaper)
+    base = Path(str(info["base"]))
+    assert base.parent == private_tmp
+    owner.send_signal(signal.SIGKILL)
+    try:
+        # Neither the reaper nor a server holds the owner's output pipes open.
+        _, err = owner.communicate(timeout=15)
+        assert owner.returncode == -signal.SIGKILL, err
+        assert _eventually(lambda: process_group_members(servers) == [], 15)
+        assert _eventually(lambda: not _alive(reaper), 15)
+    finally:  # when the reaper failed, this test must not leave orphans itself
+        for pgid in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+    roots = [Path(str(root)) for root in info["roots"]]  # type: ignore[attr-defined]
+    assert not any(root.exists() for root in roots)
+    if given is None:
+        assert not base.exists()
+    else:
+        assert base == given
+        assert os.listdir(given) == []  # instance directories only
+        given.rmdir()
+
+
+def test_a_normal_stop_leaves_no_reaper(
+    process_group_members: Callable[[set[int]], list[int]],
+    private_tmp: Path,
+) -> None:
+    owner, info = _start_owner("")
+    servers = set(info["servers"])  # type: ignore[call-overload]
+    reaper = info["reaper"]
+    assert isinstance(reaper, int)
+    assert _alive(reaper)
+    _, err = owner.communicate("stop\n", timeout=60)
+    assert owner.returncode == 0, err
+    assert process_group_members(servers) == []
+    assert not Path(str(info["base"])).exists()
+    assert not _alive(reaper)
+
+    pool = ServerPool()
+    reaper = pool._reaper.pid
+    assert reaper is not None and _alive(reaper)
+    pool.stop()
+    assert not _alive(reaper)
