@@ -9,9 +9,18 @@ for the raw driver, for ``bluegreen`` with ``plugins=""`` and for ``bluegreen``
 with ``plugins="bg"`` (no switchover under way), with psycopg against
 PostgreSQL and with PyMySQL and mysql-connector-python against MariaDB.
 
-Variants are interleaved round by round so that drift on a busy machine hits
-all of them alike; the table shows the median per-call time over the rounds
-and its ratio to the raw driver measured in the same run.
+How the ratios are measured:
+
+* execute+fetchone is *paired*: each sample opens one connection through
+  ``bluegreen.connect`` and times blocks of calls alternately on a cursor of
+  the driver's own connection (``conn.driver_connection.cursor()``) and on
+  the bluegreen cursor of the very same connection. On a 2-core machine the
+  per-call time of a connection moves by +-10 % with where the scheduler puts
+  its server process; pairing on one connection keeps that out of the ratio,
+  which is the median over the samples of (bluegreen time / raw time). The
+  raw-driver row is the median raw per-call time of all samples.
+* connect+close cannot be paired: variants are interleaved round by round
+  (the order rotating) and the ratio is of the medians over the rounds.
 
 Run it with ``python -m bluegreen.sim.netns -- python benchmarks/overhead.py``
 (the simulator's servers live on loopback addresses inside a private network
@@ -49,15 +58,12 @@ class Row:
     ratio: float
 
 
-def _time_execute(conn: Any, calls: int) -> float:
-    cur = conn.cursor()
+def _time_calls(cur: Any, calls: int) -> float:
     t0 = time.perf_counter()
     for _ in range(calls):
         cur.execute("SELECT 1")
         cur.fetchone()
-    elapsed = time.perf_counter() - t0
-    cur.close()
-    return elapsed / calls
+    return time.perf_counter() - t0
 
 
 def _time_connect(connect: Connect, calls: int) -> float:
@@ -79,14 +85,27 @@ def _interleave(
     return samples
 
 
-def _time_execute_fresh(connect: Connect, calls: int) -> float:
-    # A fresh connection per sample: on a 2-core machine the per-call time of
-    # one connection depends on where the scheduler puts its server process,
-    # so sampling many connections per variant keeps that out of the ratios.
+def _paired_sample(connect: Connect, calls: int, blocks: int) -> tuple[float, float]:
+    """Per-call (raw, bluegreen) time on one connection, in alternating blocks."""
     conn = connect()
     try:
-        _time_execute(conn, 50)
-        return _time_execute(conn, calls)
+        raw_cur = conn.driver_connection.cursor()
+        bg_cur = conn.cursor()
+        _time_calls(raw_cur, 50)
+        _time_calls(bg_cur, 50)
+        raw = wrapped = 0.0
+        per_block = max(1, calls // blocks)
+        for i in range(blocks):
+            if i % 2:
+                wrapped += _time_calls(bg_cur, per_block)
+                raw += _time_calls(raw_cur, per_block)
+            else:
+                raw += _time_calls(raw_cur, per_block)
+                wrapped += _time_calls(bg_cur, per_block)
+        raw_cur.close()
+        bg_cur.close()
+        n = per_block * blocks
+        return raw / n, wrapped / n
     finally:
         conn.close()
 
@@ -95,27 +114,48 @@ def bench_driver(
     driver: str, variants: list[Variant], rounds: int, calls: int, connects: int
 ) -> list[Row]:
     rows: list[Row] = []
+    wrapped = variants[1:]
     for v in variants:  # warm up imports, detection caches, code paths
-        _time_execute_fresh(v.connect, 200)
+        v.connect().close()
     gc.collect()
     gc.disable()
     try:
-        exec_samples = _interleave(
-            variants, rounds, lambda v: _time_execute_fresh(v.connect, calls)
-        )
+        raw_times: list[float] = []
+        paired: dict[str, list[tuple[float, float]]] = {v.label: [] for v in wrapped}
+        for i in range(rounds):
+            for v in wrapped[i % 2 :] + wrapped[: i % 2]:
+                sample = _paired_sample(v.connect, calls, blocks=10)
+                paired[v.label].append(sample)
+                raw_times.append(sample[0])
         conn_samples = _interleave(
             variants, rounds, lambda v: _time_connect(v.connect, connects)
         )
     finally:
         gc.enable()
-    for measure, samples in (
-        ("execute+fetchone", exec_samples),
-        ("connect+close", conn_samples),
-    ):
-        raw = statistics.median(samples[variants[0].label])
-        for v in variants:
-            med = statistics.median(samples[v.label])
-            rows.append(Row(driver, measure, v.label, med * 1e6, med / raw))
+    rows.append(
+        Row(
+            driver,
+            "execute+fetchone",
+            variants[0].label,
+            statistics.median(raw_times) * 1e6,
+            1.0,
+        )
+    )
+    for v in wrapped:
+        pairs = paired[v.label]
+        rows.append(
+            Row(
+                driver,
+                "execute+fetchone",
+                v.label,
+                statistics.median(w for _, w in pairs) * 1e6,
+                statistics.median(w / r for r, w in pairs),
+            )
+        )
+    raw = statistics.median(conn_samples[variants[0].label])
+    for v in variants:
+        med = statistics.median(conn_samples[v.label])
+        rows.append(Row(driver, "connect+close", v.label, med * 1e6, med / raw))
     return rows
 
 
