@@ -312,6 +312,22 @@ class Instance(abc.ABC):
         state = "running" if self.is_running() else "stopped"
         return f"<{type(self).__name__} {self.name} {self.host}:{self.port} {state}>"
 
+    def _template_options(self) -> dict[str, Any]:
+        """What a template data directory depends on besides the engine version.
+
+        The users, passwords and database are baked into the template; the
+        owner decides who may read it.
+        """
+        return {
+            "admin": self.admin_user,
+            "admin_password": self.admin_password,
+            "app": self.app_user,
+            "app_password": self.app_password,
+            "db": self.dbname,
+            "uid": os.geteuid(),
+            "account": self.account.name if self.account else None,
+        }
+
     # -- engine hooks ------------------------------------------------------
     @abc.abstractmethod
     def _template(self) -> Path:

@@ -198,15 +198,7 @@ class MariaDBInstance(Instance):
         self.socket_path = self.socket_dir / "mysqld.sock"
 
     def _template(self) -> Path:
-        options = {
-            "admin": self.admin_user,
-            "admin_password": self.admin_password,
-            "app": self.app_user,
-            "app_password": self.app_password,
-            "db": self.dbname,
-            "uid": os.geteuid(),
-        }
-        key = template_key("mariadb", mariadb_version(), options)
+        key = template_key("mariadb", mariadb_version(), self._template_options())
         return ensure_template(
             key,
             lambda work: _build_template(

@@ -201,16 +201,7 @@ class PostgresInstance(Instance):
         self._primary: Instance | None = None
 
     def _template(self) -> Path:
-        options = {
-            "admin": self.admin_user,
-            "admin_password": self.admin_password,
-            "app": self.app_user,
-            "app_password": self.app_password,
-            "db": self.dbname,
-            "uid": os.geteuid(),
-            "account": self.account.name if self.account else None,
-        }
-        key = template_key("postgres", pg_version(), options)
+        key = template_key("postgres", pg_version(), self._template_options())
         return ensure_template(
             key,
             lambda work: _build_template(
