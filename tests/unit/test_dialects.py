@@ -772,3 +772,47 @@ def test_cache_is_empty_in_forked_child() -> None:
     os.waitpid(pid, 0)
     assert answer == b"empty"
     assert cache.get("k") is not None  # the parent keeps its results
+
+
+def test_cache_waiter_woken_by_the_probe_finds_its_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A waiter that wakes the moment the owner's probe ends must find the
+    # result stored, not probe the host a second time.
+    waiting = threading.Event()
+    waiter_done = threading.Event()
+
+    class Event(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waiting.set()
+            return super().wait(timeout)
+
+        def set(self) -> None:
+            super().set()
+            waiter_done.wait(2)  # let the woken waiter run first
+
+    monkeypatch.setattr("bluegreen.dialects._cache.threading.Event", Event)
+    cache = DetectionCache()
+    det = Detection(Dialect.RDS_POSTGRES)
+    calls: list[int] = []
+    probe_started = threading.Event()
+
+    def probe() -> Detection:
+        calls.append(1)
+        probe_started.set()
+        waiting.wait(10)  # until the other caller waits for this probe
+        return det
+
+    results: list[Detection] = []
+
+    def waiter() -> None:
+        probe_started.wait(10)
+        results.append(cache.get_or_detect("k", probe))
+        waiter_done.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    owner = cache.get_or_detect("k", probe)
+    thread.join(10)
+    assert owner is det and results == [det]
+    assert len(calls) == 1

@@ -76,21 +76,28 @@ class DetectionCache:
             if not owner:
                 event.wait()
                 continue
+            result: Detection | None = None
             try:
                 result = probe()
             finally:
+                # Store the result before waking the waiters, in the same
+                # critical section that ends the probe: a waiter that found
+                # neither would probe the host again.
                 with self._lock:
                     if self._pending.get(key) is event:
                         del self._pending[key]
+                    if result is not None:  # None: it raised, the next caller probes
+                        self._store(key, result)
                 event.set()
-            with self._lock:
-                if result.probe_failed:
-                    expires = self._clock() + self.retry_after_s
-                    self._failed[key] = (result, expires)
-                else:
-                    self._results[key] = result
-                    self._failed.pop(key, None)
             return result
+
+    def _store(self, key: Hashable, result: Detection) -> None:
+        """Keep ``result`` (a failed one until it expires); the lock is held."""
+        if result.probe_failed:
+            self._failed[key] = (result, self._clock() + self.retry_after_s)
+        else:
+            self._results[key] = result
+            self._failed.pop(key, None)
 
     def clear(self) -> None:
         """Forget every result (probes in flight finish normally)."""
