@@ -156,23 +156,27 @@ def _split_uri(
     return urlunsplit(rebuilt), taken
 
 
-_URI_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:@/?#]*):[^@/?#]*@")
+# The userinfo of a libpq URI runs to the first "@" before any "/" (libpq
+# looks no further, and reads "?" and "#" there as part of the password).
+_URI_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:@/]*):[^@/]*@")
 
 
 def mask_conninfo(conninfo: str) -> str:
     """Return *conninfo* with passwords and other secrets replaced by ``***``."""
     if is_uri(conninfo):
         masked = _URI_PASSWORD.sub(rf"\1:{MASK}@", conninfo)
-        parts = urlsplit(masked)
-        if not parts.query:
+        # libpq reads everything after the first "?" as "&"-separated
+        # parameters: there is no fragment, a "#" belongs to the value.
+        head, sep, query = masked.partition("?")
+        if not sep:
             return masked
         segments = []
-        for segment in parts.query.split("&"):
+        for segment in query.split("&"):
             key, eq, _ = segment.partition("=")
             if eq and is_secret_key(unquote(key)):
                 segment = f"{key}={MASK}"
             segments.append(segment)
-        return urlunsplit(parts._replace(query="&".join(segments)))
+        return f"{head}?{'&'.join(segments)}"
     try:
         pairs = tokenize_conninfo(conninfo)
     except ProgrammingError:

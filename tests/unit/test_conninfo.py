@@ -114,5 +114,30 @@ def test_mask_conninfo_uri() -> None:
     assert masked == "postgresql://me:***@h:1,g:2/db?password=***&sslmode=x"
 
 
+@pytest.mark.parametrize(
+    ("uri", "secret", "expected"),
+    [
+        # libpq reads an unencoded "?" or "#" before the "@" as password...
+        ("postgresql://me:pa?ss@h/db", "pa?ss", "postgresql://me:***@h/db"),
+        (
+            "postgresql://me:p#w@h/db?sslmode=require",
+            "p#w",
+            "postgresql://me:***@h/db?sslmode=require",
+        ),
+        # ...and a "#" in a query value as part of the value (no fragment).
+        (
+            "postgresql://h/db?password=a#b&sslmode=x",
+            "a#b",
+            "postgresql://h/db?password=***&sslmode=x",
+        ),
+    ],
+)
+def test_mask_conninfo_uri_with_libpq_delimiters(
+    uri: str, secret: str, expected: str
+) -> None:
+    assert conninfo_to_dict(uri)["password"] == secret
+    assert mask_conninfo(uri) == expected
+
+
 def test_mask_unparsable_conninfo_shows_nothing() -> None:
     assert "hunter2" not in mask_conninfo("password='hunter2")
