@@ -72,7 +72,7 @@ class Connection:
     def __repr__(self) -> str:
         adapter = self._bg_adapter
         try:
-            ep = adapter.endpoint(self._bg_config.params)
+            ep = self._bg_config.endpoint()
             where = (
                 f"host={ep.host!r} port={ep.port} user={ep.user!r} dbname={ep.dbname!r}"
             )
