@@ -516,6 +516,15 @@ def test_multi_az_db_cluster_mysql() -> None:
     assert det.unsupported_reason is not None and "Multi-AZ" in det.unsupported_reason
 
 
+def test_rds_mysql_reads_rds_topology_once() -> None:
+    conn = mysql_conn(
+        ("SELECT role FROM", [("BLUE_GREEN_DEPLOYMENT_SOURCE",), (None,)]),
+        comment="Source distribution",
+    )
+    det = dialects.detect(conn, "mysql")
+    assert det.dialect is Dialect.RDS_MYSQL and det.unsupported_reason is None
+    assert len([sql for sql in conn.executed if MYSQL_METADATA in sql]) == 1
+
 def test_mysql_unexpected_probe_error_is_a_warning() -> None:
     conn = mysql_conn((MYSQL_METADATA, FakeError(2013, "Lost connection")))
     det = dialects.detect(conn, "mysql")

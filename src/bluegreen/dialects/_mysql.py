@@ -28,19 +28,22 @@ _DENIED = (_ER_DBACCESS_DENIED, _ER_TABLEACCESS_DENIED, _ER_COLUMNACCESS_DENIED)
 _ABSENT = (_ER_NO_SUCH_TABLE, _ER_UNKNOWN_TABLE)
 
 
-def _table_state(prober: _Prober, sql: str) -> bool | BaseException | None:
-    """True = readable, False = access denied, None = absent, else the error."""
+def _table_state(
+    prober: _Prober, sql: str
+) -> tuple[bool | BaseException | None, list[tuple[Any, ...]]]:
+    """(state, rows): state True = readable, False = access denied, None =
+    absent, else the error; rows are the query's rows when readable."""
     try:
-        prober.rows(sql)
+        rows = prober.rows(sql)
     except Exception as exc:
         errno = _errno(exc)
         if errno in _DENIED:
-            return False
+            return False, []
         if errno in _ABSENT:
-            return None
+            return None, []
         logger.debug("probe failed: %s", sql, exc_info=True)
-        return exc
-    return True
+        return exc, []
+    return True, rows
 
 
 def _mysql_user(current_user: Any) -> str:
@@ -75,7 +78,8 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
         or (forced is not None and not forced.is_plain)
     )
     notes: list[str] = []
-    meta = _table_state(prober, f"SELECT 1 FROM {MYSQL_METADATA} LIMIT 0")
+    # The roles also tell a Multi-AZ DB cluster apart (see _looks_multi_az).
+    meta, roles = _table_state(prober, f"SELECT role FROM {MYSQL_METADATA}")
     if isinstance(meta, BaseException):
         notes.append(f"probing {MYSQL_METADATA} failed ({type(meta).__name__}: {meta})")
         meta = None
@@ -87,7 +91,7 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
     # information_schema tables are never hidden; a denied mysql.* stand-in
     # says nothing about existence, so only a topology that reads counts.
     for candidate in (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY):
-        if _table_state(prober, topology_query(candidate)) is True:
+        if _table_state(prober, topology_query(candidate))[0] is True:
             topo_source, topo_ok = candidate, True
             break
 
@@ -112,7 +116,7 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
         )
         if regions is not None and int(regions) > 1:
             unsupported = "an Aurora Global Database"
-    elif readable and _looks_multi_az(prober):
+    elif readable and _looks_multi_az(roles):
         unsupported = "an RDS Multi-AZ DB cluster"
     return _finish(
         dialect, forced, source, readable, grant, topo_source, topo_ok, unsupported,
@@ -120,14 +124,10 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
     )  # fmt: skip
 
 
-def _looks_multi_az(prober: _Prober) -> bool:
-    """Heuristic: a Multi-AZ DB cluster lists its instances in rds_topology
-    without blue/green roles (several rows, none with a blue/green role)."""
-    try:
-        rows = prober.rows(f"SELECT role FROM {MYSQL_METADATA}")
-    except Exception:
-        logger.debug("reading %s roles failed", MYSQL_METADATA, exc_info=True)
-        return False
+def _looks_multi_az(rows: list[tuple[Any, ...]]) -> bool:
+    """Heuristic over the ``role`` column of rds_topology: a Multi-AZ DB cluster
+    lists its instances there without blue/green roles (several rows, none
+    with a blue/green role)."""
     roles = [_text(r[0]) if r[0] is not None else "" for r in rows]
     bg = [r for r in roles if r.startswith("BLUE_GREEN_DEPLOYMENT_")]
     return len(roles) >= 2 and not bg
