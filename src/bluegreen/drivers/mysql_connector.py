@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import mysql.connector
 from mysql.connector import errors as myerrors
 
 from ._mysql import LOST_ERRNOS, MySQLFamilyAdapter
@@ -76,6 +75,3 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Unbuffered cursors read rows from the socket while fetching."""
         return "Buffered" not in type(cursor).__name__
-
-
-_ = mysql.connector  # imported for its side effect of loading the driver
