@@ -76,8 +76,6 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
     def is_connection_lost(self, exc: BaseException, conn: Any = None) -> bool:
         """Client errors 2002/2003/2006/2013/2055, server shutdown/kill, or
         ``InterfaceError(0, '')`` (PyMySQL's "connection already closed")."""
-        if not isinstance(exc, pymysql.err.Error):
-            return False
         if not isinstance(
             exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)
         ):
