@@ -525,6 +525,21 @@ def test_rds_mysql_reads_rds_topology_once() -> None:
     assert det.dialect is Dialect.RDS_MYSQL and det.unsupported_reason is None
     assert len([sql for sql in conn.executed if MYSQL_METADATA in sql]) == 1
 
+
+@pytest.mark.parametrize("forced", [Dialect.RDS_MYSQL, Dialect.MYSQL])
+def test_forced_mysql_instance_dialect_does_not_look_for_a_topology(
+    forced: Dialect,
+) -> None:
+    conn = mysql_conn(
+        (MYSQL_METADATA, []),
+        ("FROM mysql.replica_host_status", [("i-1", 1, None)]),
+    )
+    det = dialects.detect(conn, "mysql", forced=forced)
+    assert det.dialect is forced
+    assert det.topology_source is None and not det.topology_available
+    assert not [sql for sql in conn.executed if "replica_host_status" in sql]
+
+
 def test_mysql_unexpected_probe_error_is_a_warning() -> None:
     conn = mysql_conn((MYSQL_METADATA, FakeError(2013, "Lost connection")))
     det = dialects.detect(conn, "mysql")

@@ -26,6 +26,7 @@ _ER_NO_SUCH_TABLE = 1146
 _ER_UNKNOWN_TABLE = 1109  # unknown information_schema table
 _DENIED = (_ER_DBACCESS_DENIED, _ER_TABLEACCESS_DENIED, _ER_COLUMNACCESS_DENIED)
 _ABSENT = (_ER_NO_SUCH_TABLE, _ER_UNKNOWN_TABLE)
+_MYSQL_TOPOLOGIES = (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY)
 
 
 def _table_state(
@@ -90,7 +91,9 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
     topo_source, topo_ok = None, False
     # information_schema tables are never hidden; a denied mysql.* stand-in
     # says nothing about existence, so only a topology that reads counts.
-    for candidate in (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY):
+    # A forced instance dialect has no topology: no need to look.
+    candidates = () if forced and not forced.is_aurora else _MYSQL_TOPOLOGIES
+    for candidate in candidates:
         if _table_state(prober, topology_query(candidate))[0] is True:
             topo_source, topo_ok = candidate, True
             break
@@ -103,8 +106,6 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
         dialect = Dialect.RDS_MYSQL
     else:
         dialect = Dialect.MYSQL
-    if not dialect.is_aurora:
-        topo_source, topo_ok = None, False
     source, readable, grant = _metadata_outcome(dialect, meta, _mysql_user(user), notes)
 
     unsupported = None
