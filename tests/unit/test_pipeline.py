@@ -217,6 +217,13 @@ def test_bg_is_preregistered_lazily() -> None:
     assert registry.snapshot()["bg"] == "bluegreen.bg.plugin:BlueGreenPlugin"
 
 
+def test_bg_plugin_keeps_its_context() -> None:
+    from bluegreen.bg.plugin import BlueGreenPlugin
+
+    ctx = ConnectContext(parse_config(adapter_for(pymysql.connect), None, {}))
+    assert BlueGreenPlugin(ctx).context is ctx
+
+
 def test_factory_function_hooks_detected_from_instance(reg: PluginRegistry) -> None:
     cls = make_plugin("f", ("execute",))
     reg.register("f", lambda ctx: cls(ctx))

@@ -37,6 +37,7 @@ class BlueGreenPlugin(Plugin):
     __slots__ = ("detection",)
 
     def __init__(self, ctx: ConnectContext) -> None:
+        super().__init__(ctx)
         self.detection: Detection | None = None
 
     def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
