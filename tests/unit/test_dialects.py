@@ -298,6 +298,7 @@ def test_aurora_postgres_old_version_without_metadata() -> None:
     assert det.metadata_source is None
     assert det.topology_available
     assert len(det.warnings) == 1 and "does not exist" in det.warnings[0]
+    assert "rds_tools" not in det.warnings[0]  # a hint for RDS PostgreSQL only
 
 
 def test_aurora_postgres_topology_failure_rolls_back() -> None:
@@ -492,6 +493,7 @@ def test_aurora_mysql_before_307_warns() -> None:
     assert det.dialect is Dialect.AURORA_MYSQL
     assert det.metadata_source is None
     assert det.warnings and "does not exist" in det.warnings[0]
+    assert "rds_tools" not in det.warnings[0]  # a hint for RDS PostgreSQL only
 
 
 def test_aurora_mysql_global_database() -> None:

@@ -91,11 +91,16 @@ def _metadata_outcome(
     if source is None:
         return None, False, None
     if state is None:
+        if dialect is Dialect.RDS_POSTGRES:
+            why = (
+                "the rds_tools extension is not installed or older than 1.7: "
+                "CREATE EXTENSION rds_tools, or ALTER EXTENSION rds_tools UPDATE"
+            )
+        else:
+            why = "too old an engine version"
         notes.append(
             f"{dialect.value}: the blue/green metadata source {source} does not "
-            "exist (too old an engine version, or for RDS PostgreSQL the "
-            "rds_tools extension is not installed: CREATE EXTENSION rds_tools); "
-            "blue/green support is off"
+            f"exist ({why}); blue/green support is off"
         )
         return None, False, None
     if state:
