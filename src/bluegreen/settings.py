@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ._conninfo import is_secret_key, mask_value, masked_items, split_conninfo
+from ._conninfo import mask_value, masked_items, split_conninfo
 from ._log import OnceLog
 from ._version import __version__
 from .drivers.base import DriverAdapter, DriverParams, Endpoint, ReadOnlyDict
@@ -481,9 +481,3 @@ def _check_timeout(config: ConnectionConfig) -> bool:
             " or ".join(adapter.timeout_keys),
         )
     return True
-
-
-def is_secret_setting(name: str) -> bool:
-    """Tell whether a setting or driver argument called *name* is secret."""
-    setting = _REGISTRY.get(name)
-    return (setting is not None and setting.secret) or is_secret_key(name)
