@@ -483,6 +483,20 @@ def test_aurora_mysql_simulated_topology_table() -> None:
     assert det.topology_available
 
 
+def test_aurora_mysql_topology_is_evidence_for_a_denied_rds_topology() -> None:
+    # The simulator (MariaDB) has no aurora_version: its readable topology is
+    # what says Aurora, and so that a denied mysql.rds_topology exists.
+    conn = mysql_conn(
+        (MYSQL_METADATA, FakeError(1142)),
+        ("FROM mysql.replica_host_status", [("i-1", 1, None)]),
+    )
+    det = dialects.detect(conn, "mysql")
+    assert det.dialect is Dialect.AURORA_MYSQL
+    assert det.metadata_source == MYSQL_METADATA and not det.metadata_readable
+    assert det.missing_grant == "GRANT SELECT ON mysql.rds_topology TO 'app'@'%';"
+    assert len(det.warnings) == 1 and det.missing_grant in det.warnings[0]
+
+
 def test_aurora_mysql_before_307_warns() -> None:
     conn = mysql_conn(
         (MYSQL_METADATA, FakeError(1146)),

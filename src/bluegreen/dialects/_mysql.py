@@ -61,18 +61,28 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
     privilege on the table gets "access denied" (1142) for a table that does
     not exist too, and ``information_schema.tables`` hides it either way. So
     "denied" counts as "the metadata exists but is unreadable" only with other
-    evidence of an RDS deployment: the ``aurora_version`` variable, an RDS
-    ``basedir`` (``/rdsdbbin/...``), ``version_comment`` = ``Source
-    distribution``, an RDS endpoint host name, or a forced RDS/Aurora dialect.
-    Without evidence the server is plain MySQL and nothing is logged above
-    DEBUG.
+    evidence of an RDS deployment: the ``aurora_version`` variable, a readable
+    Aurora topology, an RDS ``basedir`` (``/rdsdbbin/...``), ``version_comment``
+    = ``Source distribution``, an RDS endpoint host name, or a forced
+    RDS/Aurora dialect. Without evidence the server is plain MySQL and nothing
+    is logged above DEBUG.
     """
     version, comment, basedir, user = prober.rows(
         "SELECT VERSION(), @@version_comment, @@basedir, CURRENT_USER()"
     )[0]
     aurora = bool(prober.rows("SHOW VARIABLES LIKE 'aurora_version'"))
+    topo_source, topo_ok = None, False
+    # information_schema tables are never hidden; a denied mysql.* stand-in
+    # says nothing about existence, so only a topology that reads counts.
+    # A forced instance dialect has no topology: no need to look.
+    candidates = () if forced and not forced.is_aurora else _MYSQL_TOPOLOGIES
+    for candidate in candidates:
+        if _table_state(prober, topology_query(candidate))[0] is True:
+            topo_source, topo_ok = candidate, True
+            break
     evidence = (
         aurora
+        or topo_source is not None
         or rds_host
         or _text(basedir).startswith("/rdsdbbin")
         or _text(comment) == "Source distribution"
@@ -87,16 +97,6 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
     elif meta is False and not evidence:
         logger.debug("%s is hidden from this user and nothing says RDS", MYSQL_METADATA)
         meta = None
-
-    topo_source, topo_ok = None, False
-    # information_schema tables are never hidden; a denied mysql.* stand-in
-    # says nothing about existence, so only a topology that reads counts.
-    # A forced instance dialect has no topology: no need to look.
-    candidates = () if forced and not forced.is_aurora else _MYSQL_TOPOLOGIES
-    for candidate in candidates:
-        if _table_state(prober, topology_query(candidate))[0] is True:
-            topo_source, topo_ok = candidate, True
-            break
 
     if forced is not None:
         dialect = forced
