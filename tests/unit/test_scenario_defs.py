@@ -1,7 +1,7 @@
 import pytest
 
 from bluegreen.sim import metadata as md
-from bluegreen.sim import scenarios
+from bluegreen.sim import names, scenarios
 from bluegreen.sim.scenario import ACTIONS, Scenario, ScenarioError, Step
 
 NAMES = [
@@ -76,9 +76,9 @@ def test_get_unknown_names_the_known_ones():
 def test_renames():
     g = "mydb-instance-1-green-k7dd3e.abc123xyz.us-east-1.rds.amazonaws.com"
     assert (
-        md.green_to_blue_name(g)
+        names.green_to_blue_name(g)
         == "mydb-instance-1.abc123xyz.us-east-1.rds.amazonaws.com"
     )
     b = "mydb.cluster-abc.us-east-1.rds.amazonaws.com"
-    assert md.old_blue_name(b) == "mydb-old1.cluster-abc.us-east-1.rds.amazonaws.com"
-    assert md.old_blue_name(md.old_blue_name(b)) == md.old_blue_name(b)
+    assert names.old_blue_name(b) == "mydb-old1.cluster-abc.us-east-1.rds.amazonaws.com"
+    assert names.old_blue_name(names.old_blue_name(b)) == names.old_blue_name(b)

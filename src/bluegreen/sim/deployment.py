@@ -50,7 +50,7 @@ from ._base import Instance, SimError, for_each
 from ._maria import MariaDBInstance
 from ._pg import PostgresInstance
 from .dns import SimDNS, running_under_nss_wrapper
-from .names import DEFAULT_REGION, DeploymentNames
+from .names import DEFAULT_REGION, DeploymentNames, switchover_name
 from .servers import Engine, ServerPool
 
 if TYPE_CHECKING:
@@ -505,24 +505,18 @@ class Deployment:
         at once; the blue names keep pointing at the old blue addresses until
         the scenario updates them (see the ``blue_dns`` action).
         """
-        from .metadata import green_to_blue_name, old_blue_name
-
-        def renamed(name: str) -> str:
-            blue = green_to_blue_name(name)
-            return blue if blue != name else old_blue_name(name)
-
         old1: dict[str, str | None] = {}
         for env in (self.blue, self.green):
             for inst in env.instances:
+                inst.endpoint = switchover_name(inst.endpoint)
                 if env is self.blue:
-                    old1[renamed(inst.endpoint)] = inst.host
-                inst.endpoint = renamed(inst.endpoint)
+                    old1[inst.endpoint] = inst.host
             if env.cluster_endpoint is not None:
-                env.cluster_endpoint = renamed(env.cluster_endpoint)
+                env.cluster_endpoint = switchover_name(env.cluster_endpoint)
                 if env is self.blue:
                     old1[env.cluster_endpoint] = env.writer.host
             if env.reader_endpoint is not None:
-                env.reader_endpoint = renamed(env.reader_endpoint)
+                env.reader_endpoint = switchover_name(env.reader_endpoint)
                 if env is self.blue:
                     old1[env.reader_endpoint] = (env.readers or [env.writer])[0].host
         self.dns.update(old1)

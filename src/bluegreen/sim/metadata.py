@@ -30,7 +30,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -39,6 +38,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._base import for_each
+from .names import switchover_name
 
 __all__ = [
     "AVAILABLE",
@@ -53,8 +53,6 @@ __all__ = [
     "MetadataMode",
     "ReplicaRow",
     "TopologyRow",
-    "green_to_blue_name",
-    "old_blue_name",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,21 +75,6 @@ STATUSES = (
 MASTER_SESSION_ID = "MASTER_SESSION_ID"
 _STATE_FILE = "bgsim_metadata.json"
 _CONF_FILE = "bgsim.conf"
-_GREEN_RE = re.compile(r"-green-[0-9a-z]{6}(?=$|\.)")
-
-
-def green_to_blue_name(name: str) -> str:
-    """``mydb-instance-1-green-k7dd3e.x...`` -> ``mydb-instance-1.x...``."""
-    head, dot, rest = name.partition(".")
-    return _GREEN_RE.sub("", head) + dot + rest
-
-
-def old_blue_name(name: str) -> str:
-    """``mydb-instance-1.x...`` -> ``mydb-instance-1-old1.x...`` (idempotent)."""
-    head, dot, rest = name.partition(".")
-    if head.endswith("-old1"):
-        return name
-    return f"{head}-old1{dot}{rest}"
 
 
 class MetadataMode:
@@ -261,11 +244,11 @@ class MetadataController:
             for inst in targets:
                 st = self._state[inst.name]
                 st.rows = [
-                    dataclasses.replace(r, endpoint=_renamed(r.endpoint))
+                    dataclasses.replace(r, endpoint=switchover_name(r.endpoint))
                     for r in st.rows
                 ]
                 st.replicas = [
-                    dataclasses.replace(r, server_id=_renamed(r.server_id))
+                    dataclasses.replace(r, server_id=switchover_name(r.server_id))
                     for r in st.replicas
                 ]
             self._apply_each(targets)
@@ -461,11 +444,6 @@ def _my_insert(
     row = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
     params = [value for r in rows for value in r]
     return f"INSERT INTO {target} VALUES " + ", ".join([row] * len(rows)), params
-
-
-def _renamed(name: str) -> str:
-    blue = green_to_blue_name(name)
-    return blue if blue != name else old_blue_name(name)
 
 
 def _is_standby(inst: Any) -> bool:

@@ -21,16 +21,49 @@ import re
 import string
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_REGION", "DeploymentNames", "random_token"]
+__all__ = [
+    "DEFAULT_REGION",
+    "DeploymentNames",
+    "green_to_blue_name",
+    "old_blue_name",
+    "random_token",
+    "switchover_name",
+]
 
 DEFAULT_REGION = "us-east-1"
 _ALPHABET = string.ascii_lowercase + string.digits
 _ID_RE = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+_GREEN_RE = re.compile(r"-green-[0-9a-z]{6}(?=$|\.)")
 
 
 def random_token(rng: random.Random, length: int) -> str:
     """``length`` characters of ``[a-z0-9]``."""
     return "".join(rng.choice(_ALPHABET) for _ in range(length))
+
+
+def green_to_blue_name(name: str) -> str:
+    """``mydb-instance-1-green-k7dd3e.x...`` -> ``mydb-instance-1.x...``.
+
+    Works on host names and on bare ids (Aurora ``server_id``), which
+    :mod:`bluegreen.rds` does not parse.
+    """
+    head, dot, rest = name.partition(".")
+    return _GREEN_RE.sub("", head) + dot + rest
+
+
+def old_blue_name(name: str) -> str:
+    """``mydb-instance-1.x...`` -> ``mydb-instance-1-old1.x...`` (idempotent)."""
+    head, dot, rest = name.partition(".")
+    if head.endswith("-old1"):
+        return name
+    return f"{head}-old1{dot}{rest}"
+
+
+def switchover_name(name: str) -> str:
+    """The name a host or instance id has after the switchover renames: green
+    names lose ``-green-xxxxxx``, blue names get ``-old1``."""
+    blue = green_to_blue_name(name)
+    return blue if blue != name else old_blue_name(name)
 
 
 @dataclass(frozen=True)

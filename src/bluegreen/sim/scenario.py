@@ -21,6 +21,7 @@ from typing import Any
 
 from bluegreen.sim import metadata as md
 from bluegreen.sim._base import for_each
+from bluegreen.sim.names import green_to_blue_name, switchover_name
 
 __all__ = [
     "ACTIONS",
@@ -263,17 +264,11 @@ def _act_rename(ctx: _Context) -> None:
         for env in (dep.blue, dep.green):
             ctx.metadata.set_replicas(
                 [
-                    md.ReplicaRow(md_renamed(r.name), r is env.writer)
+                    md.ReplicaRow(switchover_name(r.name), r is env.writer)
                     for r in env.instances
                 ],
                 [i for i in env.instances if not ctx.metadata.is_frozen(i)],
             )
-
-
-def md_renamed(name: str) -> str:
-    """The switchover rename of a host name or instance id."""
-    blue = md.green_to_blue_name(name)
-    return blue if blue != name else md.old_blue_name(name)
 
 
 def _act_blue_dns(ctx: _Context) -> None:
@@ -283,9 +278,9 @@ def _act_blue_dns(ctx: _Context) -> None:
     names = ctx.dns.mapping()
     ctx.dns.update(
         {
-            md.green_to_blue_name(n): ip
+            green_to_blue_name(n): ip
             for n, ip in names.items()
-            if md.green_to_blue_name(n) != n
+            if green_to_blue_name(n) != n
         }
     )
 
@@ -294,7 +289,7 @@ def _act_green_dns_remove(ctx: _Context) -> None:
     if ctx.dns is None:
         return
     names = ctx.dns.mapping()
-    ctx.dns.update({n: None for n in names if md.green_to_blue_name(n) != n})
+    ctx.dns.update({n: None for n in names if green_to_blue_name(n) != n})
 
 
 def _act_blackout(ctx: _Context, on: bool) -> None:

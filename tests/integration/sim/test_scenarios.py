@@ -17,7 +17,7 @@ import pytest
 from simclient import ClientView, read_only_error, resolve
 
 from bluegreen.sim import metadata as md
-from bluegreen.sim import scenarios
+from bluegreen.sim import names, scenarios
 from bluegreen.sim.deployment import Deployment
 from bluegreen.sim.scenario import Scenario, ScenarioPlayer
 
@@ -171,14 +171,14 @@ class Observer:
             sources = {e for r, _, e in rows if r == md.ROLE_SOURCE}
             blue_names = {i.original_endpoint for i in self.dep.blue.instances}
             assert targets == blue_names
-            assert sources == {md.old_blue_name(n) for n in blue_names}
-        assert resolve(md.old_blue_name(self.blue_name)) == self.blue.host
+            assert sources == {names.old_blue_name(n) for n in blue_names}
+        assert resolve(names.old_blue_name(self.blue_name)) == self.blue.host
         assert resolve(self.blue_name) == self.blue.host
 
     def on_blue_dns_updated(self) -> None:
         assert resolve(self.blue_name) == self.green.host
         assert resolve(self.green_name) == self.green.host
-        assert resolve(md.old_blue_name(self.blue_name)) == self.blue.host
+        assert resolve(names.old_blue_name(self.blue_name)) == self.blue.host
         if self.cluster is not None:
             assert resolve(self.cluster) == self.green.host
         assert self.cv.write(self.blue_name, self.new_id()) is None
