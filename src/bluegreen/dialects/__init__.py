@@ -7,10 +7,11 @@ it is found.
 
 Connection contract of :func:`detect`: the caller hands over a fresh, idle
 DB-API connection (no open transaction, nothing it wants to keep uncommitted).
-Detection only reads; after a failed probe, and at the end when the connection
-is not known to be in autocommit mode, it calls ``conn.rollback()`` so that the
-connection is left idle and usable (PostgreSQL aborts a transaction on any
-error; MySQL keeps a read snapshot open). Every exception raised by a probe is
+Detection only reads; when the connection is not known to be in autocommit
+mode it calls ``conn.rollback()`` at the end, and on PostgreSQL also after a
+failed probe, so that the connection is left idle and usable (PostgreSQL
+aborts a transaction on any error; MySQL fails only the statement, but keeps a
+read snapshot open). Every exception raised by a probe is
 caught and logged at DEBUG: detection never breaks the application's
 connection; at worst it returns the plain dialect with a warning.
 
@@ -106,7 +107,7 @@ def detect(
             probe_failed=True,
             warnings=("dialect detection skipped: the connection is in a transaction",),
         )
-    prober = _Prober(conn)
+    prober = _Prober(conn, error_aborts=family == "postgres")
     try:
         if family == "postgres":
             result = _detect_postgres(prober, forced)

@@ -43,11 +43,16 @@ def _errno(exc: BaseException) -> int | None:
 
 
 class _Prober:
-    """Runs probe queries; after a failure it rolls back (unless autocommit)."""
+    """Runs probe queries; after a failure it rolls back (unless autocommit)
+    if ``error_aborts``: PostgreSQL aborts the whole transaction on an error,
+    MySQL only the failed statement, so a MySQL prober leaves the rollback to
+    the end of detection instead of spending a round trip on each expected
+    "no such table"."""
 
-    def __init__(self, conn: DBAPIConnection) -> None:
+    def __init__(self, conn: DBAPIConnection, *, error_aborts: bool = True) -> None:
         self.conn = conn
         self.autocommit = _autocommit(conn)
+        self.error_aborts = error_aborts
 
     def rows(
         self, sql: str, params: Sequence[Any] | None = None
@@ -62,7 +67,8 @@ class _Prober:
                 return []
             return [_as_tuple(r) for r in cur.fetchall()]
         except Exception:
-            self.rollback()
+            if self.error_aborts:
+                self.rollback()
             raise
         finally:
             try:
