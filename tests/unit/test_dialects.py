@@ -403,6 +403,7 @@ def test_busy_transaction_is_not_touched() -> None:
     det = dialects.detect(conn, "postgres")
     assert det.dialect is Dialect.POSTGRES and det.probe_failed
     assert conn.executed == [] and conn.rollbacks == 0
+    assert det.warnings and "blue/green support is off" in det.warnings[0]
 
 
 # --------------------------------------------------------------------------

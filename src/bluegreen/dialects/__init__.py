@@ -105,7 +105,11 @@ def detect(
             dialect=forced or plain,
             forced=forced is not None,
             probe_failed=True,
-            warnings=("dialect detection skipped: the connection is in a transaction",),
+            warnings=(
+                "dialect detection skipped: the connection is in a transaction; "
+                "blue/green support is off for this host until detection is "
+                "retried on a later connection",
+            ),
         )
     prober = _Prober(conn, error_aborts=family == "postgres")
     try:
