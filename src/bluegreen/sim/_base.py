@@ -127,10 +127,17 @@ def chown_tree(path: Path, account: RunAs | None) -> None:
 
 
 def write_owned(path: Path, text: str, account: RunAs | None) -> None:
-    """Write a configuration file that the server account must be able to read."""
-    path.write_text(text, encoding="utf-8")
+    """Write a file that the server account must be able to read.
+
+    Atomic (a temporary file renamed over ``path``): a running server that
+    rereads it (``pg_hba.conf`` on reload, the metadata state file on every
+    query) never sees it half-written.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
     if account is not None:
-        os.chown(path, account.uid, account.gid)
+        os.chown(tmp, account.uid, account.gid)
+    os.replace(tmp, path)
 
 
 def run_checked(argv: Sequence[str], *, account: RunAs | None, what: str) -> None:

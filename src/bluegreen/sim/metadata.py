@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ._base import for_each
+from ._base import for_each, write_owned
 from .names import switchover_name
 
 __all__ = [
@@ -337,12 +336,12 @@ class MetadataController:
             else ("rds_tools,pg_stat_statements")
         )
         data_dir = inst.data_dir
-        _write_owned(data_dir / _CONF_FILE, f"rds.extensions = '{ext}'\n", inst)
+        write_owned(data_dir / _CONF_FILE, f"rds.extensions = '{ext}'\n", inst.account)
         conf = data_dir / "postgresql.conf"
         line = f"include_if_exists = '{_CONF_FILE}'\n"
         text = conf.read_text(encoding="utf-8")
         if line not in text:
-            _write_owned(conf, text + line, inst)
+            write_owned(conf, text + line, inst.account)
         inst.execute_admin("SELECT pg_reload_conf()")
 
     def _pg_apply(self, inst: Any, st: _InstanceState, force: bool) -> None:
@@ -360,7 +359,7 @@ class MetadataController:
                 for r in st.replicas
             ],
         }
-        _write_owned(inst.data_dir / _STATE_FILE, json.dumps(state), inst)
+        write_owned(inst.data_dir / _STATE_FILE, json.dumps(state), inst.account)
         if _is_standby(inst):
             return
         catalog_change = (
@@ -449,17 +448,6 @@ def _my_insert(
 def _is_standby(inst: Any) -> bool:
     check = getattr(inst, "is_standby", None)
     return bool(check()) if callable(check) else False
-
-
-def _write_owned(path: Any, text: str, inst: Any) -> None:
-    """Write atomically a file the server account can read."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, 0o644)
-    account = getattr(inst, "account", None)
-    if account is not None:
-        os.chown(tmp, account.uid, account.gid)
-    os.replace(tmp, path)
 
 
 def _pg_databases(inst: Any) -> list[str]:
