@@ -17,7 +17,8 @@ and vanish on another.  For MariaDB the rows live in the real table, written
 with ``sql_log_bin = 0`` so that replication never copies them.  For
 PostgreSQL the functions read a small JSON file in the instance's data
 directory (``pg_read_file``), which works on physical standbys too and is never
-replicated; only the function definitions are catalog objects.
+replicated; only the function definitions are catalog objects.  The SQL that
+creates these surfaces is in :mod:`bluegreen.sim._metadata_sql`.
 
 :class:`MetadataController` keeps the logical state (rows, status, modes,
 grants) and pushes every change to the instances it concerns.
@@ -37,6 +38,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._base import for_each, write_owned
+from ._metadata_sql import STATE_FILE, MetadataMode, my_ddl, my_insert, pg_ddl
 from .names import switchover_name
 
 __all__ = [
@@ -72,16 +74,7 @@ STATUSES = (
 )
 
 MASTER_SESSION_ID = "MASTER_SESSION_ID"
-_STATE_FILE = "bgsim_metadata.json"
 _CONF_FILE = "bgsim.conf"
-
-
-class MetadataMode:
-    """What a metadata source does on one instance."""
-
-    OK = "ok"  #: returns its rows
-    ERROR = "error"  #: exists, but reading it raises an error
-    ABSENT = "absent"  #: does not exist (existence checks fail)
 
 
 @dataclass(frozen=True)
@@ -359,7 +352,7 @@ class MetadataController:
                 for r in st.replicas
             ],
         }
-        write_owned(inst.data_dir / _STATE_FILE, json.dumps(state), inst.account)
+        write_owned(inst.data_dir / STATE_FILE, json.dumps(state), inst.account)
         if _is_standby(inst):
             return
         catalog_change = (
@@ -375,7 +368,7 @@ class MetadataController:
             conn = inst.admin_connect(dbname=db)
             try:
                 cur = conn.cursor()
-                for sql in _pg_ddl(self.flavor, present, self.grants, self.app_user):
+                for sql in pg_ddl(self.flavor, present, self.grants, self.app_user):
                     cur.execute(sql)
             finally:
                 conn.close()
@@ -385,14 +378,14 @@ class MetadataController:
         recreated = force or st.mode != st.applied_mode
         if recreated:
             inst.execute_many_admin(
-                _my_ddl(self.flavor, st.mode, self.grants, self.app_user)
+                my_ddl(self.flavor, st.mode, self.grants, self.app_user)
             )
         stmts: list[tuple[str, Sequence[Any] | None]] = []
         if st.mode == MetadataMode.OK:
             stmts.append(("DELETE FROM mysql.rds_topology", None))
             if st.rows:
                 stmts.append(
-                    _my_insert(
+                    my_insert(
                         "mysql.rds_topology (id, endpoint, port, role, status, "
                         "version)",
                         [
@@ -405,7 +398,7 @@ class MetadataController:
             stmts.append(("DELETE FROM bgsim.replica_host_status_data", None))
             if st.replicas:
                 stmts.append(
-                    _my_insert(
+                    my_insert(
                         "bgsim.replica_host_status_data "
                         "(server_id, session_id, frozen_at)",
                         [
@@ -436,15 +429,6 @@ class MetadataController:
                 )
 
 
-def _my_insert(
-    target: str, rows: Sequence[tuple[Any, ...]]
-) -> tuple[str, Sequence[Any]]:
-    """One multi-row ``INSERT INTO target VALUES (...), (...)`` statement."""
-    row = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
-    params = [value for r in rows for value in r]
-    return f"INSERT INTO {target} VALUES " + ", ".join([row] * len(rows)), params
-
-
 def _is_standby(inst: Any) -> bool:
     check = getattr(inst, "is_standby", None)
     return bool(check()) if callable(check) else False
@@ -452,147 +436,3 @@ def _is_standby(inst: Any) -> bool:
 
 def _pg_databases(inst: Any) -> list[str]:
     return list(dict.fromkeys([inst.dbname, "postgres"]))
-
-
-_PG_READ = (
-    "coalesce(pg_catalog.pg_read_file('" + _STATE_FILE + "', 0, 10485760, true), '{}')"
-    "::jsonb"
-)
-
-_PG_TOPOLOGY_BODY = f"""
-DECLARE s jsonb := {_PG_READ};
-BEGIN
-  IF s->>'mode' = 'error' THEN
-    RAISE EXCEPTION 'blue/green deployment metadata is not available'
-      USING ERRCODE = 'XX000';
-  END IF;
-  RETURN QUERY SELECT r.version, r.endpoint, r.port, r.role, r.status
-    FROM jsonb_to_recordset(coalesce(s->'topology', '[]'::jsonb))
-      AS r(id int, version text, endpoint text, port int, role text, status text)
-    ORDER BY r.id;
-END
-"""
-
-_PG_REPLICA_BODY = f"""
-DECLARE s jsonb := {_PG_READ};
-BEGIN
-  RETURN QUERY SELECT r.server_id, r.session_id,
-      coalesce((r.last_update || '+00')::timestamptz, now()),
-      0::double precision, 0::double precision
-    FROM jsonb_to_recordset(coalesce(s->'replicas', '[]'::jsonb))
-      AS r(server_id text, session_id text, last_update text);
-END
-"""
-
-_PG_RETURNS = "TABLE(version text, endpoint text, port integer, role text, status text)"
-
-# Shown in pg_settings: a placeholder GUC such as rds.extensions is hidden there.
-_PG_SETTINGS_VIEW = """
-CREATE OR REPLACE VIEW pg_catalog.pg_settings AS
-SELECT * FROM pg_catalog.pg_show_all_settings()
-UNION ALL
-SELECT 'rds.extensions', current_setting('rds.extensions', true), unit, category,
-       'Extensions RDS lets this instance use (simulated).', extra_desc, 'sighup',
-       vartype, 'configuration file', min_val, max_val, enumvals,
-       current_setting('rds.extensions', true), current_setting('rds.extensions', true),
-       sourcefile, sourceline, pending_restart
-  FROM pg_catalog.pg_show_all_settings()
- WHERE name = 'application_name' AND current_setting('rds.extensions', true) IS NOT NULL
-"""
-
-
-def _pg_ddl(flavor: str, present: bool, grants: bool, app: str) -> list[str]:
-    out = ["SET allow_system_table_mods = on", _PG_SETTINGS_VIEW]
-    if flavor == "aurora":
-        fn = "pg_catalog.get_blue_green_fast_switchover_metadata"
-        rep = "pg_catalog.aurora_replica_status"
-        if not present:
-            return [*out, f"DROP FUNCTION IF EXISTS {fn}(text)"]
-        return [
-            *out,
-            f"CREATE OR REPLACE FUNCTION {fn}(client text) RETURNS {_PG_RETURNS} "
-            "LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog "
-            f"AS $body${_PG_TOPOLOGY_BODY}$body$",
-            f"CREATE OR REPLACE FUNCTION {rep}() RETURNS TABLE(server_id text, "
-            "session_id text, last_update_timestamp timestamptz, "
-            "replica_lag_in_msec double precision, cpu double precision) "
-            "LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog "
-            f"AS $body${_PG_REPLICA_BODY}$body$",
-        ]
-    fn = "rds_tools.show_topology"
-    if not present:
-        return [*out, "DROP SCHEMA IF EXISTS rds_tools CASCADE"]
-    stmts = [
-        *out,
-        "CREATE SCHEMA IF NOT EXISTS rds_tools",
-        f"CREATE OR REPLACE FUNCTION {fn}(client text DEFAULT NULL) "
-        f"RETURNS {_PG_RETURNS} "
-        "LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog "
-        f"AS $body${_PG_TOPOLOGY_BODY}$body$",
-        f"REVOKE ALL ON FUNCTION {fn}(text) FROM PUBLIC",
-    ]
-    if grants:
-        stmts += [
-            f'GRANT USAGE ON SCHEMA rds_tools TO "{app}"',
-            f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO "{app}"',
-        ]
-    else:
-        stmts += [
-            f'REVOKE USAGE ON SCHEMA rds_tools FROM "{app}"',
-            f'REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools FROM "{app}"',
-        ]
-    return stmts
-
-
-def _my_ddl(
-    flavor: str, mode: str, grants: bool, app: str
-) -> list[tuple[str, Sequence[Any] | None]]:
-    out: list[tuple[str, Sequence[Any] | None]] = [
-        ("CREATE DATABASE IF NOT EXISTS bgsim", None),
-        ("DROP VIEW IF EXISTS mysql.rds_topology", None),
-        ("DROP TABLE IF EXISTS mysql.rds_topology", None),
-    ]
-    if mode == MetadataMode.OK:
-        out.append(
-            (
-                "CREATE TABLE mysql.rds_topology (id BIGINT NOT NULL PRIMARY KEY, "
-                "endpoint VARCHAR(255), port INT, role VARCHAR(64), "
-                "status VARCHAR(64), version VARCHAR(16)) ENGINE=InnoDB",
-                None,
-            )
-        )
-    elif mode == MetadataMode.ERROR:
-        out += [
-            ("CREATE TABLE IF NOT EXISTS bgsim.gone (id BIGINT)", None),
-            (
-                "CREATE SQL SECURITY DEFINER VIEW mysql.rds_topology AS SELECT id, "
-                "'' AS endpoint, 0 AS port, '' AS role, '' AS status, '' AS version "
-                "FROM bgsim.gone",
-                None,
-            ),
-            ("DROP TABLE bgsim.gone", None),
-        ]
-    if mode != MetadataMode.ABSENT:
-        verb = "GRANT SELECT ON mysql.rds_topology TO %s@'%%'"
-        if grants:
-            out.append((verb, (app,)))
-    if flavor == "aurora":
-        out += [
-            (
-                "CREATE TABLE IF NOT EXISTS bgsim.replica_host_status_data ("
-                "server_id VARCHAR(255) NOT NULL PRIMARY KEY, session_id VARCHAR(255), "
-                "frozen_at DATETIME(6) NULL) ENGINE=InnoDB",
-                None,
-            ),
-            (
-                "CREATE OR REPLACE SQL SECURITY DEFINER "
-                "VIEW mysql.replica_host_status AS "
-                "SELECT server_id AS SERVER_ID, session_id AS SESSION_ID, "
-                "COALESCE(frozen_at, UTC_TIMESTAMP(6)) AS LAST_UPDATE_TIMESTAMP, "
-                "0.0 AS REPLICA_LAG_IN_MILLISECONDS, 0.0 AS CPU "
-                "FROM bgsim.replica_host_status_data",
-                None,
-            ),
-            ("GRANT SELECT ON mysql.replica_host_status TO %s@'%%'", (app,)),
-        ]
-    return out
