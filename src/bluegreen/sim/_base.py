@@ -303,7 +303,11 @@ class Instance(abc.ABC):
         self.dbname = dbname
         self.endpoint: str = host
         self.original_endpoint: str = host
-        self.account = server_account(self._preferred_account)
+        self.account = (
+            server_account(self._preferred_account)
+            if self._preferred_account is not None
+            else None
+        )
         self._proc: subprocess.Popen[bytes] | None = None
         #: Set by the owning pool: told about each server process group.
         self.watcher: ProcessWatcher | None = None
@@ -313,7 +317,9 @@ class Instance(abc.ABC):
         self._admin_lock = threading.Lock()
         self._admin_conn: Any = None
 
-    _preferred_account: ClassVar[str] = "postgres"
+    #: The account the server runs as when we are root (see
+    #: :func:`server_account`); ``None``: as ourselves.
+    _preferred_account: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"

@@ -191,10 +191,11 @@ class MariaDBInstance(Instance):
     engine: ClassVar[str] = "mariadb"
     default_port: ClassVar[int] = 3306
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+    #: mariadbd runs as root with --user=root when we are root.
+    _preferred_account: ClassVar[str | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.account = None  # mariadbd runs as root with --user=root when we are root
         self.socket_path = self.socket_dir / "mysqld.sock"
 
     def _template(self) -> Path:

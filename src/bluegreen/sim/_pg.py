@@ -193,7 +193,7 @@ class PostgresInstance(Instance):
     engine: ClassVar[str] = "postgres"
     default_port: ClassVar[int] = 5432
     stop_signal: ClassVar[signal.Signals] = signal.SIGINT  # fast shutdown
-    _preferred_account: ClassVar[str] = "postgres"
+    _preferred_account: ClassVar[str | None] = "postgres"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
