@@ -366,6 +366,10 @@ class Instance(abc.ABC):
     def _session_alive(self, conn: Any) -> bool:
         """Whether ``conn`` (from :meth:`admin_connect`) can still be used."""
 
+    def is_standby(self) -> bool:
+        """Whether this is a physical standby (read-only, catalog from a primary)."""
+        return False
+
     @abc.abstractmethod
     def drop_connections(self) -> int:
         """Terminate every client session except admin and replication ones."""

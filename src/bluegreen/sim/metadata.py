@@ -164,7 +164,7 @@ class MetadataController:
         """Wait until hot standbys have replayed the catalog changes."""
         deadline = time.monotonic() + timeout
         for inst in self.instances:
-            if not _is_standby(inst):
+            if not inst.is_standby():
                 continue
             primary = inst.primary
             lsn = primary.execute_admin("SELECT pg_current_wal_lsn()::text")[0][0]
@@ -302,7 +302,7 @@ class MetadataController:
         return [i for i in self.instances if not self._state[i.name].frozen]
 
     def _primaries_first(self) -> list[Any]:
-        return sorted(self.instances, key=_is_standby)
+        return sorted(self.instances, key=lambda inst: inst.is_standby())
 
     def _apply_each(self, instances: Sequence[Any]) -> None:
         """:meth:`_apply` on every instance, side by side.
@@ -353,7 +353,7 @@ class MetadataController:
             ],
         }
         write_owned(inst.data_dir / STATE_FILE, json.dumps(state), inst.account)
-        if _is_standby(inst):
+        if inst.is_standby():
             return
         catalog_change = (
             force
@@ -427,11 +427,6 @@ class MetadataController:
                         )
                     ]
                 )
-
-
-def _is_standby(inst: Any) -> bool:
-    check = getattr(inst, "is_standby", None)
-    return bool(check()) if callable(check) else False
 
 
 def _pg_databases(inst: Any) -> list[str]:
