@@ -866,3 +866,34 @@ def test_cache_waiter_woken_by_the_probe_finds_its_result(
     thread.join(10)
     assert owner is det and results == [det]
     assert len(calls) == 1
+
+
+def test_a_mysql_transaction_reported_by_the_adapter_is_not_touched() -> None:
+    # Duck typing only recognises psycopg's transaction status; the driver
+    # adapter knows about MySQL transactions too, and detection must then
+    # leave the connection alone rather than roll the application's work back.
+    class State:
+        def in_transaction(self, conn: Any) -> bool:
+            return True
+
+        def get_autocommit(self, conn: Any) -> bool:
+            return False
+
+    conn = mysql_conn((MYSQL_METADATA, FakeError(1146)))
+    det = dialects.detect(conn, "mysql", state=State())
+    assert det.probe_failed and det.dialect is Dialect.MYSQL
+    assert conn.executed == [] and conn.rollbacks == 0
+
+
+def test_autocommit_reported_by_the_adapter_avoids_rollbacks() -> None:
+    class State:
+        def in_transaction(self, conn: Any) -> bool:
+            return False
+
+        def get_autocommit(self, conn: Any) -> bool:
+            return True
+
+    conn = mysql_conn((MYSQL_METADATA, FakeError(1146)))
+    det = dialects.detect(conn, "mysql", state=State())
+    assert det.dialect is Dialect.MYSQL and not det.probe_failed
+    assert conn.rollbacks == 0

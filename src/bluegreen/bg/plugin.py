@@ -68,7 +68,7 @@ def _detect(ctx: ConnectContext, conn: Any, forced: Dialect | None) -> Detection
     """
     family = ctx.adapter.family
     try:
-        return detect(conn, family, host=ctx.host, forced=forced)
+        return detect(conn, family, host=ctx.host, forced=forced, state=ctx.adapter)
     except ConfigurationError:
         raise
     except Exception as exc:

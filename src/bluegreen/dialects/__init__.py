@@ -55,13 +55,14 @@ from ._model import (
 )
 from ._mysql import _detect_mysql
 from ._postgres import _detect_postgres
-from ._probe import _busy_transaction, _Prober
+from ._probe import ConnectionState, _busy_transaction, _Prober
 
 __all__ = [
     "AURORA_PG_METADATA",
     "MYSQL_METADATA",
     "RDS_PG_METADATA",
     "TOPOLOGY_MAX_AGE_S",
+    "ConnectionState",
     "Detection",
     "DetectionCache",
     "Dialect",
@@ -85,6 +86,7 @@ def detect(
     *,
     host: str | None = None,
     forced: Dialect | None = None,
+    state: ConnectionState | None = None,
 ) -> Detection:
     """Detect the deployment type behind ``conn`` (see the module docstring).
 
@@ -92,7 +94,10 @@ def detect(
     application connected to; an RDS endpoint name counts as evidence of an
     RDS deployment where the database itself cannot tell (a MySQL user without
     any privilege on ``mysql.*`` cannot see whether ``mysql.rds_topology``
-    exists). ``forced`` is the ``wrapper_dialect`` setting.
+    exists). ``forced`` is the ``wrapper_dialect`` setting. ``state`` (the
+    driver adapter) tells whether ``conn`` is inside a transaction, which
+    detection then leaves untouched, and whether it is in autocommit; without
+    it only a psycopg transaction is recognised.
     """
     plain = Dialect.plain(family)
     if forced is not None and forced.family != family:
@@ -100,7 +105,8 @@ def detect(
             f"wrapper_dialect: {forced.value!r} is a {forced.family} dialect but "
             f"the connection is {family}"
         )
-    if _busy_transaction(conn):
+    busy = state.in_transaction(conn) if state is not None else _busy_transaction(conn)
+    if busy:
         return Detection(
             dialect=forced or plain,
             forced=forced is not None,
@@ -111,7 +117,11 @@ def detect(
                 "retried on a later connection",
             ),
         )
-    prober = _Prober(conn, error_aborts=family == "postgres")
+    prober = _Prober(
+        conn,
+        error_aborts=family == "postgres",
+        autocommit=state.get_autocommit(conn) if state is not None else None,
+    )
     try:
         if family == "postgres":
             result = _detect_postgres(prober, forced)

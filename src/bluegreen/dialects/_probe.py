@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from .._types import DBAPIConnection, DBAPICursor
 from ._model import Detection, Dialect, _as_tuple
 
 logger = logging.getLogger("bluegreen.dialects")
+
+
+class ConnectionState(Protocol):
+    """What a driver adapter can tell about a connection's transaction state.
+
+    :class:`bluegreen.drivers.base.DriverAdapter` provides it; without one,
+    detection falls back to duck typing (:func:`_autocommit`,
+    :func:`_busy_transaction`), which only recognises psycopg's transaction
+    status.
+    """
+
+    def in_transaction(self, conn: Any) -> bool: ...
+    def get_autocommit(self, conn: Any) -> bool: ...
 
 
 def _autocommit(conn: Any) -> bool | None:
@@ -49,9 +62,15 @@ class _Prober:
     the end of detection instead of spending a round trip on each expected
     "no such table"."""
 
-    def __init__(self, conn: DBAPIConnection, *, error_aborts: bool = True) -> None:
+    def __init__(
+        self,
+        conn: DBAPIConnection,
+        *,
+        error_aborts: bool = True,
+        autocommit: bool | None = None,
+    ) -> None:
         self.conn = conn
-        self.autocommit = _autocommit(conn)
+        self.autocommit = _autocommit(conn) if autocommit is None else autocommit
         self.error_aborts = error_aborts
 
     def rows(

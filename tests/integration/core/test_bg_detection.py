@@ -295,3 +295,41 @@ def test_forced_dialect_of_the_other_family_is_a_configuration_error(
         bluegreen.connect(
             pymysql.connect, wrapper_dialect="rds-postgres", **pymysql_kw()
         )
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("connect", [pymysql.connect, mysql.connector.connect])
+def test_detection_leaves_an_open_mysql_transaction_alone(
+    connect: Any, mariadb_instance: Any
+) -> None:
+    # The driver adapter tells detection that the connection is inside a
+    # transaction: nothing is probed and nothing rolled back, so the
+    # application's uncommitted work survives.
+    from bluegreen.dialects import detect
+    from bluegreen.drivers import adapter_for
+
+    adapter = adapter_for(connect)
+    host = mariadb_instance.host
+    conn = connect(
+        host=host,
+        port=mariadb_instance.port,
+        user=mariadb_instance.app_user,
+        password=mariadb_instance.app_password,
+        database=mariadb_instance.dbname,
+    )
+    try:
+        adapter.set_autocommit(conn, False)
+        cur = conn.cursor()
+        cur.execute("CREATE TEMPORARY TABLE pending (x INT)")
+        cur.execute("START TRANSACTION")
+        cur.execute("INSERT INTO pending VALUES (1)")
+        assert adapter.in_transaction(conn)
+        det = detect(conn, "mysql", host=host, state=adapter)
+        assert det.probe_failed and det.warnings
+        assert adapter.in_transaction(conn)
+        cur.execute("SELECT count(*) FROM pending")
+        assert cur.fetchone() == (1,)
+        conn.rollback()
+        cur.close()
+    finally:
+        conn.close()
