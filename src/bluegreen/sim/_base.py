@@ -272,6 +272,9 @@ class Instance(abc.ABC):
 
     engine: ClassVar[str]
     default_port: ClassVar[int]
+    #: The driver keyword naming the database: ``dbname`` (psycopg) or
+    #: ``database`` (PyMySQL, mysql-connector).
+    database_key: ClassVar[str]
     #: Signal that asks the server for a fast, clean shutdown.
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
 
@@ -324,6 +327,16 @@ class Instance(abc.ABC):
     def __repr__(self) -> str:
         state = "running" if self.is_running() else "stopped"
         return f"<{type(self).__name__} {self.name} {self.host}:{self.port} {state}>"
+
+    def connect_kwargs(self, host: str | None = None) -> dict[str, Any]:
+        """Driver keyword arguments for the app user over TCP."""
+        return {
+            "host": host or self.host,
+            "port": self.port,
+            "user": self.app_user,
+            "password": self.app_password,
+            self.database_key: self.dbname,
+        }
 
     def _template_options(self) -> dict[str, Any]:
         """What a template data directory depends on besides the engine version.

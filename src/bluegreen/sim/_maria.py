@@ -190,6 +190,7 @@ class MariaDBInstance(Instance):
 
     engine: ClassVar[str] = "mariadb"
     default_port: ClassVar[int] = 3306
+    database_key: ClassVar[str] = "database"  # PyMySQL / mysql-connector
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
     #: mariadbd runs as root with --user=root when we are root.
     _preferred_account: ClassVar[str | None] = None
@@ -256,16 +257,6 @@ class MariaDBInstance(Instance):
 
     def _session_alive(self, conn: Any) -> bool:
         return bool(conn.open)
-
-    def connect_kwargs(self, host: str | None = None) -> dict[str, Any]:
-        """PyMySQL / mysql-connector keyword arguments for the app user over TCP."""
-        return {
-            "host": host or self.host,
-            "port": self.port,
-            "user": self.app_user,
-            "password": self.app_password,
-            "database": self.dbname,
-        }
 
     def execute_many_admin(
         self,

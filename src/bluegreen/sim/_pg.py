@@ -192,6 +192,7 @@ class PostgresInstance(Instance):
 
     engine: ClassVar[str] = "postgres"
     default_port: ClassVar[int] = 5432
+    database_key: ClassVar[str] = "dbname"  # psycopg
     stop_signal: ClassVar[signal.Signals] = signal.SIGINT  # fast shutdown
     _preferred_account: ClassVar[str | None] = "postgres"
 
@@ -289,16 +290,6 @@ class PostgresInstance(Instance):
 
     def _session_alive(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)
-
-    def connect_kwargs(self, host: str | None = None) -> dict[str, Any]:
-        """psycopg keyword arguments for the app user over TCP."""
-        return {
-            "host": host or self.host,
-            "port": self.port,
-            "user": self.app_user,
-            "password": self.app_password,
-            "dbname": self.dbname,
-        }
 
     def is_standby(self) -> bool:
         return self._primary is not None
