@@ -142,29 +142,35 @@ def test_simulate_list() -> None:
 
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "bluegreen"
-    if not script.exists():
-        pytest.skip("the package is not installed in this environment")
+    assert script.exists(), "scripts/setup installs the package with its console script"
     proc = subprocess.run(
         [str(script), "simulate", "--list"], capture_output=True, text=True, check=True
     )
     assert "switchover" in proc.stdout
 
 
-def test_ctrl_c_tears_everything_down(
-    cli_env: dict[str, str], spawn: list[subprocess.Popen[str]]
-) -> None:
+def launch(
+    cli_env: dict[str, str],
+    spawn: list[subprocess.Popen[str]],
+    deployment: str,
+    speed: str,
+    *extra: str,
+) -> subprocess.Popen[str]:
+    """``simulate`` on a small deployment, without a terminal, in its own group."""
     proc = subprocess.Popen(
         [
             *SIMULATE,
             "--deployment",
-            "rds-postgres",
+            deployment,
             "--readers",
             "0",
             "--clients",
             "1",
             "--speed",
-            "2",
+            speed,
+            *extra,
         ],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -172,6 +178,13 @@ def test_ctrl_c_tears_everything_down(
         start_new_session=True,
     )
     spawn.append(proc)
+    return proc
+
+
+def test_ctrl_c_tears_everything_down(
+    cli_env: dict[str, str], spawn: list[subprocess.Popen[str]]
+) -> None:
+    proc = launch(cli_env, spawn, "rds-postgres", "2")
     read_until(proc, "Playing 'switchover'", 90)
     servers = server_pids(proc.pid)
     assert len(servers) >= 2
@@ -188,29 +201,7 @@ def keep(
     *extra: str,
 ) -> subprocess.Popen[str]:
     """``simulate --keep`` on a small rds-mysql deployment, without a terminal."""
-    proc = subprocess.Popen(
-        [
-            *SIMULATE,
-            "--deployment",
-            "rds-mysql",
-            "--readers",
-            "0",
-            "--clients",
-            "1",
-            "--speed",
-            "40",
-            "--keep",
-            *extra,
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env,
-        start_new_session=True,
-    )
-    spawn.append(proc)
-    return proc
+    return launch(cli_env, spawn, "rds-mysql", "40", "--keep", *extra)
 
 
 def simulate(cli_env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
