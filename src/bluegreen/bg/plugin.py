@@ -1,30 +1,44 @@
-"""The ``bg`` plugin glue.
+"""The ``bg`` plugin glue: connect and execute hooks over the deployment watch.
 
-What the plugin does today: when a connection opens, it finds out (once per
-host per process) which kind of deployment serves it and whether the
-blue/green metadata is there and readable, and logs one clear warning when
-blue/green support cannot work (unsupported deployment, missing GRANT,
-detection failure). The application's connection is never affected: every
-failure degrades to plain pass-through.
-
-It overrides only the ``connect`` hook, so calls on open connections take the
-pipeline's no-plugin fast path. Monitoring, routing and suspension during a
-switchover build on this detection.
+On the first connection of a ``bg_id`` the plugin finds out (once per host
+per process) which deployment type serves it; on RDS and Aurora it starts
+the watch's monitors. From then on every new connection asks the routing
+rules (:mod:`._routing`) where to go, and every call on an open connection
+checks whether traffic is suspended. Outside a switchover both cost one
+attribute check. Detection failures, unsupported deployments and missing
+privileges give one warning and plain pass-through.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from ..connection import Connection
 from ..dialects import Detection, DetectionCache, Dialect, detect, dialect_from_setting
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, GreenHostRejectedError, SwitchoverTimeoutError
 from ..pipeline import ConnectContext, Plugin
+from ._hosts import is_ip
+from ._model import Phase
+from ._monitor import MonitorSource, resolve
+from ._routing import (
+    Action,
+    HostClass,
+    Route,
+    classify,
+    route_connect,
+    suspends_calls,
+)
+from ._tracker import RoutingView
+from ._watch import DeploymentWatch, registry
 
 __all__ = ["BlueGreenPlugin", "detections"]
 
 logger = logging.getLogger("bluegreen.bg")
+
+T = TypeVar("T")
 
 #: The process-wide detection results, one per (family, host, port).
 detections = DetectionCache()
@@ -34,30 +48,205 @@ class BlueGreenPlugin(Plugin):
     """Blue/green switchover support; see the module docstring."""
 
     code = "bg"
-    __slots__ = ("detection",)
+    __slots__ = ("detection", "host", "ip", "watch")
 
     def __init__(self, ctx: ConnectContext) -> None:
         super().__init__(ctx)
         self.detection: Detection | None = None
+        self.watch: DeploymentWatch = registry.get(ctx.settings.bg_id, ctx.settings)
+        self.host = ctx.host
+        #: The address this connection was opened to, when the plugin chose it
+        #: or the application gave one.
+        self.ip: str | None = ctx.host if ctx.host and is_ip(ctx.host) else None
+
+    # -- connect ----------------------------------------------------------------
 
     def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
-        conn = call_next()
+        watch = self.watch
+        if watch.view.passthrough:
+            conn = call_next()
+        else:
+            conn = self._routed_connect(ctx, call_next)
+        try:
+            self._detect(ctx, conn)
+        except BaseException:
+            ctx.adapter.rollback_quietly(conn)
+            conn.close()
+            raise
+        return conn
+
+    def _routed_connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        watch = self.watch
+        settings = ctx.settings
+        timeout_ms = settings.bg_connect_timeout_ms
+        started = time.monotonic()
+        deadline = started + timeout_ms / 1000
+        host = ctx.host
+        address = self.ip
+        while True:
+            view = watch.view
+            now = time.monotonic()
+            if address is None and host and not view.passthrough:
+                address = _address_of(view, host)
+            route = route_connect(
+                view,
+                host,
+                address,
+                now,
+                suspend_new_blue=settings.bg_suspend_new_blue_connections,
+            )
+            action = route.action
+            if action is Action.REJECT:
+                raise GreenHostRejectedError(route.reason)
+            if action is Action.WAIT:
+                if not watch.wait(view.version, deadline, now):
+                    raise _timeout(host, route, view, timeout_ms, started)
+                continue
+            try:
+                if action is Action.SUBSTITUTE:
+                    self.ip = route.ip
+                    return ctx.connect(ip=route.ip, port=route.port)
+                self.ip = address
+                return call_next()
+            except Exception as exc:
+                if not self._retry_after(exc, route, view, deadline, now):
+                    raise
+                logger.debug(
+                    "bg_id %r: connecting to %s failed during the switchover "
+                    "(%s); retrying when the phase changes",
+                    settings.bg_id,
+                    host,
+                    exc,
+                )
+
+    def _retry_after(
+        self,
+        exc: Exception,
+        route: Route,
+        view: RoutingView,
+        deadline: float,
+        decided: float,
+    ) -> bool:
+        """After a failed attempt, wait for the phase to move on if the failure
+        may come from the switchover; True to try again."""
+        watch = self.watch
+        phase = view.effective_phase(decided)
+        kind, _name = classify(view, self.host, self.ip)
+        if kind is HostClass.OTHER:
+            return False
+        if phase is Phase.IN_PROGRESS and route.retry_on_failure:
+            until = deadline
+        elif phase is Phase.PREPARATION:
+            # The status may have moved to IN_PROGRESS before the monitors saw
+            # it: give them a few polls to tell.
+            grace = 3 * watch.settings.bg_interval_high_ms / 1000 + 0.5
+            until = min(deadline, time.monotonic() + grace)
+        else:
+            return False
+        version = view.version
+        while time.monotonic() < until:
+            if not watch.wait(version, until, decided):
+                return False
+            current = watch.view
+            version = current.version
+            if current.effective_phase(time.monotonic()) is not phase:
+                return current.phase >= Phase.IN_PROGRESS or phase is Phase.IN_PROGRESS
+        return False
+
+    def _detect(self, ctx: ConnectContext, conn: Any) -> None:
         family = ctx.adapter.family
         forced = dialect_from_setting(ctx.settings.wrapper_dialect)
         key = (family, (ctx.host or "").lower(), ctx.port, forced)
         detection = detections.get(key)
         if detection is None:
-            try:
-                detection = detections.get_or_detect(
-                    key, lambda: _detect(ctx, conn, forced)
-                )
-            except BaseException:
-                ctx.adapter.rollback_quietly(conn)
-                conn.close()
-                raise
+            detection = detections.get_or_detect(
+                key, lambda: _detect(ctx, conn, forced)
+            )
             detection.log_warnings(logger, f"{ctx.host}:{ctx.port}")
         self.detection = detection
-        return conn
+        watch = self.watch
+        if not watch.started and _can_monitor(detection) and ctx.host:
+            watch.start(_monitor_source(ctx, detection))
+        if watch.started:
+            watch.note_host(ctx.host)
+
+    # -- calls on open connections ---------------------------------------------
+
+    def execute(self, conn: Connection, method_name: str, call: Callable[[], T]) -> T:
+        if self.watch.view.phase is not Phase.IN_PROGRESS:
+            return call()
+        return self._suspended(method_name, call)
+
+    def _suspended(self, method_name: str, call: Callable[[], T]) -> T:
+        watch = self.watch
+        timeout_ms = self.context.settings.bg_connect_timeout_ms
+        started = time.monotonic()
+        deadline = started + timeout_ms / 1000
+        while True:
+            view = watch.view
+            now = time.monotonic()
+            if not suspends_calls(view, self.host, self.ip, now):
+                return call()
+            if not watch.wait(view.version, deadline, now):
+                raise SwitchoverTimeoutError(
+                    f"{method_name}() on a connection to {self.host} waited "
+                    f"{(time.monotonic() - started) * 1000:.0f} ms for the "
+                    f"blue/green switchover (bg_id {watch.bg_id!r}, phase "
+                    f"{view.phase.name}) to leave IN_PROGRESS; bg_connect_timeout_ms"
+                    f" is {timeout_ms}. The call was not sent; it is safe to retry."
+                )
+
+
+def _address_of(view: RoutingView, host: str) -> str | None:
+    """The address of ``host`` when routing needs it: IP literals as they are,
+    names outside the inventory resolved (aliases of inventory hosts)."""
+    if is_ip(host):
+        return host.strip("[]")
+    name = host.lower()
+    if name in view.inventory.names:
+        return None
+    ok, address = resolve(name)
+    return address if ok else None
+
+
+def _timeout(
+    host: str | None, route: Route, view: RoutingView, timeout_ms: int, started: float
+) -> SwitchoverTimeoutError:
+    waited = (time.monotonic() - started) * 1000
+    return SwitchoverTimeoutError(
+        f"connecting to {host} waited {waited:.0f} ms for {route.reason} "
+        f"(blue/green phase {view.phase.name}); bg_connect_timeout_ms is "
+        f"{timeout_ms}. No connection was opened; it is safe to retry."
+    )
+
+
+def _can_monitor(detection: Detection) -> bool:
+    """Whether monitors can follow a switchover behind this detection."""
+    dialect = detection.dialect
+    if dialect.is_plain or detection.unsupported_reason is not None:
+        return False
+    if detection.probe_failed and not detection.forced:
+        return False
+    return dialect.metadata_source is not None
+
+
+def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
+    dialect = detection.dialect
+    source = detection.metadata_source or dialect.metadata_source
+    assert source is not None
+    query = detection.status_query or dialect.status_query
+    assert query is not None
+    return MonitorSource(
+        adapter=ctx.adapter,
+        params=ctx.monitoring_params(),
+        host=(ctx.host or "").lower(),
+        port=ctx.port,
+        status_query=query,
+        status_takes_tag=dialect.family == "postgres",
+        status_has_id=dialect.family == "mysql",
+        topology_query=detection.topology_query or dialect.topology_query,
+        client_tag=ctx.settings.bg_client_tag,
+    )
 
 
 def _detect(ctx: ConnectContext, conn: Any, forced: Dialect | None) -> Detection:

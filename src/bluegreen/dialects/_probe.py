@@ -125,7 +125,8 @@ def _metadata_outcome(
             why = "too old an engine version"
         notes.append(
             f"{dialect.value}: the blue/green metadata source {source} does not "
-            f"exist ({why}); blue/green support is off"
+            f"exist ({why}); blue/green support is off until it appears "
+            "(the bg plugin keeps checking at bg_interval_baseline_ms)"
         )
         return None, False, None
     if state:
@@ -133,7 +134,8 @@ def _metadata_outcome(
     grant = dialect.required_grants(user)
     notes.append(
         f"user {user} cannot read the blue/green metadata {source}; "
-        f"blue/green support is off until an administrator runs: {grant}"
+        f"blue/green support is off until an administrator runs: {grant} "
+        "(the bg plugin keeps checking at bg_interval_baseline_ms)"
     )
     return source, False, grant
 

@@ -1,0 +1,270 @@
+"""The background threads of one deployment: two metadata monitors and a DNS
+watcher.
+
+Each monitor (``blue``: the host the application connected to; ``green``: its
+green counterpart from the metadata) keeps one dedicated autocommit
+connection, opened by the IP address recorded before the switchover (the
+host name is kept for TLS), and polls the status (and, on Aurora, the
+topology) at the interval the current phase asks for. The DNS watcher
+resolves the inventory's names, which records the addresses before the
+switchover and notices renames, updated blue names and removed green names
+after it.
+
+Threads are named daemon threads holding their :class:`DeploymentWatch`
+weakly; they sleep on the watch's condition, so a phase change wakes them at
+once, and they stop when the watch closes (closing their connection).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ..dialects import filter_topology, topology_rows
+from ..drivers.base import DriverAdapter, DriverParams
+from ._hosts import is_ip
+from ._model import Observation, parse_status_rows
+
+if TYPE_CHECKING:
+    from ._tracker import SwitchoverTracker
+    from ._watch import DeploymentWatch
+
+__all__ = ["DnsWatcher", "MetadataMonitor", "MonitorSource", "resolve"]
+
+logger = logging.getLogger("bluegreen.bg")
+
+#: Connect timeout (s) of monitoring connections when none is configured.
+MONITOR_CONNECT_TIMEOUT = 5
+#: PyMySQL read/write timeout (s) of monitoring connections when none is set.
+MONITOR_IO_TIMEOUT = 5
+
+_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def resolve(name: str) -> tuple[bool, str | None]:
+    """Look ``name`` up: ``(True, address)``, ``(True, None)`` when the name
+    does not exist, ``(False, None)`` when the lookup itself failed."""
+    if is_ip(name):
+        return True, name.strip("[]")
+    try:
+        infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return (exc.errno in _NOT_FOUND), None
+    except (OSError, UnicodeError):
+        return False, None
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for info in infos:
+            if info[0] == family:
+                return True, str(info[4][0])
+    return True, None
+
+
+@dataclass(frozen=True)
+class MonitorSource:
+    """How monitors reach the deployment, taken from the first connection."""
+
+    adapter: DriverAdapter
+    params: DriverParams  #: monitoring parameters (autocommit, no node selection)
+    host: str  #: the blue host the application connected to
+    port: int
+    status_query: str
+    status_takes_tag: bool
+    status_has_id: bool
+    topology_query: str | None
+    client_tag: str
+
+    def connect(self, host: str, ip: str | None, port: int | None) -> Any:
+        """Open a monitoring connection to ``ip`` standing for ``host``."""
+        params = self.params
+        adapter = self.adapter
+        extra: dict[str, Any] = {}
+        if not adapter.connect_timeout(params):
+            extra[adapter.timeout_keys[0]] = MONITOR_CONNECT_TIMEOUT
+        if adapter.name == "pymysql":
+            for key in ("read_timeout", "write_timeout"):
+                if key not in params.kwargs:
+                    extra[key] = MONITOR_IO_TIMEOUT
+        if extra:
+            params = DriverParams(params.conninfo, {**params.kwargs, **extra})
+        return adapter.connect(params, host, ip, port)
+
+
+def _close(conn: Any) -> None:
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception as exc:
+        logger.debug("Closing a monitoring connection failed: %s", exc)
+
+
+def _observe(tracker: SwitchoverTracker, *, obs: Observation | None) -> bool:
+    return tracker.observe(obs) if obs is not None else False
+
+
+def _observe_dns(
+    tracker: SwitchoverTracker, *, resolved: dict[str, str | None], at: float
+) -> bool:
+    return tracker.observe_dns(resolved, at)
+
+
+def _message(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Worker(threading.Thread):
+    """A daemon thread bound weakly to a watch, sleeping on its condition."""
+
+    def __init__(self, watch: DeploymentWatch, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._watch_ref: Callable[[], DeploymentWatch | None] = weakref.ref(watch)
+        self.stopping = threading.Event()
+
+    def watch(self) -> DeploymentWatch | None:
+        watch = self._watch_ref()
+        if watch is None or self.stopping.is_set():
+            return None
+        return watch
+
+    def run(self) -> None:
+        try:
+            self.loop()
+        except Exception:
+            logger.exception("%s stopped after an unexpected error", self.name)
+        finally:
+            self.cleanup()
+
+    def loop(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        """Release resources when the thread ends."""
+
+    def sleep(self, watch: DeploymentWatch, since: float) -> bool:
+        """Sleep until ``since`` + the current interval; False when stopping."""
+        return watch.sleep_until_due(since, self.stopping)
+
+
+class MetadataMonitor(_Worker):
+    """Polls the blue/green status from one side of the deployment."""
+
+    def __init__(
+        self, watch: DeploymentWatch, role: str, source: MonitorSource
+    ) -> None:
+        super().__init__(watch, f"bluegreen-bg-{watch.bg_id}-{role}-monitor")
+        self.role = role
+        self.source = source
+        self.conn: Any = None
+        self.target: tuple[str, str | None, int | None] | None = None
+        self.last_error: str | None = None
+
+    def loop(self) -> None:
+        while True:
+            watch = self.watch()
+            if watch is None:
+                return
+            started = time.monotonic()
+            target = watch.monitor_target(self.role)
+            if target is None:
+                obs = None
+            else:
+                if target != self.target:
+                    self.disconnect()
+                    self.target = target
+                obs = self.poll(watch, target)
+            watch.report(functools.partial(_observe, obs=obs))
+            del watch
+            watch = self.watch()
+            if watch is None or not self.sleep(watch, started):
+                return
+
+    def poll(
+        self, watch: DeploymentWatch, target: tuple[str, str | None, int | None]
+    ) -> Observation:
+        src = self.source
+        host, ip, port = target
+        try:
+            if self.conn is None:
+                try:
+                    self.conn = src.connect(host, ip, port)
+                except Exception as exc:
+                    self.last_error = _message(exc)
+                    watch.monitor_failed(self.role, host, self.last_error)
+                    return Observation(
+                        self.role, time.monotonic(), None, self.last_error
+                    )
+            cur = self.conn.cursor()
+            try:
+                if src.status_takes_tag:
+                    cur.execute(src.status_query, (src.client_tag,))
+                else:
+                    cur.execute(src.status_query)
+                raw = cur.fetchall()
+                writers: frozenset[str] = frozenset()
+                instances: tuple[str, ...] = ()
+                if src.topology_query:
+                    try:
+                        cur.execute(src.topology_query)
+                        topo = filter_topology(
+                            topology_rows(cur.fetchall()), datetime.now(timezone.utc)
+                        )
+                        writers = frozenset(r.server_id for r in topo if r.is_writer)
+                        instances = tuple(r.server_id for r in topo)
+                    except Exception as exc:
+                        logger.debug("bg %s topology query failed: %s", self.role, exc)
+                        if src.adapter.is_connection_lost(exc, self.conn):
+                            raise
+            finally:
+                cur.close()
+        except Exception as exc:
+            self.last_error = _message(exc)
+            logger.debug("bg %s monitor: status query failed: %s", self.role, exc)
+            self.disconnect()
+            return Observation(self.role, time.monotonic(), None, self.last_error)
+        self.last_error = None
+        rows = tuple(parse_status_rows(raw, has_id=src.status_has_id))
+        return Observation(self.role, time.monotonic(), rows, None, writers, instances)
+
+    def disconnect(self) -> None:
+        conn, self.conn = self.conn, None
+        _close(conn)
+
+    def cleanup(self) -> None:
+        self.disconnect()
+
+
+class DnsWatcher(_Worker):
+    """Resolves the deployment's names and reports what they point to."""
+
+    def __init__(self, watch: DeploymentWatch) -> None:
+        super().__init__(watch, f"bluegreen-bg-{watch.bg_id}-dns")
+
+    def loop(self) -> None:
+        while True:
+            watch = self.watch()
+            if watch is None:
+                return
+            started = time.monotonic()
+            names = watch.names_to_watch()
+            del watch
+            resolved: dict[str, str | None] = {}
+            for name in names:
+                ok, address = resolve(name)
+                if ok:
+                    resolved[name] = address
+            watch = self.watch()
+            if watch is None:
+                return
+            at = time.monotonic()
+            watch.report(functools.partial(_observe_dns, resolved=resolved, at=at))
+            if not self.sleep(watch, started):
+                return

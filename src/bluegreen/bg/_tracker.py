@@ -1,0 +1,423 @@
+"""The switchover tracker: observations in, phase, events and routing view out.
+
+Pure decision logic, driven by the monitors (metadata polls, DNS lookups)
+and a clock that tests replace. The rules:
+
+- The metadata phase only moves forward. A backward move counts as a
+  rollback only when it is seen in the green (target) rows by the same
+  monitor that saw them further along, before the switchover reached POST
+  and before any rename; errors, empty tables and NOT_CREATED never count.
+- Completion is also inferred without the metadata: from IN_PROGRESS on, a
+  rename (``-old1`` names resolving, renamed rows or topology) or blue names
+  resolving to new addresses means the hosts are back (POST); POST plus
+  updated blue DNS plus removed green DNS means COMPLETED.
+- ``bg_switchover_timeout_ms`` runs from the first active phase: when it
+  expires before POST, traffic is released (pass-through) whether or not
+  anything was observed. After COMPLETED, re-routing stops once DNS has
+  settled, or one switchover timeout after completion at the latest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .. import rds
+from ._hosts import Inventory, build_inventory
+from ._model import Observation, Phase, StatusRow
+
+__all__ = ["Event", "RoutingView", "SwitchoverTracker"]
+
+#: Summary event names besides the phase names.
+GREEN_TOPOLOGY_CHANGED = "Green topology changed"
+BLUE_DNS_UPDATED = "Blue DNS updated"
+GREEN_DNS_REMOVED = "Green DNS removed"
+ROLLED_BACK = "Rolled back"
+TIMED_OUT = "Switchover timed out"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the switchover summary."""
+
+    name: str
+    wall: float  #: ``time.time()``
+    mono: float  #: ``time.monotonic()`` (or the fake clock)
+
+
+@dataclass(frozen=True)
+class RoutingView:
+    """An immutable picture of the switchover for routing decisions."""
+
+    phase: Phase = Phase.NOT_CREATED
+    inventory: Inventory = field(default_factory=Inventory)
+    renamed: bool = False
+    blue_dns_updated: bool = False
+    green_dns_removed: bool = False
+    #: When a switchover stuck before POST is released (monotonic), if active.
+    release_at: float | None = None
+    #: When post-switchover re-routing stops at the latest (monotonic).
+    settle_at: float | None = None
+    version: int = 0
+
+    @property
+    def passthrough(self) -> bool:
+        """True when nothing is re-routed or suspended, whatever the time."""
+        if self.phase <= Phase.CREATED:
+            return True
+        return self.phase is Phase.COMPLETED and self.settled
+
+    @property
+    def settled(self) -> bool:
+        """DNS has caught up with the renames."""
+        return self.blue_dns_updated and self.green_dns_removed
+
+    def effective_phase(self, now: float) -> Phase:
+        """The phase routing follows at ``now``: CREATED once a switchover stuck
+        before POST has timed out, COMPLETED-and-settled once the post-switchover
+        routing has expired."""
+        if (
+            self.phase.active
+            and self.phase < Phase.POST
+            and self.release_at is not None
+            and now >= self.release_at
+        ):
+            return Phase.CREATED
+        return self.phase
+
+    def rerouting_over(self, now: float) -> bool:
+        """True once post-switchover re-routing has stopped."""
+        return self.settled or (self.settle_at is not None and now >= self.settle_at)
+
+
+class SwitchoverTracker:
+    """Folds observations into a phase, summary events and a routing view.
+
+    Not thread-safe: the owner serialises calls (see ``_deployment``).
+    """
+
+    def __init__(
+        self,
+        *,
+        switchover_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.switchover_timeout = switchover_timeout
+        self.clock = clock
+        self.wall = wall
+        self.events: list[Event] = []
+        #: Undocumented status values seen (the owner warns once about each).
+        self.unknown_statuses: set[str] = set()
+        self._app_hosts: set[str] = set()
+        self._version = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.metadata_phase = Phase.NOT_CREATED
+        self.phase = Phase.NOT_CREATED
+        self.renamed = False
+        self.blue_dns_updated = False
+        self.green_dns_removed = False
+        self.timed_out = False
+        self.active_since: float | None = None
+        self.completed_at: float | None = None
+        self.inventory = Inventory()
+        self._rows: tuple[StatusRow, ...] = ()
+        self._writers: dict[str, frozenset[str]] = {}
+        self._ips: dict[str, str] = {}
+        self._last_target: dict[str, Phase] = {}
+        self._seen_names: set[str] = set()
+        self._view: RoutingView | None = None
+
+    # -- inputs ---------------------------------------------------------------
+
+    def add_app_host(self, host: str) -> bool:
+        """Note a host name applications connect with; True if it is new."""
+        host = host.strip().lower()
+        if not host or host in self._app_hosts:
+            return False
+        self._app_hosts.add(host)
+        return self._rebuild()
+
+    def observe(self, obs: Observation) -> bool:
+        """Fold one monitor poll in; True if the view changed."""
+        if obs.rows is None:
+            return self._infer(obs.at)
+        rows = obs.rows
+        self._note_unknown(rows)
+        changed = False
+        target, source = self._phases(rows)
+        if self._new_cycle(rows, target):
+            self._reset()
+            changed = True
+        if obs.writers and self._writers.get(obs.role) != obs.writers:
+            self._writers[obs.role] = obs.writers
+            changed |= self._rebuild()
+        seen = target if target is not None else source
+        if not self.events and seen is None:
+            self._event(Phase.NOT_CREATED.name, obs.at)
+        last = self._last_target.get(obs.role)
+        if target is not None:
+            self._last_target[obs.role] = target
+        if (
+            target is not None
+            and last is not None
+            and Phase.CREATED <= target < last
+            and self.metadata_phase.active
+            and self.metadata_phase < Phase.POST
+            and not self.renamed
+        ):
+            self._rollback(target, obs.at)
+            changed = True
+        elif seen is not None and seen > self.metadata_phase:
+            self.metadata_phase = seen
+            if seen.active and self.active_since is None:
+                self.active_since = obs.at
+            changed = True
+        if self._rows_renamed(rows, obs.instances, obs.role):
+            changed |= self._set_renamed(obs.at)
+        elif rows and not self.renamed:
+            self._rows = rows
+            changed |= self._rebuild()
+        return self._infer(obs.at) or changed
+
+    def observe_dns(self, resolved: Mapping[str, str | None], at: float) -> bool:
+        """Fold DNS lookups in: name -> address, None for a name that does not
+        resolve (lookups that failed for other reasons are left out)."""
+        changed = False
+        frozen = self.metadata_phase.active or self.metadata_phase is Phase.COMPLETED
+        for name, ip in resolved.items():
+            if ip is None:
+                continue
+            if (
+                name in self.inventory.names
+                and (not frozen or (name not in self._ips and not self._moved()))
+                and self._ips.get(name) != ip
+            ):
+                self._ips[name] = ip
+                changed = True
+        if changed:
+            changed = self._rebuild()
+        if self.metadata_phase >= Phase.IN_PROGRESS:
+            old_names = set(self.old_names())
+            if any(resolved.get(n) for n in old_names):
+                changed |= self._set_renamed(at)
+            changed |= self._check_blue_dns(resolved, at)
+            changed |= self._check_green_dns(resolved, at)
+        return self._infer(at) or changed
+
+    def check_time(self, now: float | None = None) -> bool:
+        """Record the switchover timeout and the end of re-routing when due."""
+        now = self.clock() if now is None else now
+        changed = False
+        if (
+            not self.timed_out
+            and self.active_since is not None
+            and self.phase.active
+            and self.phase < Phase.POST
+            and now >= self.active_since + self.switchover_timeout
+        ):
+            self.timed_out = True
+            self._event(TIMED_OUT, now)
+            changed = True
+        return changed
+
+    # -- outputs --------------------------------------------------------------
+
+    def view(self) -> RoutingView:
+        """The current routing view (the same object until something changes)."""
+        if self._view is None:
+            release_at = None
+            if self.active_since is not None and self.phase < Phase.POST:
+                release_at = self.active_since + self.switchover_timeout
+            settle_at = None
+            if self.completed_at is not None:
+                settle_at = self.completed_at + self.switchover_timeout
+            self._version += 1
+            self._view = RoutingView(
+                phase=self.phase,
+                inventory=self.inventory,
+                renamed=self.renamed,
+                blue_dns_updated=self.blue_dns_updated,
+                green_dns_removed=self.green_dns_removed,
+                release_at=release_at,
+                settle_at=settle_at,
+                version=self._version,
+            )
+        return self._view
+
+    @property
+    def ready(self) -> bool:
+        """The green topology is known and every blue host has a green target."""
+        return self.metadata_phase >= Phase.CREATED and self.inventory.complete()
+
+    @property
+    def finished(self) -> bool:
+        """The switchover is over (completed and settled, or given up on)."""
+        if self.phase is Phase.COMPLETED:
+            return self.view().rerouting_over(self.clock())
+        return self.timed_out
+
+    def names_to_watch(self) -> list[str]:
+        """Names whose resolution matters now."""
+        names = set(self.inventory.names)
+        if self.metadata_phase >= Phase.IN_PROGRESS:
+            names.update(self.old_names())
+        return sorted(names)
+
+    def old_names(self) -> list[str]:
+        """The ``-old1`` names the blue hosts get when renamed."""
+        out = []
+        for b in self.inventory.blue:
+            name = rds.parse(b)
+            if name is not None and not name.is_old:
+                out.append(name.old_name().host)
+        return out
+
+    def offset_ms(self, event: Event) -> int | None:
+        """Milliseconds from the start of IN_PROGRESS to ``event``."""
+        start = self.event_time(Phase.IN_PROGRESS.name)
+        if start is None:
+            return None
+        return round((event.mono - start.mono) * 1000)
+
+    def event_time(self, name: str) -> Event | None:
+        """The latest event called ``name``."""
+        for e in reversed(self.events):
+            if e.name == name:
+                return e
+        return None
+
+    # -- internals ------------------------------------------------------------
+
+    def _touch(self) -> bool:
+        self._view = None
+        return True
+
+    def _event(self, name: str, at: float) -> None:
+        self.events.append(Event(name, self.wall() - (self.clock() - at), at))
+        self._touch()
+
+    @staticmethod
+    def _phases(rows: Iterable[StatusRow]) -> tuple[Phase | None, Phase | None]:
+        target: Phase | None = None
+        source: Phase | None = None
+        for row in rows:
+            phase = row.phase
+            if phase is None or phase is Phase.NOT_CREATED:
+                continue
+            if row.is_target:
+                target = phase if target is None else max(target, phase)
+            elif row.is_source:
+                source = phase if source is None else max(source, phase)
+        return target, source
+
+    def _note_unknown(self, rows: Iterable[StatusRow]) -> None:
+        for row in rows:
+            if row.phase is None:
+                self.unknown_statuses.add(row.status)
+
+    def _new_cycle(self, rows: tuple[StatusRow, ...], target: Phase | None) -> bool:
+        """A new deployment after a finished one: fresh green names, early phase."""
+        if self.phase is not Phase.COMPLETED or not self.finished:
+            return False
+        if target is None or target > Phase.PREPARATION:
+            return False
+        greens = {r.endpoint for r in rows if r.is_target}
+        return bool(greens) and all(rds.is_green_host(g) for g in greens)
+
+    def _rows_renamed(
+        self, rows: tuple[StatusRow, ...], instances: Iterable[str], role: str
+    ) -> bool:
+        inv = self.inventory
+        for row in rows:
+            if row.is_source and rds.is_old_host(row.endpoint):
+                return True
+            if row.is_target and inv.green and row.endpoint in inv.blue:
+                return True
+        if role == "green" and inv.green:
+            green_ids = {g.split(".", 1)[0] for g in inv.green}
+            ids = set(instances)
+            if ids and not ids & green_ids:
+                renamed = {rds.blue_name_of(g).split(".", 1)[0] for g in inv.green}
+                return bool(ids & renamed)
+        return False
+
+    def _set_renamed(self, at: float) -> bool:
+        if self.renamed or self.metadata_phase < Phase.IN_PROGRESS:
+            return False
+        self.renamed = True
+        self._event(GREEN_TOPOLOGY_CHANGED, at)
+        return True
+
+    def _moved(self) -> bool:
+        return self.renamed or self.blue_dns_updated
+
+    def _check_blue_dns(self, resolved: Mapping[str, str | None], at: float) -> bool:
+        if self.blue_dns_updated:
+            return False
+        inv = self.inventory
+        recorded = [b for b in inv.blue if b in self._ips]
+        if not recorded or any(b not in resolved for b in recorded):
+            return False
+        if all(resolved[b] not in (None, self._ips[b]) for b in recorded):
+            self.blue_dns_updated = True
+            self._event(BLUE_DNS_UPDATED, at)
+            return True
+        return False
+
+    def _check_green_dns(self, resolved: Mapping[str, str | None], at: float) -> bool:
+        if self.green_dns_removed or not (self.renamed or self.blue_dns_updated):
+            return False
+        greens = self.inventory.green
+        if greens and all(g in resolved and resolved[g] is None for g in greens):
+            self.green_dns_removed = True
+            self._event(GREEN_DNS_REMOVED, at)
+            return True
+        return False
+
+    def _rollback(self, phase: Phase, at: float) -> None:
+        self._event(ROLLED_BACK, at)
+        self.metadata_phase = phase
+        self.phase = phase
+        self.renamed = False
+        self.timed_out = False
+        if not phase.active:
+            self.active_since = None
+        self._event(phase.name, at)
+
+    def _rebuild(self) -> bool:
+        if self._moved():
+            return False
+        inv = build_inventory(
+            self._rows,
+            app_hosts=self._app_hosts,
+            writers=frozenset().union(*self._writers.values()),
+            ips=self._ips,
+        )
+        if inv == self.inventory:
+            return False
+        self.inventory = inv
+        return self._touch()
+
+    def _infer(self, at: float) -> bool:
+        """Derive the phase from the metadata phase and the other signals."""
+        phase = self.metadata_phase
+        if phase >= Phase.IN_PROGRESS and self._moved():
+            phase = max(phase, Phase.POST)
+        if phase >= Phase.POST and self.blue_dns_updated and self.green_dns_removed:
+            phase = Phase.COMPLETED
+        if phase == self.phase:
+            return False
+        if phase < self.phase:
+            # Only a rollback moves backwards, and it sets self.phase itself.
+            return False
+        self._event(phase.name, at)
+        self.phase = phase
+        if phase is Phase.COMPLETED and self.completed_at is None:
+            self.completed_at = at
+        if phase >= Phase.POST:
+            self.timed_out = False
+        return self._touch()

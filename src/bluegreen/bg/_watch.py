@@ -1,0 +1,414 @@
+"""One watched blue/green deployment per ``bg_id`` per process, and the registry.
+
+A :class:`DeploymentWatch` owns the :class:`SwitchoverTracker`, the condition
+that every waiter sleeps on, the monitor threads and the published
+:class:`RoutingView`. Connections read ``watch.view`` without locking (it is
+replaced, never changed); every change notifies all waiters at once.
+
+The :class:`WatchRegistry` maps ``bg_id`` to its watch. A forked child starts
+with an empty registry: the parent's threads do not exist there, and the
+parent's monitoring connections are kept referenced (never closed or
+collected) so that the child cannot end the parent's sessions. At exit the
+watches stop their threads and close their connections.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..settings import Settings
+from ._hosts import is_ip
+from ._model import Phase
+from ._monitor import DnsWatcher, MetadataMonitor, MonitorSource, resolve
+from ._summary import format_summary, one_line, timestamp
+from ._tracker import ROLLED_BACK, RoutingView, SwitchoverTracker
+
+__all__ = ["BlueGreenStatus", "DeploymentWatch", "WatchRegistry", "registry"]
+
+logger = logging.getLogger("bluegreen.bg")
+
+
+@dataclass(frozen=True)
+class SummaryEvent:
+    """One event of the switchover summary."""
+
+    name: str
+    timestamp: str  #: ISO 8601 UTC
+    offset_ms: int | None  #: from the start of IN_PROGRESS, if it was seen
+
+
+@dataclass(frozen=True)
+class BlueGreenStatus:
+    """What the ``bg`` plugin knows about one deployment (see :func:`status`)."""
+
+    bg_id: str
+    #: ``NOT_CREATED`` ... ``COMPLETED``, as routing currently follows it.
+    phase: str
+    #: True once the green topology is known and every blue host is mapped.
+    ready: bool
+    #: True while monitors run (a supported deployment was found).
+    monitoring: bool
+    #: blue host name -> (green host name, green IP address).
+    mapping: dict[str, tuple[str, str]]
+    #: host name -> IP address recorded before the switchover.
+    addresses: dict[str, str]
+    green_topology_changed: bool
+    blue_dns_updated: bool
+    green_dns_removed: bool
+    timed_out: bool
+    events: tuple[SummaryEvent, ...]
+    #: monitor role -> its last error (None while it reads the status fine).
+    monitor_errors: dict[str, str | None]
+
+
+class DeploymentWatch:
+    """The shared state of one ``bg_id``; see the module docstring."""
+
+    def __init__(
+        self,
+        bg_id: str,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bg_id = bg_id
+        self.settings = settings
+        self.clock = clock
+        self._cond = threading.Condition()
+        self.tracker = SwitchoverTracker(
+            switchover_timeout=settings.bg_switchover_timeout_ms / 1000, clock=clock
+        )
+        #: The published routing view; replaced on every change.
+        self.view: RoutingView = self.tracker.view()
+        self.source: MonitorSource | None = None
+        self.hosts: frozenset[str] = frozenset()
+        self._workers: list[Any] = []
+        self._closed = False
+        self._blue_ip: str | None = None
+        self._warned: set[str] = set()
+        self._ready_logged = False
+        self._logged_events = 0
+        self._summary_logged = 0
+        self._phase_logged = self.view.phase
+
+    def __repr__(self) -> str:
+        return f"<DeploymentWatch bg_id={self.bg_id!r} phase={self.view.phase.name}>"
+
+    # -- life cycle -----------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self.source is not None
+
+    def start(self, source: MonitorSource) -> bool:
+        """Start the monitors (once); False if already started or closed."""
+        with self._cond:
+            if self.source is not None or self._closed:
+                return False
+            self.source = source
+            if is_ip(source.host):
+                self._blue_ip = source.host
+            else:
+                ok, address = resolve(source.host)
+                self._blue_ip = address if ok else None
+            self.tracker.add_app_host(source.host)
+            self._publish([])
+            self._workers = [
+                MetadataMonitor(self, "blue", source),
+                MetadataMonitor(self, "green", source),
+                DnsWatcher(self),
+            ]
+            for worker in self._workers:
+                worker.start()
+        logger.debug(
+            "bg_id %r: monitoring the blue/green status through %s:%s",
+            self.bg_id,
+            source.host,
+            source.port,
+        )
+        return True
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop the threads and close their connections. Idempotent."""
+        with self._cond:
+            self._closed = True
+            workers, self._workers = self._workers, []
+            for worker in workers:
+                worker.stopping.set()
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(max(0.0, deadline - time.monotonic()))
+
+    def threads(self) -> list[threading.Thread]:
+        """The running threads of this watch."""
+        return [w for w in self._workers if w.is_alive()]
+
+    # -- used by connections --------------------------------------------------
+
+    def note_host(self, host: str | None) -> None:
+        """Record a host name applications connect with."""
+        if not host or host in self.hosts:
+            return
+        with self._cond:
+            self.hosts = self.hosts | {host}
+            if self.tracker.add_app_host(host):
+                self._publish([])
+
+    def wait(self, version: int, deadline: float, since: float) -> bool:
+        """Wait until the view changes from ``version``, or a time-based
+        release after ``since`` (when the routing was decided) falls due.
+
+        Return False on reaching ``deadline`` first.
+        """
+        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        try:
+            with self._cond:
+                while True:
+                    view = self.view
+                    if view.version != version or self._closed:
+                        return True
+                    now = self.clock()
+                    timers = [
+                        due
+                        for due in (view.release_at, view.settle_at)
+                        if due is not None and due > since
+                    ]
+                    wake = min([deadline, *timers])
+                    if now >= wake:
+                        if wake < deadline:
+                            if self.tracker.check_time(now):
+                                self._publish(messages)
+                            return True
+                        return False
+                    self._cond.wait(wake - now)
+        finally:
+            for level, msg, args in messages:
+                logger.log(level, msg, *args)
+
+    # -- used by the threads ----------------------------------------------------
+
+    def report(self, update: Callable[[SwitchoverTracker], bool]) -> None:
+        """Apply ``update`` to the tracker; publish and log what changed."""
+        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        with self._cond:
+            if self._closed:
+                return
+            changed = update(self.tracker)
+            changed |= self.tracker.check_time(self.clock())
+            if changed:
+                self._publish(messages)
+        for level, msg, args in messages:
+            logger.log(level, msg, *args)
+
+    def monitor_target(self, role: str) -> tuple[str, str | None, int | None] | None:
+        """Where the ``role`` monitor connects: (host name, IP, port)."""
+        source = self.source
+        if source is None:
+            return None
+        inv = self.view.inventory
+        if role == "blue":
+            ip = inv.ips.get(source.host.lower()) or self._blue_ip
+            return source.host, ip, source.port
+        target = inv.green_target(source.host.lower())
+        if target is not None:
+            return target
+        for green in sorted(inv.green, key=lambda g: (g not in inv.ports, g)):
+            if green in inv.ips:
+                return green, inv.ips[green], inv.ports.get(green)
+        return None
+
+    def monitor_failed(self, role: str, host: str, error: str) -> None:
+        """A monitor could not read the status; warn once while no switchover runs."""
+        if self.view.phase <= Phase.CREATED and role not in self._warned:
+            self._warned.add(role)
+            logger.warning(
+                "bg_id %r: the %s monitor cannot read the blue/green status "
+                "from %s (%s); it keeps trying, and connections pass through "
+                "meanwhile",
+                self.bg_id,
+                role,
+                host,
+                error,
+            )
+        else:
+            logger.debug("bg_id %r: %s monitor: %s: %s", self.bg_id, role, host, error)
+
+    def names_to_watch(self) -> list[str]:
+        with self._cond:
+            return self.tracker.names_to_watch()
+
+    def interval(self) -> float:
+        """Seconds between polls in the current phase."""
+        s = self.settings
+        view = self.view
+        phase = view.phase
+        if phase is Phase.NOT_CREATED or (
+            phase is Phase.COMPLETED and view.rerouting_over(self.clock())
+        ):
+            return s.bg_interval_baseline_ms / 1000
+        if phase is Phase.CREATED:
+            return s.bg_interval_increased_ms / 1000
+        return s.bg_interval_high_ms / 1000
+
+    def sleep_until_due(self, since: float, stopping: threading.Event) -> bool:
+        """Sleep until ``since`` plus the interval (re-read on every change,
+        so that a faster phase wakes sleepers); False when stopping."""
+        with self._cond:
+            while True:
+                if stopping.is_set() or self._closed:
+                    return False
+                due = since + self.interval()
+                now = time.monotonic()
+                if now >= due:
+                    return True
+                self._cond.wait(due - now)
+
+    # -- publishing and logging -------------------------------------------------
+
+    def _publish(self, messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
+        tracker = self.tracker
+        self.view = tracker.view()
+        self._cond.notify_all()
+        events = tracker.events
+        if len(events) < self._logged_events:  # a new deployment cycle
+            self._logged_events = self._summary_logged = 0
+            self._ready_logged = False
+        for event in events[self._logged_events :]:
+            offset = tracker.offset_ms(event)
+            messages.append(
+                (
+                    logging.INFO,
+                    "bg_id %r: %s%s",
+                    (
+                        self.bg_id,
+                        event.name,
+                        "" if offset is None else f" ({offset:+d} ms)",
+                    ),
+                )
+            )
+        self._logged_events = len(events)
+        for status in sorted(tracker.unknown_statuses - self._warned):
+            self._warned.add(status)
+            messages.append(
+                (
+                    logging.WARNING,
+                    "bg_id %r: the blue/green metadata reports an undocumented "
+                    "status %r; it is ignored",
+                    (self.bg_id, status),
+                )
+            )
+        if tracker.ready and not self._ready_logged:
+            self._ready_logged = True
+            inv = self.view.inventory
+            pairs = ", ".join(
+                f"{b} -> {t[0]} ({t[1]})"
+                for b in sorted(inv.blue)
+                if (t := inv.green_target(b)) is not None
+            )
+            messages.append(
+                (
+                    logging.INFO,
+                    "bg_id %r: ready for a blue/green switchover: the green "
+                    "topology is known and every blue host is mapped: %s",
+                    (self.bg_id, pairs),
+                )
+            )
+        rolled_back = any(e.name == ROLLED_BACK for e in events[self._summary_logged :])
+        if (tracker.finished or rolled_back) and self._summary_logged < len(events):
+            self._summary_logged = len(events)
+            messages.append(
+                (logging.DEBUG, "%s", (format_summary(self.bg_id, events),))
+            )
+            messages.append((logging.INFO, "%s", (one_line(self.bg_id, events),)))
+
+    # -- status ---------------------------------------------------------------
+
+    def status(self) -> BlueGreenStatus:
+        """A snapshot of the watch for health checks and tests."""
+        with self._cond:
+            tracker = self.tracker
+            view = self.view
+            inv = view.inventory
+            mapping = {}
+            for blue in sorted(inv.blue):
+                target = inv.green_target(blue)
+                if target is not None:
+                    mapping[blue] = (target[0], target[1])
+            events = tuple(
+                SummaryEvent(e.name, timestamp(e.wall), tracker.offset_ms(e))
+                for e in tracker.events
+            )
+            errors = {
+                w.role: w.last_error
+                for w in self._workers
+                if isinstance(w, MetadataMonitor)
+            }
+            return BlueGreenStatus(
+                bg_id=self.bg_id,
+                phase=view.effective_phase(self.clock()).name,
+                ready=tracker.ready,
+                monitoring=self.source is not None and not self._closed,
+                mapping=mapping,
+                addresses=dict(inv.ips),
+                green_topology_changed=view.renamed,
+                blue_dns_updated=view.blue_dns_updated,
+                green_dns_removed=view.green_dns_removed,
+                timed_out=tracker.timed_out,
+                events=events,
+                monitor_errors=errors,
+            )
+
+
+class WatchRegistry:
+    """``bg_id`` -> :class:`DeploymentWatch`, for one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: dict[str, DeploymentWatch] = {}
+        #: Watches inherited from the parent process (kept, never closed).
+        self._inherited: list[DeploymentWatch] = []
+
+    def get(self, bg_id: str, settings: Settings) -> DeploymentWatch:
+        """The watch of ``bg_id``, created with ``settings`` on first use."""
+        watch = self._watches.get(bg_id)
+        if watch is None:
+            with self._lock:
+                watch = self._watches.get(bg_id)
+                if watch is None:
+                    watch = DeploymentWatch(bg_id, settings)
+                    self._watches[bg_id] = watch
+        return watch
+
+    def find(self, bg_id: str) -> DeploymentWatch | None:
+        return self._watches.get(bg_id)
+
+    def all(self) -> list[DeploymentWatch]:
+        return list(self._watches.values())
+
+    def close_all(self, timeout: float = 2.0) -> None:
+        """Stop every watch and forget it (tests; process exit)."""
+        with self._lock:
+            watches, self._watches = list(self._watches.values()), {}
+        for watch in watches:
+            watch.close(timeout)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._inherited.extend(self._watches.values())
+        self._watches = {}
+
+
+#: The process's registry.
+registry = WatchRegistry()
+atexit.register(registry.close_all, 1.0)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=registry.after_fork_in_child)
