@@ -1,0 +1,151 @@
+"""Helpers for the ``bg`` plugin tests: the :class:`Harness` around one
+simulated deployment, settings scaled to a scenario's speed, and waits."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import bluegreen
+import bluegreen.bg
+from bluegreen.sim.deployment import Deployment
+from bluegreen.sim.scenario import Scenario, ScenarioPlayer
+from bluegreen.sim.workload import TABLE
+
+
+def settings_for(speed: float, **overrides: Any) -> dict[str, Any]:
+    """bg settings whose polling keeps pace with a scenario played at ``speed``.
+
+    The seeds' intervals (60 s / 1 s / 100 ms) divided by the speed, with a
+    floor so that two monitors do not saturate a 2-core machine.
+    """
+    settings: dict[str, Any] = {
+        "bg_interval_baseline_ms": max(50, int(1000 / speed)),
+        "bg_interval_increased_ms": max(20, int(1000 / speed)),
+        "bg_interval_high_ms": max(10, int(100 / speed)),
+    }
+    settings.update(overrides)
+    return settings
+
+
+def table_ddl(engine: str) -> str:
+    if engine == "postgres":
+        return (
+            f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, "
+            "client text, at timestamptz DEFAULT now())"
+        )
+    return (
+        f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, "
+        "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
+    )
+
+
+class Harness:
+    """One started deployment and what tests do with it."""
+
+    def __init__(
+        self,
+        dep: Deployment,
+        start_player: Callable[..., ScenarioPlayer],
+        driver: str,
+    ) -> None:
+        self.dep = dep
+        self._start_player = start_player
+        self.driver = driver
+        self.engine = dep.engine
+
+    # -- names ----------------------------------------------------------------
+    @property
+    def blue_host(self) -> str:
+        """The name applications use: the writer cluster endpoint (Aurora) or
+        the writer instance endpoint (RDS), as before the switchover."""
+        return self.dep.blue.cluster_endpoint or self.dep.blue.writer.endpoint
+
+    @property
+    def green_host(self) -> str:
+        return self.dep.green.cluster_endpoint or self.dep.green.writer.endpoint
+
+    # -- connecting -----------------------------------------------------------
+    def target(self) -> Callable[..., Any]:
+        if self.engine == "postgres":
+            import psycopg
+
+            return psycopg.connect
+        if self.driver == "mysql-connector":
+            import mysql.connector
+
+            return mysql.connector.connect
+        import pymysql
+
+        return pymysql.connect
+
+    def kwargs(self, host: str) -> dict[str, Any]:
+        kw = self.dep.connect_kwargs(host)
+        kw["autocommit"] = True
+        if self.engine == "postgres":
+            kw["connect_timeout"] = 3
+        elif self.driver == "mysql-connector":
+            kw["connection_timeout"] = 3
+        else:
+            kw.update(connect_timeout=3, read_timeout=5, write_timeout=5)
+        return kw
+
+    def connect(self, host: str | None = None, **settings: Any) -> Any:
+        """Connect through bluegreen (``settings`` are wrapper settings)."""
+        kw = self.kwargs(host or self.blue_host)
+        kw.update(settings)
+        return bluegreen.connect(self.target(), **kw)
+
+    def connect_raw(self, host: str | None = None) -> Any:
+        return self.target()(**self.kwargs(host or self.blue_host))
+
+    def bg_connect_function(self, **settings: Any) -> Callable[..., Any]:
+        """A connect function for :class:`~bluegreen.sim.workload.Workload`."""
+        return functools.partial(bluegreen.connect, self.target(), **settings)
+
+    def server_identity(self, conn: Any) -> str:
+        """The IP (PostgreSQL) or server id (MariaDB) of the serving instance."""
+        cur = conn.cursor()
+        try:
+            if self.engine == "postgres":
+                cur.execute("SELECT host(inet_server_addr())")
+            else:
+                cur.execute("SELECT @@server_id")
+            return str(cur.fetchone()[0])
+        finally:
+            cur.close()
+
+    def identity_of(self, inst: Any) -> str:
+        return inst.host if self.engine == "postgres" else str(inst.server_id)
+
+    # -- scenarios ------------------------------------------------------------
+    def play(self, scenario: str | Scenario, speed: float, **kw: Any) -> ScenarioPlayer:
+        return self._start_player(self.dep, scenario, speed=speed, **kw)
+
+
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, what: str, step: float = 0.01
+) -> Any:
+    """Poll ``predicate`` until truthy; fail the test naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def wait_ready(bg_id: str = "1", timeout: float = 20.0) -> bluegreen.bg.BlueGreenStatus:
+    """Wait until the plugin reports the green topology mapped."""
+
+    def ready() -> bluegreen.bg.BlueGreenStatus | None:
+        st = bluegreen.bg.status(bg_id)
+        return st if st is not None and st.ready else None
+
+    return wait_for(ready, timeout, f"bg_id {bg_id!r} to be ready")  # type: ignore[no-any-return]
