@@ -84,7 +84,19 @@ class Harness:
         return pymysql.connect
 
     def kwargs(self, host: str) -> dict[str, Any]:
-        kw = self.dep.connect_kwargs(host)
+        """Driver arguments for ``host``: any name, current or from before the
+        renames (the simulator's instances share credentials)."""
+        inst = self.dep.endpoints().get(host)
+        if inst is None:
+            by_original = {i.original_endpoint: i for i in self.dep.instances}
+            inst = by_original.get(host, self.dep.blue.writer)
+        kw: dict[str, Any] = {
+            "host": host,
+            "port": inst.port,
+            "user": inst.app_user,
+            "password": inst.app_password,
+        }
+        kw["dbname" if self.engine == "postgres" else "database"] = inst.dbname
         kw["autocommit"] = True
         if self.engine == "postgres":
             kw["connect_timeout"] = 3

@@ -60,5 +60,4 @@ def bg_harness(
 def bg_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Capture everything ``bluegreen.bg`` logs, DEBUG included."""
     caplog.set_level(logging.DEBUG, logger="bluegreen.bg")
-    caplog.set_level(logging.WARNING, logger="bluegreen.dialects")
     return caplog
