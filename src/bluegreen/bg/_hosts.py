@@ -166,13 +166,17 @@ def build_inventory(
             continue
         if row.port is not None:
             ports[row.endpoint] = row.port
-    pairs = pair_instances(blue, green, writers)
+    writer_ids = {w.lower() for w in writers}
+    pairs = pair_instances(blue, green, writer_ids)
     suffixes = {n.green_suffix for n in map(rds.parse, green) if n and n.green_suffix}
     fallbacks: dict[str, str] = {}
     suffix = next(iter(suffixes)) if len(suffixes) == 1 else None
     if suffix is not None:
-        green_writers = sorted(g for g in green if _instance_id(g) in set(writers))
-        green_readers = sorted(g for g in green if g not in green_writers)
+        # Stand-ins are green instances (from the rows), never the green
+        # cluster names added below, which have no address of their own.
+        instances = sorted(green)
+        green_writers = [g for g in instances if _instance_id(g) in writer_ids]
+        green_readers = [g for g in instances if g not in green_writers]
         for host in app_hosts:
             name = rds.parse(host)
             if name is None or name.is_green or name.is_old:
@@ -190,7 +194,7 @@ def build_inventory(
                     else green_writers
                 )
                 or green_writers
-                or sorted(green - {counterpart})
+                or instances
             )
             if stand_in:
                 fallbacks[counterpart] = stand_in[0]

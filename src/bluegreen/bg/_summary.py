@@ -50,8 +50,8 @@ def one_line(bg_id: str, events: Sequence[Event]) -> str:
     for event, offset in zip(events, _offsets(events), strict=True):
         if offset is not None and event.name != "IN_PROGRESS":
             parts.append(f"{event.name} {offset:+d} ms")
-        elif event.name == "IN_PROGRESS":
-            parts.append(f"IN_PROGRESS at {timestamp(event.wall)}")
+        else:  # time zero, or no IN_PROGRESS to count from
+            parts.append(f"{event.name} at {timestamp(event.wall)}")
     last = events[-1].name if events else "nothing"
     return f"bg_id {bg_id!r}: switchover ended ({last}): " + (
         ", ".join(parts) or "no switchover phase was observed"

@@ -6,7 +6,8 @@ and a clock that tests replace. The rules:
 - The metadata phase only moves forward. A backward move counts as a
   rollback only when it is seen in the green (target) rows by the same
   monitor that saw them further along, before the switchover reached POST
-  and before any rename; errors, empty tables and NOT_CREATED never count.
+  and before any sign of the renames (renamed rows or topology, ``-old1``
+  names, blue DNS moved); errors, empty tables and NOT_CREATED never count.
 - Completion is also inferred without the metadata: from IN_PROGRESS on, a
   rename (``-old1`` names resolving, renamed rows or topology) or blue names
   resolving to new addresses means the hosts are back (POST); POST plus
@@ -107,7 +108,6 @@ class SwitchoverTracker:
         self.switchover_timeout = switchover_timeout
         self.clock = clock
         self.wall = wall
-        self.events: list[Event] = []
         #: Undocumented status values seen (the owner warns once about each).
         self.unknown_statuses: set[str] = set()
         self._app_hosts: set[str] = set()
@@ -115,6 +115,8 @@ class SwitchoverTracker:
         self._reset()
 
     def _reset(self) -> None:
+        #: The summary events of the current deployment cycle.
+        self.events: list[Event] = []
         self.metadata_phase = Phase.NOT_CREATED
         self.phase = Phase.NOT_CREATED
         self.renamed = False
@@ -158,6 +160,7 @@ class SwitchoverTracker:
         seen = target if target is not None else source
         if not self.events and seen is None:
             self._event(Phase.NOT_CREATED.name, obs.at)
+            changed = True
         last = self._last_target.get(obs.role)
         if target is not None:
             self._last_target[obs.role] = target
@@ -167,7 +170,7 @@ class SwitchoverTracker:
             and Phase.CREATED <= target < last
             and self.metadata_phase.active
             and self.metadata_phase < Phase.POST
-            and not self.renamed
+            and not self._moved()
         ):
             self._rollback(target, obs.at)
             changed = True
@@ -178,7 +181,7 @@ class SwitchoverTracker:
             changed = True
         if self._rows_renamed(rows, obs.instances, obs.role):
             changed |= self._set_renamed(obs.at)
-        elif rows and not self.renamed:
+        elif rows and not self.renamed and self._both_sides(rows):
             self._rows = rows
             changed |= self._rebuild()
         return self._infer(obs.at) or changed
@@ -327,6 +330,14 @@ class SwitchoverTracker:
             return False
         greens = {r.endpoint for r in rows if r.is_target}
         return bool(greens) and all(rds.is_green_host(g) for g in greens)
+
+    def _both_sides(self, rows: tuple[StatusRow, ...]) -> bool:
+        """From PREPARATION on, only rows listing both blue and green hosts
+        replace the inventory's rows: a table that lost one side (the source
+        row goes at COMPLETED) must not make the other side unknown."""
+        if self.metadata_phase < Phase.PREPARATION:
+            return True
+        return any(r.is_source for r in rows) and any(r.is_target for r in rows)
 
     def _rows_renamed(
         self, rows: tuple[StatusRow, ...], instances: Iterable[str], role: str
