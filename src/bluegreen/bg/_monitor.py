@@ -80,6 +80,8 @@ class MonitorSource:
     status_has_id: bool
     topology_query: str | None
     client_tag: str
+    #: The GRANT statement(s) the user needs to read the metadata, if any.
+    grant_hint: str | None = None
 
     def connect(self, host: str, ip: str | None, port: int | None) -> Any:
         """Open a monitoring connection to ``ip`` standing for ``host``."""
@@ -114,6 +116,20 @@ def _observe_dns(
     tracker: SwitchoverTracker, *, resolved: dict[str, str | None], at: float
 ) -> bool:
     return tracker.observe_dns(resolved, at)
+
+
+def _denied(exc: BaseException) -> bool:
+    """Whether ``exc`` looks like a missing privilege (PostgreSQL 42501, MySQL
+    1142/1044 or a message saying so)."""
+    if getattr(exc, "sqlstate", None) == "42501":
+        return True
+    args = getattr(exc, "args", ())
+    if args and args[0] in (1142, 1044, 1143):
+        return True
+    if getattr(exc, "errno", None) in (1142, 1044, 1143):
+        return True
+    text = str(exc).lower()
+    return "permission denied" in text or "command denied" in text
 
 
 def _message(exc: BaseException) -> str:
@@ -227,6 +243,9 @@ class MetadataMonitor(_Worker):
                 cur.close()
         except Exception as exc:
             self.last_error = _message(exc)
+            lost = src.adapter.is_connection_lost(exc, self.conn)
+            if not lost:
+                watch.query_failed(self.role, self.last_error, _denied(exc))
             logger.debug("bg %s monitor: status query failed: %s", self.role, exc)
             self.disconnect()
             return Observation(self.role, time.monotonic(), None, self.last_error)

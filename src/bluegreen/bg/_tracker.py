@@ -130,6 +130,7 @@ class SwitchoverTracker:
         self._writers: dict[str, frozenset[str]] = {}
         self._ips: dict[str, str] = {}
         self._last_target: dict[str, Phase] = {}
+        self._lagging: set[str] = set()
         self._seen_names: set[str] = set()
         self._view: RoutingView | None = None
 
@@ -164,6 +165,13 @@ class SwitchoverTracker:
         last = self._last_target.get(obs.role)
         if target is not None:
             self._last_target[obs.role] = target
+        if obs.role in self._lagging:
+            # After a rollback seen by the other monitor, this one's forward
+            # phases are stale until it shows the rolled-back phase too.
+            if target is not None and target <= self.metadata_phase:
+                self._lagging.discard(obs.role)
+            else:
+                seen = None
         if (
             target is not None
             and last is not None
@@ -173,6 +181,7 @@ class SwitchoverTracker:
             and not self._moved()
         ):
             self._rollback(target, obs.at)
+            self._lagging = {r for r in self._last_target if r != obs.role}
             changed = True
         elif seen is not None and seen > self.metadata_phase:
             self.metadata_phase = seen

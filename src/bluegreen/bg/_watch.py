@@ -226,8 +226,40 @@ class DeploymentWatch:
                 return green, inv.ips[green], inv.ports.get(green)
         return None
 
+    def query_failed(self, role: str, error: str, denied: bool) -> None:
+        """A monitor's status query failed on a live connection: warn once
+        (per watch) while no switchover runs, naming the GRANT when the error
+        says a privilege is missing."""
+        source = self.source
+        if self._closed or self.view.phase > Phase.CREATED or source is None:
+            return
+        key = "denied" if denied else "query"
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        if denied and source.grant_hint:
+            logger.warning(
+                "bg_id %r: the %s monitor is not allowed to read the blue/green "
+                "metadata (%s); connections pass through until an administrator "
+                "runs: %s",
+                self.bg_id,
+                role,
+                error,
+                source.grant_hint,
+            )
+        else:
+            logger.warning(
+                "bg_id %r: the %s monitor cannot read the blue/green metadata "
+                "(%s); it keeps trying, and connections pass through meanwhile",
+                self.bg_id,
+                role,
+                error,
+            )
+
     def monitor_failed(self, role: str, host: str, error: str) -> None:
-        """A monitor could not read the status; warn once while no switchover runs."""
+        """A monitor could not connect; warn once while no switchover runs."""
+        if self._closed:
+            return
         if self.view.phase <= Phase.CREATED and role not in self._warned:
             self._warned.add(role)
             logger.warning(

@@ -105,9 +105,10 @@ class BlueGreenPlugin(Plugin):
             try:
                 if action is Action.SUBSTITUTE:
                     self.ip = route.ip
-                    return ctx.connect(ip=route.ip, port=route.port)
-                self.ip = address
-                return call_next()
+                    conn = ctx.connect(ip=route.ip, port=route.port)
+                else:
+                    self.ip = address
+                    conn = call_next()
             except Exception as exc:
                 if not self._retry_after(exc, route, view, deadline, now):
                     raise
@@ -118,6 +119,38 @@ class BlueGreenPlugin(Plugin):
                     host,
                     exc,
                 )
+                continue
+            if not route.retry_on_failure or self._keep(conn, view, deadline, now):
+                return conn
+            logger.debug(
+                "bg_id %r: a connection to %s opened during IN_PROGRESS reached "
+                "the old blue host; connecting again to the new one",
+                settings.bg_id,
+                host,
+            )
+
+    def _keep(
+        self, conn: Any, view: RoutingView, deadline: float, since: float
+    ) -> bool:
+        """A connection to a blue host opened while the switchover is in
+        progress: hold it until the phase ends. Keep it if blue stays in
+        service (rollback, timeout, deadline); close it and say so if the
+        switchover went through, since it reached the old blue host."""
+        watch = self.watch
+        version = view.version
+        while watch.wait(version, deadline, since):
+            current = watch.view
+            version = current.version
+            now = time.monotonic()
+            phase = current.effective_phase(now)
+            if phase is Phase.IN_PROGRESS:
+                continue
+            if phase >= Phase.POST:
+                self.context.adapter.rollback_quietly(conn)
+                _close_quietly(conn)
+                return False
+            return True
+        return True
 
     def _retry_after(
         self,
@@ -197,6 +230,13 @@ class BlueGreenPlugin(Plugin):
                 )
 
 
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception as exc:
+        logger.debug("Closing a superseded connection failed: %s", exc)
+
+
 def _address_of(view: RoutingView, host: str) -> str | None:
     """The address of ``host`` when routing needs it: IP literals as they are,
     names outside the inventory resolved (aliases of inventory hosts)."""
@@ -246,7 +286,18 @@ def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
         status_has_id=dialect.family == "mysql",
         topology_query=detection.topology_query or dialect.topology_query,
         client_tag=ctx.settings.bg_client_tag,
+        grant_hint=detection.missing_grant or dialect.required_grants(_user(ctx)),
     )
+
+
+def _user(ctx: ConnectContext) -> str:
+    """The application user, quoted as the GRANT statements of its engine need."""
+    user = ctx.config.endpoint().user or "your_user"
+    if ctx.adapter.family == "mysql":
+        return "'" + user.replace("'", "''") + "'@'%'"
+    if user.isidentifier() and user.islower():
+        return user
+    return '"' + user.replace('"', '""') + '"'
 
 
 def _detect(ctx: ConnectContext, conn: Any, forced: Dialect | None) -> Detection:

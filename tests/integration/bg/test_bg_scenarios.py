@@ -1,0 +1,357 @@
+"""Every named scenario on every deployment type, through the ``bg`` plugin.
+
+Each test starts a deployment, opens one connection through bluegreen (which
+starts the monitors), then plays the scenario at ``SPEED`` while a small
+workload runs through bluegreen: per-operation connections to the blue name
+the application uses, and one long-lived connection that a probe thread uses
+to time how fast a call suspended in IN_PROGRESS resumes. Then it checks what
+the issue asks for, per scenario:
+
+- no operation waited longer than ``bg_connect_timeout_ms`` (plus slack for
+  the operation itself);
+- a call suspended in IN_PROGRESS returns within 100 ms of the plugin leaving
+  IN_PROGRESS;
+- no operation reached the old blue after the switchover (no write, no read,
+  no read-only error), even with stale DNS;
+- new connections to green names are rejected between the renames and the
+  removal of green DNS;
+- rollbacks restore pass-through; a stalled switchover is released by the
+  switchover timer; the frozen RDS PostgreSQL metadata is released within
+  2 s of blue DNS moving;
+- the plugin's summary has the expected events in order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from bgharness import Harness, settings_for, wait_for
+
+import bluegreen.bg
+from bluegreen.bg._watch import registry
+from bluegreen.errors import GreenHostRejectedError
+from bluegreen.sim import scenarios
+from bluegreen.sim.accounting import OpRecord, summarize
+from bluegreen.sim.deployment import KINDS
+from bluegreen.sim.workload import ClientKind, Workload, identity_map
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+SPEED = 10.0
+#: bg_connect_timeout_ms of the workload (real milliseconds).
+CONNECT_TIMEOUT_MS = 2500
+#: What an operation may take on top of the plugin's longest wait.
+OP_SLACK = 1.5
+#: The stall scenario's switchover timeout: shorter than its IN_PROGRESS.
+STALL_RELEASE_MS = 1200
+
+NORMAL = [
+    "CREATED",
+    "PREPARATION",
+    "IN_PROGRESS",
+    "POST",
+    "Green topology changed",
+    "Blue DNS updated",
+    "Green DNS removed",
+    "COMPLETED",
+]
+EXPECTED_EVENTS: dict[str, list[str]] = {
+    "switchover": NORMAL,
+    "rollback-preparation": ["CREATED", "PREPARATION", "Rolled back", "CREATED"],
+    "rollback-in-progress": [
+        "CREATED",
+        "PREPARATION",
+        "IN_PROGRESS",
+        "Rolled back",
+        "CREATED",
+    ],
+    "stall": [
+        "CREATED",
+        "PREPARATION",
+        "IN_PROGRESS",
+        "Switchover timed out",
+        "Rolled back",
+        "CREATED",
+    ],
+    "rds-pg-frozen-metadata": NORMAL,
+    "metadata-errors": NORMAL,
+    "blackout": NORMAL,
+    "dns-never-updates": [
+        "CREATED",
+        "PREPARATION",
+        "IN_PROGRESS",
+        "POST",
+        "Green topology changed",
+        "COMPLETED",
+    ],
+    "dns-late": NORMAL,
+    # The metadata appears 3 s (scenario time) before PREPARATION: CREATED may
+    # fall between two polls.
+    "metadata-late": NORMAL[1:],
+    "unknown-status": NORMAL,
+    "missing-grants": NORMAL,
+}
+
+
+def blind(scenario: str, kind: str) -> bool:
+    """True where the plugin cannot see the metadata (Aurora PostgreSQL's
+    function needs no grant)."""
+    return scenario == "missing-grants" and kind != "aurora-postgres"
+
+
+def test_every_scenario_has_expectations() -> None:
+    assert set(EXPECTED_EVENTS) == set(scenarios.SCENARIOS)
+
+
+def is_subsequence(wanted: list[str], got: list[str]) -> bool:
+    it = iter(got)
+    return all(any(w == g for g in it) for w in wanted)
+
+
+class Probe(threading.Thread):
+    """Waits for the plugin's IN_PROGRESS, then runs a query on a connection
+    opened before it, which the plugin must hold and release."""
+
+    def __init__(self, conn: Any, stop: threading.Event) -> None:
+        super().__init__(name="bg-test-probe", daemon=True)
+        self.conn = conn
+        self.stop = stop
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            watch = registry.find("1")
+            if watch is not None and watch.view.phase.name == "IN_PROGRESS":
+                break
+            time.sleep(0.002)
+        else:
+            return
+        self.started_at = time.monotonic()
+        try:
+            cur = self.conn.cursor()
+            cur.execute("SELECT 1")
+            cur.fetchall()
+        except Exception as exc:  # the server dropped it at IN_PROGRESS
+            self.error = exc
+        self.ended_at = time.monotonic()
+
+
+def plugin_event(name: str, after: float = 0.0) -> float | None:
+    """Monotonic time of the plugin's first event ``name`` at or after ``after``."""
+    watch = registry.find("1")
+    assert watch is not None
+    for e in list(watch.tracker.events):
+        if e.name == name and e.mono >= after:
+            return e.mono
+    return None
+
+
+def run_scenario(
+    harness: Harness, scenario: str, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Play ``scenario`` with the workload; return what the checks need."""
+    dep = harness.dep
+    host = harness.blue_host
+    first = harness.connect(host, **settings)
+    assert harness.server_identity(first) == harness.identity_of(dep.blue.writer)
+    long_lived = harness.connect(host, **settings)
+    first.close()
+    sc = scenarios.get(scenario)
+    settled = sc.settled_at if sc.settled_at is not None else sc.end
+    kinds = [ClientKind("bluegreen", harness.bg_connect_function(**settings), 2)]
+    workload = Workload(
+        dep.engine,
+        kinds,
+        dep.connect_kwargs(host),
+        identity_map({"blue": dep.blue.instances, "green": dep.green.instances}),
+        mode="per-op",
+        pause=0.01,
+    )
+    stop = threading.Event()
+    probe = Probe(long_lived, stop)
+    probe.start()
+    workload.start()
+    player = harness.play(scenario, SPEED, until=settled + 0.5)
+    rejected: list[BaseException] = []
+    rejection_checked = False
+    try:
+        if "Green DNS removed" in EXPECTED_EVENTS[scenario] or scenario in (
+            "dns-never-updates",
+        ):
+            rejection_checked = check_green_rejection(
+                harness, player, settings, rejected, blind(scenario, dep.kind)
+            )
+        assert player.wait(timeout=120), "the scenario did not finish"
+    finally:
+        records = workload.stop()
+        stop.set()
+        probe.join(10)
+        long_lived.close()
+    player.check()
+    switched = player.event("SWITCHED")
+    return {
+        "records": records,
+        "window": workload.window,
+        "switched_at": player.monotonic_at(switched.offset) if switched else None,
+        "player": player,
+        "probe": probe,
+        "rejected": rejected,
+        "rejection_checked": rejection_checked,
+    }
+
+
+def check_green_rejection(
+    harness: Harness,
+    player: Any,
+    settings: dict[str, Any],
+    rejected: list[BaseException],
+    is_blind: bool,
+) -> bool:
+    """Between the renames and green DNS removal, green names are rejected."""
+    green = harness.dep.green.writer.original_endpoint
+    if player.wait_event("Green topology changed", timeout=60) is None:
+        return False
+    if is_blind:
+        return False
+    wait_for(
+        lambda: registry.find("1") is not None and registry.find("1").view.renamed,  # type: ignore[union-attr]
+        3.0,
+        "the plugin to notice the renames",
+    )
+    if player.event("Green DNS removed") is not None:
+        return False
+    try:
+        conn = harness.connect(green, **settings)
+    except GreenHostRejectedError as exc:
+        rejected.append(exc)
+    else:
+        conn.close()
+        pytest.fail(f"a new connection to the green name {green} was not rejected")
+    return True
+
+
+def ops_after(records: list[OpRecord], at: float | None) -> list[OpRecord]:
+    return [r for r in records if at is not None and r.start >= at]
+
+
+CASES = [
+    pytest.param(kind, name, id=f"{name}-{kind}")
+    for name in scenarios.SCENARIOS
+    for kind in KINDS
+]
+
+
+@pytest.mark.parametrize(("kind", "scenario"), CASES)
+def test_scenario(
+    bg_harness: Callable[..., Harness],
+    bg_log: pytest.LogCaptureFixture,
+    kind: str,
+    scenario: str,
+) -> None:
+    harness = bg_harness(kind)
+    settings = settings_for(SPEED, bg_connect_timeout_ms=CONNECT_TIMEOUT_MS)
+    if scenario == "stall":
+        settings["bg_switchover_timeout_ms"] = STALL_RELEASE_MS
+    out = run_scenario(harness, scenario, settings)
+    records: list[OpRecord] = out["records"]
+    player = out["player"]
+    is_blind = blind(scenario, kind)
+    status = bluegreen.bg.status("1")
+    assert status is not None
+    names = [e.name for e in status.events]
+
+    # No operation waited longer than the connect timeout (plus the op itself).
+    longest = max(r.end - r.start for r in records)
+    assert longest <= CONNECT_TIMEOUT_MS / 1000 + OP_SLACK, (
+        f"an operation took {longest:.2f} s"
+    )
+    assert any(r.ok for r in records)
+
+    # Nothing reached the old blue after the switchover.
+    outcome = summarize(
+        "bluegreen", records, switched_at=out["switched_at"], final_ids=None
+    )
+    if not is_blind:
+        assert outcome.old_blue_writes == 0
+        assert outcome.stale_reads == 0
+        late = ops_after(records, out["switched_at"])
+        read_only = [
+            r.error
+            for r in late
+            if r.error and "read" in r.error.lower() and ("only" in r.error.lower())
+        ]
+        assert not read_only, f"writes reached a read-only host: {read_only[:3]}"
+
+    # The summary has the expected events, in order.
+    if is_blind:
+        assert "IN_PROGRESS" not in names
+        assert status.phase in ("NOT_CREATED", "CREATED")
+        grants = [r.getMessage() for r in bg_log.records if "GRANT" in r.getMessage()]
+        assert len(grants) == 1, grants
+        return
+    assert is_subsequence(EXPECTED_EVENTS[scenario], names), names
+
+    # A call suspended in IN_PROGRESS resumed within 100 ms of its end.
+    probe = out["probe"]
+    if "IN_PROGRESS" in names:
+        assert probe.ended_at is not None, "the probe never ran"
+        in_progress = plugin_event("IN_PROGRESS")
+        assert in_progress is not None
+        ends = [
+            t
+            for t in (
+                plugin_event(n, in_progress)
+                for n in ("POST", "Rolled back", "Switchover timed out")
+            )
+            if t is not None
+        ]
+        assert ends, names
+        resumed = probe.ended_at - min(ends)
+        assert -0.05 <= resumed <= 0.1 + 0.05, f"resumed {resumed * 1000:.0f} ms late"
+
+    if out["rejection_checked"]:
+        assert out["rejected"], "no green rejection observed"
+        assert "green" in str(out["rejected"][0]).lower()
+
+    if scenario.startswith("rollback") or scenario == "stall":
+        # Pass-through again: new connections go straight to blue.
+        assert status.phase == "CREATED"
+        conn = harness.connect(harness.blue_host, **settings)
+        try:
+            assert harness.server_identity(conn) == harness.identity_of(
+                harness.dep.blue.writer
+            )
+        finally:
+            conn.close()
+    if scenario == "stall":
+        watch = registry.find("1")
+        assert watch is not None
+        prep = plugin_event("PREPARATION")
+        timed_out = plugin_event("Switchover timed out")
+        assert prep is not None and timed_out is not None
+        # Released by the timer, not by the metadata (which stays IN_PROGRESS
+        # for 3 s at this speed).
+        assert (
+            STALL_RELEASE_MS / 1000 <= timed_out - prep <= STALL_RELEASE_MS / 1000 + 0.5
+        )
+    if scenario == "rds-pg-frozen-metadata":
+        moved = player.event("Blue DNS updated")
+        noticed = plugin_event("Blue DNS updated")
+        assert moved is not None and noticed is not None
+        assert noticed - player.monotonic_at(moved.offset) <= 2.0
+    if scenario == "dns-never-updates":
+        assert not status.blue_dns_updated and not status.green_dns_removed
+    if scenario == "unknown-status":
+        warned = [r for r in bg_log.records if "undocumented status" in r.getMessage()]
+        assert len(warned) == 1
+    if EXPECTED_EVENTS[scenario] == NORMAL and scenario != "rds-pg-frozen-metadata":
+        summary = [
+            r.getMessage() for r in bg_log.records if "time offset" in r.getMessage()
+        ]
+        assert summary, "no summary table logged at DEBUG"
