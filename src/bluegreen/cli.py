@@ -254,7 +254,12 @@ def _play(
     kinds = [
         ClientKind(
             group,
-            connect_function(dep.engine, via_bluegreen=via, driver=args.driver),
+            connect_function(
+                dep.engine,
+                via_bluegreen=via,
+                driver=args.driver,
+                settings=demo_settings(args.speed) if via else None,
+            ),
             args.clients,
         )
         for group, via in (("raw driver", False), ("bluegreen", True))
@@ -340,6 +345,21 @@ def _hold(kept: KeptDeployment, player: ScenarioPlayer, shown: int) -> None:
 
     kept.hold(tick)
     print("Stopping the kept deployment.", flush=True)
+
+
+def demo_settings(speed: float) -> dict[str, int]:
+    """bg settings for the demo's bluegreen clients.
+
+    The demo connects seconds before the deployment appears in the metadata,
+    where an application would have minutes: the status is checked every
+    second (divided by the speed) instead of every minute until then. The
+    faster intervals are the defaults divided by the speed.
+    """
+    return {
+        "bg_interval_baseline_ms": max(20, round(1000 / speed)),
+        "bg_interval_increased_ms": max(20, round(1000 / speed)),
+        "bg_interval_high_ms": max(10, round(100 / speed)),
+    }
 
 
 def _table_ddl(engine: str, table: str) -> str:

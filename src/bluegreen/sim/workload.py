@@ -50,12 +50,17 @@ class ClientKind:
 
 
 def connect_function(
-    engine: str, *, via_bluegreen: bool, driver: str = "pymysql"
+    engine: str,
+    *,
+    via_bluegreen: bool,
+    driver: str = "pymysql",
+    settings: Mapping[str, Any] | None = None,
 ) -> Connector:
     """The connect function a client kind uses (imports the driver lazily).
 
     ``engine`` is ``"postgres"`` (psycopg) or ``"mariadb"`` (``driver``:
-    ``"pymysql"`` or ``"mysql-connector"``).
+    ``"pymysql"`` or ``"mysql-connector"``). ``settings`` are wrapper
+    settings for the bluegreen client kind.
     """
     target: Connector
     if engine == "postgres":
@@ -76,7 +81,7 @@ def connect_function(
         return target
     import bluegreen
 
-    return functools.partial(bluegreen.connect, target)
+    return functools.partial(bluegreen.connect, target, **(settings or {}))
 
 
 def _timeouts(engine: str, connect: Connector) -> dict[str, Any]:
