@@ -326,6 +326,21 @@ def test_rollback_seen_by_the_blue_monitor(sim: Sim) -> None:
     assert ROLLED_BACK in sim.names()
 
 
+def test_a_lagging_monitor_does_not_undo_a_rollback(sim: Sim) -> None:
+    # Green saw the rollback; blue still reads IN_PROGRESS from its server
+    # for a moment. That must not suspend traffic again or log a second
+    # rollback; once blue agrees, a new switchover is followed normally.
+    t = sim.tracker
+    sim.in_progress()
+    assert sim.poll("green", 1.0, Phase.CREATED)
+    assert not sim.poll("blue", 1.1, Phase.IN_PROGRESS)
+    assert t.phase is Phase.CREATED and t.view().passthrough
+    sim.poll("blue", 1.2, Phase.CREATED)
+    assert sim.names().count(ROLLED_BACK) == 1
+    assert sim.poll("blue", 30.0, Phase.PREPARATION)
+    assert t.phase is Phase.PREPARATION
+
+
 def test_rollback_clears_a_timeout(sim: Sim) -> None:
     t = sim.tracker
     sim.in_progress()
