@@ -43,3 +43,33 @@ def test_documented_defaults_are_the_real_ones() -> None:
             assert documented == "bluegreen-<version>"
         else:
             assert documented == setting.default, setting.name
+
+
+BG_PLUGIN_DOC = README.parent / "docs" / "bg-plugin.md"
+
+
+def _documented_default(setting_name: str, default: object) -> str:
+    if isinstance(default, bool):
+        return str(default).lower()
+    if default is None:
+        return "(detect)"
+    if setting_name == "bg_client_tag":
+        return "bluegreen-<version>"
+    return str(default)
+
+
+def test_bg_plugin_doc_parameters_match_the_registry() -> None:
+    rows: dict[str, tuple[str, str]] = {}
+    for line in BG_PLUGIN_DOC.read_text().splitlines():
+        m = _ROW.match(line)
+        if m:
+            rows[m["name"]] = (m["type"], m["default"].strip().strip("`"))
+    wanted = {
+        s.name: s
+        for s in iter_settings()
+        if s.name.startswith("bg_") or s.name == "wrapper_dialect"
+    }
+    assert set(rows) == set(wanted)
+    for name, setting in wanted.items():
+        assert rows[name][0] == setting.type.__name__, name
+        assert rows[name][1] == _documented_default(name, setting.default), name
