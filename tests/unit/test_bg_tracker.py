@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 import pytest
 
 from bluegreen.bg._model import ROLE_SOURCE, ROLE_TARGET, Observation, Phase, StatusRow
-from bluegreen.bg._routing import Action, route_connect, suspends_calls
+from bluegreen.bg._routing import Action, Route, route_connect, suspends_calls
 from bluegreen.bg._tracker import (
     BLUE_DNS_UPDATED,
     GREEN_DNS_REMOVED,
@@ -201,7 +201,8 @@ def test_normal_switchover_follows_the_seed_timeline(run: str) -> None:
 
     assert sim.poll("green", s("POST"), Phase.POST)
     assert t.phase is Phase.POST
-    assert t.view().release_at is None
+    # The switchover timeout still runs in POST (from the first active phase).
+    assert t.view().release_at == t.active_since + TIMEOUT
     assert not suspends_calls(t.view(), B1, None, T0 + s("POST"))
     route = route_connect(t.view(), B1, None, sim.now, suspend_new_blue=True)
     assert (route.action, route.ip) == (Action.SUBSTITUTE, IPS[G1])
@@ -493,19 +494,93 @@ def test_timeout_during_preparation(sim: Sim) -> None:
     assert t.view().effective_phase(T0 + TIMEOUT) is Phase.CREATED
 
 
-def test_no_timeout_before_or_after_the_active_phases(sim: Sim) -> None:
+def test_no_timeout_outside_the_active_phases(sim: Sim) -> None:
     t = sim.tracker
     assert not t.check_time(T0 + 10 * TIMEOUT)
     sim.created()
     assert not t.check_time(T0 + 10 * TIMEOUT)
     assert t.view().release_at is None
-    sim2 = Sim()
-    sim2.in_progress()
-    sim2.poll("green", 2.0, Phase.POST)
-    t2 = sim2.tracker
-    assert t2.view().release_at is None
-    assert not t2.check_time(T0 + 10 * TIMEOUT)
-    assert t2.view().effective_phase(T0 + 10 * TIMEOUT) is Phase.POST
+
+
+def test_timeout_in_post_assumes_completion(sim: Sim) -> None:
+    # Stuck in POST (frozen metadata, DNS never settling): when the timer
+    # expires the switchover is assumed complete and re-routing stops.
+    t = sim.tracker
+    sim.in_progress()
+    sim.poll("green", 2.0, Phase.POST)
+    view = t.view()
+    late = t.active_since + TIMEOUT
+    assert view.effective_phase(late - 0.001) is Phase.POST
+    assert not view.rerouting_over(late - 0.001)
+    assert view.effective_phase(late) is Phase.COMPLETED
+    assert view.rerouting_over(late)
+    assert route_connect(view, B1, None, late, suspend_new_blue=True) == Route(
+        Action.DIRECT
+    )
+    assert t.check_time(late)
+    assert t.finished
+    assert sim.names()[-1] == TIMED_OUT
+
+
+def test_rerouting_after_completed_ends_with_a_change(sim: Sim) -> None:
+    # COMPLETED without DNS settling: re-routing ends one timeout later, and
+    # check_time reports it once so that the owner publishes (and logs the
+    # summary).
+    t = sim.tracker
+    sim.in_progress()
+    sim.poll("green", 2.0, Phase.POST)
+    sim.poll("green", 3.0, Phase.COMPLETED)
+    assert not t.finished
+    done = T0 + 3.0 + TIMEOUT
+    assert not t.check_time(done - 0.001)
+    assert t.check_time(done)
+    assert not t.check_time(done + 1)
+    sim.now = done
+    assert t.finished
+
+
+def test_in_progress_inferred_when_hosts_go_away_in_preparation(sim: Sim) -> None:
+    t = sim.tracker
+    sim.created()
+    sim.poll("blue", -2.0, Phase.PREPARATION)
+    sim.poll("green", -1.9, Phase.PREPARATION)
+    # The connections drop before a poll could read IN_PROGRESS.
+    assert t.observe(Observation("blue", sim.at(0.01), None, "lost", unreachable=True))
+    assert t.phase is Phase.IN_PROGRESS
+    assert suspends_calls(t.view(), B1, None, sim.now)
+    assert sim.names()[-1] == "IN_PROGRESS"
+    # The metadata confirms it later, or moves on to POST: normal from here.
+    assert not sim.poll("green", 1.0, Phase.IN_PROGRESS)
+    assert sim.poll("green", 2.5, Phase.POST)
+    assert t.phase is Phase.POST
+
+
+def test_an_outage_in_preparation_that_was_not_the_switchover(sim: Sim) -> None:
+    t = sim.tracker
+    sim.created()
+    sim.poll("blue", -2.0, Phase.PREPARATION)
+    t.observe(Observation("blue", sim.at(-1.5), None, "lost", unreachable=True))
+    assert t.phase is Phase.IN_PROGRESS
+    # The host answers again and still says PREPARATION.
+    assert sim.poll("blue", -1.0, Phase.PREPARATION)
+    assert t.phase is Phase.PREPARATION
+    assert not suspends_calls(t.view(), B1, None, sim.now)
+    assert ROLLED_BACK not in sim.names()
+
+
+def test_no_inference_from_a_monitor_that_never_read_anything(sim: Sim) -> None:
+    t = sim.tracker
+    sim.poll("blue", -100.0, Phase.CREATED)
+    sim.dns(-99.0, IPS)
+    sim.poll("blue", -2.0, Phase.PREPARATION)
+    # The green monitor never connected: its failures say nothing new.
+    for at in (-99.0, -1.0, -0.5):
+        t.observe(Observation("green", sim.at(at), None, "refused", unreachable=True))
+    assert t.phase is Phase.PREPARATION
+    # Query errors on a live connection are not an outage either.
+    t.observe(Observation("blue", sim.at(-0.4), None, "denied"))
+    t.observe(Observation("blue", sim.at(-0.3), None, "denied", unreachable=True))
+    assert t.phase is Phase.PREPARATION
 
 
 def test_post_after_a_timeout_resumes_rerouting(sim: Sim) -> None:
@@ -605,7 +680,7 @@ def test_frozen_in_progress_plus_old_names_infers_post(sim: Sim) -> None:
     assert t.metadata_phase is Phase.IN_PROGRESS
     view = t.view()
     assert not suspends_calls(view, B1, None, sim.now)
-    assert view.release_at is None
+    assert view.release_at == t.active_since + TIMEOUT
     route = route_connect(view, B1, None, sim.now, suspend_new_blue=True)
     assert (route.action, route.ip) == (Action.SUBSTITUTE, IPS[G1])
     assert sim.names()[-2:] == [GREEN_TOPOLOGY_CHANGED, "POST"]

@@ -142,3 +142,6 @@ class Observation:
     error: str | None = None
     writers: frozenset[str] = field(default_factory=frozenset)
     instances: tuple[str, ...] = ()
+    #: The host could not be reached (connect failed or connection lost), as
+    #: opposed to a query that failed on a live connection.
+    unreachable: bool = False

@@ -82,6 +82,8 @@ class MonitorSource:
     client_tag: str
     #: The GRANT statement(s) the user needs to read the metadata, if any.
     grant_hint: str | None = None
+    #: Detection already warned about the missing grant.
+    grant_reported: bool = False
 
     def connect(self, host: str, ip: str | None, port: int | None) -> Any:
         """Open a monitoring connection to ``ip`` standing for ``host``."""
@@ -216,7 +218,11 @@ class MetadataMonitor(_Worker):
                     self.last_error = _message(exc)
                     watch.monitor_failed(self.role, host, self.last_error)
                     return Observation(
-                        self.role, time.monotonic(), None, self.last_error
+                        self.role,
+                        time.monotonic(),
+                        None,
+                        self.last_error,
+                        unreachable=True,
                     )
             cur = self.conn.cursor()
             try:
@@ -248,7 +254,9 @@ class MetadataMonitor(_Worker):
                 watch.query_failed(self.role, self.last_error, _denied(exc))
             logger.debug("bg %s monitor: status query failed: %s", self.role, exc)
             self.disconnect()
-            return Observation(self.role, time.monotonic(), None, self.last_error)
+            return Observation(
+                self.role, time.monotonic(), None, self.last_error, unreachable=lost
+            )
         self.last_error = None
         rows = tuple(parse_status_rows(raw, has_id=src.status_has_id))
         return Observation(self.role, time.monotonic(), rows, None, writers, instances)

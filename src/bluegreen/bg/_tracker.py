@@ -56,7 +56,7 @@ class RoutingView:
     renamed: bool = False
     blue_dns_updated: bool = False
     green_dns_removed: bool = False
-    #: When a switchover stuck before POST is released (monotonic), if active.
+    #: When the switchover timeout expires (monotonic), while a phase is active.
     release_at: float | None = None
     #: When post-switchover re-routing stops at the latest (monotonic).
     settle_at: float | None = None
@@ -74,28 +74,32 @@ class RoutingView:
         """DNS has caught up with the renames."""
         return self.blue_dns_updated and self.green_dns_removed
 
+    def timed_out(self, now: float) -> bool:
+        """True once the switchover timeout has expired in an active phase."""
+        return (
+            self.phase.active and self.release_at is not None and now >= self.release_at
+        )
+
     def effective_phase(self, now: float) -> Phase:
-        """The phase routing follows at ``now``: CREATED once a switchover stuck
-        before POST has timed out, COMPLETED-and-settled once the post-switchover
-        routing has expired."""
-        if (
-            self.phase.active
-            and self.phase < Phase.POST
-            and self.release_at is not None
-            and now >= self.release_at
-        ):
-            return Phase.CREATED
+        """The phase routing follows at ``now``. When the switchover timeout
+        expires, the switchover is assumed over: CREATED (blue still in
+        service) before POST, COMPLETED from POST on."""
+        if self.timed_out(now):
+            return Phase.CREATED if self.phase < Phase.POST else Phase.COMPLETED
         return self.phase
 
     def rerouting_over(self, now: float) -> bool:
-        """True once post-switchover re-routing has stopped."""
-        return self.settled or (self.settle_at is not None and now >= self.settle_at)
+        """True once post-switchover re-routing has stopped: DNS has settled,
+        or the switchover (or, after COMPLETED, the wait for DNS) timed out."""
+        if self.settled or self.timed_out(now):
+            return True
+        return self.settle_at is not None and now >= self.settle_at
 
 
 class SwitchoverTracker:
     """Folds observations into a phase, summary events and a routing view.
 
-    Not thread-safe: the owner serialises calls (see ``_deployment``).
+    Not thread-safe: the owner serialises calls (see ``_watch``).
     """
 
     def __init__(
@@ -131,6 +135,10 @@ class SwitchoverTracker:
         self._ips: dict[str, str] = {}
         self._last_target: dict[str, Phase] = {}
         self._lagging: set[str] = set()
+        self._reachable: dict[str, bool] = {}
+        #: IN_PROGRESS was inferred from the hosts becoming unreachable.
+        self._guessed = False
+        self._settle_expired = False
         self._seen_names: set[str] = set()
         self._view: RoutingView | None = None
 
@@ -147,7 +155,8 @@ class SwitchoverTracker:
     def observe(self, obs: Observation) -> bool:
         """Fold one monitor poll in; True if the view changed."""
         if obs.rows is None:
-            return self._infer(obs.at)
+            return self._unreachable(obs) | self._infer(obs.at)
+        self._reachable[obs.role] = True
         rows = obs.rows
         self._note_unknown(rows)
         changed = False
@@ -183,7 +192,15 @@ class SwitchoverTracker:
             self._rollback(target, obs.at)
             self._lagging = {r for r in self._last_target if r != obs.role}
             changed = True
+        elif self._guessed and seen is Phase.PREPARATION:
+            # The hosts answer and still say PREPARATION: the outage that
+            # suggested IN_PROGRESS was something else.
+            self._guessed = False
+            self.metadata_phase = self.phase = Phase.PREPARATION
+            self._event(Phase.PREPARATION.name, obs.at)
+            changed = True
         elif seen is not None and seen > self.metadata_phase:
+            self._guessed = False
             self.metadata_phase = seen
             if seen.active and self.active_since is None:
                 self.active_since = obs.at
@@ -228,12 +245,20 @@ class SwitchoverTracker:
             not self.timed_out
             and self.active_since is not None
             and self.phase.active
-            and self.phase < Phase.POST
             and now >= self.active_since + self.switchover_timeout
         ):
             self.timed_out = True
             self._event(TIMED_OUT, now)
             changed = True
+        if (
+            not self._settle_expired
+            and self.completed_at is not None
+            and not (self.blue_dns_updated and self.green_dns_removed)
+            and now >= self.completed_at + self.switchover_timeout
+        ):
+            # Re-routing after COMPLETED has ended without DNS settling.
+            self._settle_expired = True
+            changed = self._touch()
         return changed
 
     # -- outputs --------------------------------------------------------------
@@ -242,7 +267,7 @@ class SwitchoverTracker:
         """The current routing view (the same object until something changes)."""
         if self._view is None:
             release_at = None
-            if self.active_since is not None and self.phase < Phase.POST:
+            if self.active_since is not None and self.phase.active:
                 release_at = self.active_since + self.switchover_timeout
             settle_at = None
             if self.completed_at is not None:
@@ -438,6 +463,26 @@ class SwitchoverTracker:
         self.phase = phase
         if phase is Phase.COMPLETED and self.completed_at is None:
             self.completed_at = at
-        if phase >= Phase.POST:
+        if phase >= Phase.POST and self.timed_out:
+            # The switchover went through after all: re-routing resumes, with
+            # a fresh timeout for the phase it is in.
             self.timed_out = False
+            self.active_since = at
         return self._touch()
+
+    def _unreachable(self, obs: Observation) -> bool:
+        """A monitor that was reading the status lost its host during
+        PREPARATION: the hosts go away when IN_PROGRESS starts, often before
+        a monitor can read that status, so IN_PROGRESS is inferred."""
+        was_reachable = self._reachable.get(obs.role, False)
+        self._reachable[obs.role] = False
+        if (
+            obs.unreachable
+            and was_reachable
+            and self.metadata_phase is Phase.PREPARATION
+            and obs.role not in self._lagging
+        ):
+            self._guessed = True
+            self.metadata_phase = Phase.IN_PROGRESS
+            return True
+        return False

@@ -234,7 +234,7 @@ class DeploymentWatch:
         if self._closed or self.view.phase > Phase.CREATED or source is None:
             return
         key = "denied" if denied else "query"
-        if key in self._warned:
+        if key in self._warned or (denied and source.grant_reported):
             return
         self._warned.add(key)
         if denied and source.grant_hint:
@@ -282,9 +282,10 @@ class DeploymentWatch:
         """Seconds between polls in the current phase."""
         s = self.settings
         view = self.view
-        phase = view.phase
+        now = self.clock()
+        phase = view.effective_phase(now)
         if phase is Phase.NOT_CREATED or (
-            phase is Phase.COMPLETED and view.rerouting_over(self.clock())
+            phase is Phase.COMPLETED and view.rerouting_over(now)
         ):
             return s.bg_interval_baseline_ms / 1000
         if phase is Phase.CREATED:

@@ -134,23 +134,30 @@ class BlueGreenPlugin(Plugin):
     ) -> bool:
         """A connection to a blue host opened while the switchover is in
         progress: hold it until the phase ends. Keep it if blue stays in
-        service (rollback, timeout, deadline); close it and say so if the
-        switchover went through, since it reached the old blue host."""
+        service (rollback, switchover timeout); close it and return False if
+        the switchover went through, since it reached the old blue host.
+        Reaching ``deadline`` first closes it and raises
+        :class:`SwitchoverTimeoutError`."""
         watch = self.watch
         version = view.version
         while watch.wait(version, deadline, since):
             current = watch.view
             version = current.version
-            now = time.monotonic()
-            phase = current.effective_phase(now)
+            phase = current.effective_phase(time.monotonic())
             if phase is Phase.IN_PROGRESS:
                 continue
             if phase >= Phase.POST:
-                self.context.adapter.rollback_quietly(conn)
                 _close_quietly(conn)
                 return False
             return True
-        return True
+        _close_quietly(conn)
+        timeout_ms = self.context.settings.bg_connect_timeout_ms
+        raise SwitchoverTimeoutError(
+            f"connecting to {self.host} waited {timeout_ms} ms for the blue/green "
+            f"switchover (bg_id {watch.bg_id!r}) to leave IN_PROGRESS; "
+            f"bg_connect_timeout_ms is {timeout_ms}. No connection was handed "
+            "out; it is safe to retry."
+        )
 
     def _retry_after(
         self,
@@ -287,6 +294,7 @@ def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
         topology_query=detection.topology_query or dialect.topology_query,
         client_tag=ctx.settings.bg_client_tag,
         grant_hint=detection.missing_grant or dialect.required_grants(_user(ctx)),
+        grant_reported=detection.missing_grant is not None,
     )
 
 

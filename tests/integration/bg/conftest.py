@@ -42,7 +42,7 @@ def fresh_bg() -> Iterator[None]:
 def bg_harness(
     deployment_factory: Callable[..., Deployment],
     scenario_player: Callable[..., ScenarioPlayer],
-) -> Callable[..., Harness]:
+) -> Iterator[Callable[..., Harness]]:
     """``bg_harness(kind, readers=1, driver="pymysql")`` -> a started Harness."""
 
     def make(kind: str, readers: int = 1, driver: str = "pymysql") -> Harness:
@@ -53,7 +53,9 @@ def bg_harness(
         dep.wait_for_replication(timeout=30)
         return Harness(dep, scenario_player, driver)
 
-    return make
+    yield make
+    # Stop the monitors before the deployment's servers go away.
+    bluegreen.bg.shutdown()
 
 
 @pytest.fixture
