@@ -168,7 +168,9 @@ class BlueGreenPlugin(Plugin):
         decided: float,
     ) -> bool:
         """After a failed attempt, wait for the phase to move on if the failure
-        may come from the switchover; True to try again."""
+        may come from the switchover; True to try again, False to let the
+        driver's error through. A failure during IN_PROGRESS that lasts until
+        ``deadline`` raises :class:`SwitchoverTimeoutError` (chained to it)."""
         watch = self.watch
         phase = view.effective_phase(decided)
         kind, _name = classify(view, self.host, self.ip)
@@ -184,14 +186,20 @@ class BlueGreenPlugin(Plugin):
         else:
             return False
         version = view.version
-        while time.monotonic() < until:
-            if not watch.wait(version, until, decided):
-                return False
+        while time.monotonic() < until and watch.wait(version, until, decided):
             current = watch.view
             version = current.version
             if current.effective_phase(time.monotonic()) is not phase:
                 return current.phase >= Phase.IN_PROGRESS or phase is Phase.IN_PROGRESS
-        return False
+        if until < deadline:
+            return False
+        timeout_ms = self.context.settings.bg_connect_timeout_ms
+        raise SwitchoverTimeoutError(
+            f"connecting to {self.host} failed while the blue/green switchover "
+            f"(bg_id {watch.bg_id!r}) was in progress, and it was still in "
+            f"progress after {timeout_ms} ms (bg_connect_timeout_ms); last "
+            f"error: {exc}. No connection was opened; it is safe to retry."
+        ) from exc
 
     def _detect(self, ctx: ConnectContext, conn: Any) -> None:
         family = ctx.adapter.family

@@ -89,9 +89,10 @@ EXPECTED_EVENTS: dict[str, list[str]] = {
         "COMPLETED",
     ],
     "dns-late": NORMAL,
-    # The metadata appears 3 s (scenario time) before PREPARATION: CREATED may
-    # fall between two polls.
-    "metadata-late": NORMAL[1:],
+    # The metadata appears 3 s (scenario time, 0.3 s here) before PREPARATION,
+    # and provisioning four servers takes a good part of that on a loaded
+    # machine: CREATED and the short PREPARATION may fall between polls.
+    "metadata-late": NORMAL[2:],
     "unknown-status": NORMAL,
     "missing-grants": NORMAL,
 }
