@@ -579,8 +579,19 @@ def test_no_inference_from_a_monitor_that_never_read_anything(sim: Sim) -> None:
     assert t.phase is Phase.PREPARATION
     # Query errors on a live connection are not an outage either.
     t.observe(Observation("blue", sim.at(-0.4), None, "denied"))
-    t.observe(Observation("blue", sim.at(-0.3), None, "denied", unreachable=True))
     assert t.phase is Phase.PREPARATION
+
+
+def test_a_query_error_before_the_outage_does_not_hide_it(sim: Sim) -> None:
+    # The dropped connection first shows as a failed query (not always
+    # classified as a lost connection), then reconnecting is refused.
+    t = sim.tracker
+    sim.created()
+    sim.poll("blue", -2.0, Phase.PREPARATION)
+    t.observe(Observation("blue", sim.at(0.01), None, "server closed the connection"))
+    assert t.phase is Phase.PREPARATION
+    t.observe(Observation("blue", sim.at(0.1), None, "locked", unreachable=True))
+    assert t.phase is Phase.IN_PROGRESS
 
 
 def test_post_after_a_timeout_resumes_rerouting(sim: Sim) -> None:

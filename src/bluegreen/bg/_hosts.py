@@ -24,6 +24,10 @@ __all__ = ["Inventory", "build_inventory", "is_ip", "pair_instances"]
 
 def is_ip(host: str) -> bool:
     """True if ``host`` is an IPv4 or IPv6 address literal."""
+    # Host names (the common case, on every connect) start with a letter and
+    # have no colon: skip the exception that ip_address would raise.
+    if not host or (host[0] not in "0123456789[" and ":" not in host):
+        return False
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

@@ -475,6 +475,9 @@ class SwitchoverTracker:
         PREPARATION: the hosts go away when IN_PROGRESS starts, often before
         a monitor can read that status, so IN_PROGRESS is inferred."""
         was_reachable = self._reachable.get(obs.role, False)
+        if not obs.unreachable:
+            # A query error on a live connection: the host is still there.
+            return False
         self._reachable[obs.role] = False
         if (
             obs.unreachable

@@ -40,6 +40,8 @@ logger = logging.getLogger("bluegreen.bg")
 
 T = TypeVar("T")
 
+_IN_PROGRESS = Phase.IN_PROGRESS
+
 #: The process-wide detection results, one per (family, host, port).
 detections = DetectionCache()
 
@@ -221,7 +223,7 @@ class BlueGreenPlugin(Plugin):
     # -- calls on open connections ---------------------------------------------
 
     def execute(self, conn: Connection, method_name: str, call: Callable[[], T]) -> T:
-        if self.watch.view.phase is not Phase.IN_PROGRESS:
+        if self.watch.view.phase is not _IN_PROGRESS:
             return call()
         return self._suspended(method_name, call)
 
