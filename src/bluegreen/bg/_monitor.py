@@ -161,7 +161,24 @@ class _Worker(threading.Thread):
         finally:
             self.cleanup()
 
-    def loop(self) -> None:  # pragma: no cover - overridden
+    def loop(self) -> None:
+        """Work, report, sleep for the phase's interval; until stopped."""
+        while True:
+            watch = self.watch()
+            if watch is None:
+                return
+            started = time.monotonic()
+            update = self.step(watch)
+            del watch  # not held while sleeping: the watch may go away
+            watch = self.watch()
+            if watch is None:
+                return
+            watch.report(update)
+            if not self.sleep(watch, started):
+                return
+
+    def step(self, watch: DeploymentWatch) -> Callable[[SwitchoverTracker], bool]:
+        """One round of work; return the update to apply to the tracker."""
         raise NotImplementedError
 
     def cleanup(self) -> None:
@@ -185,25 +202,15 @@ class MetadataMonitor(_Worker):
         self.target: tuple[str, str | None, int | None] | None = None
         self.last_error: str | None = None
 
-    def loop(self) -> None:
-        while True:
-            watch = self.watch()
-            if watch is None:
-                return
-            started = time.monotonic()
-            target = watch.monitor_target(self.role)
-            if target is None:
-                obs = None
-            else:
-                if target != self.target:
-                    self.disconnect()
-                    self.target = target
-                obs = self.poll(watch, target)
-            watch.report(functools.partial(_observe, obs=obs))
-            del watch
-            watch = self.watch()
-            if watch is None or not self.sleep(watch, started):
-                return
+    def step(self, watch: DeploymentWatch) -> Callable[[SwitchoverTracker], bool]:
+        target = watch.monitor_target(self.role)
+        obs = None
+        if target is not None:
+            if target != self.target:
+                self.disconnect()
+                self.target = target
+            obs = self.poll(watch, target)
+        return functools.partial(_observe, obs=obs)
 
     def poll(
         self, watch: DeploymentWatch, target: tuple[str, str | None, int | None]
@@ -275,23 +282,10 @@ class DnsWatcher(_Worker):
     def __init__(self, watch: DeploymentWatch) -> None:
         super().__init__(watch, f"bluegreen-bg-{watch.bg_id}-dns")
 
-    def loop(self) -> None:
-        while True:
-            watch = self.watch()
-            if watch is None:
-                return
-            started = time.monotonic()
-            names = watch.names_to_watch()
-            del watch
-            resolved: dict[str, str | None] = {}
-            for name in names:
-                ok, address = resolve(name)
-                if ok:
-                    resolved[name] = address
-            watch = self.watch()
-            if watch is None:
-                return
-            at = time.monotonic()
-            watch.report(functools.partial(_observe_dns, resolved=resolved, at=at))
-            if not self.sleep(watch, started):
-                return
+    def step(self, watch: DeploymentWatch) -> Callable[[SwitchoverTracker], bool]:
+        resolved: dict[str, str | None] = {}
+        for name in watch.names_to_watch():
+            ok, address = resolve(name)
+            if ok:
+                resolved[name] = address
+        return functools.partial(_observe_dns, resolved=resolved, at=time.monotonic())
