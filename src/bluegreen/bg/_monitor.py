@@ -206,9 +206,12 @@ class MetadataMonitor(_Worker):
         target = watch.monitor_target(self.role)
         obs = None
         if target is not None:
-            if target != self.target:
-                self.disconnect()
-                self.target = target
+            old = self.target
+            if old is None or (target[0], target[2]) != (old[0], old[2]):
+                self.disconnect()  # another host: reconnect
+            # The same host at a new address (a round-robin reader endpoint):
+            # the address is used on the next reconnect.
+            self.target = target
             obs = self.poll(watch, target)
         return functools.partial(_observe, obs=obs)
 

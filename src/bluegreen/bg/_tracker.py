@@ -358,12 +358,17 @@ class SwitchoverTracker:
 
     def _new_cycle(self, rows: tuple[StatusRow, ...], target: Phase | None) -> bool:
         """A new deployment after a finished one: fresh green names, early phase."""
-        if self.phase is not Phase.COMPLETED or not self.finished:
-            return False
-        if target is None or target > Phase.PREPARATION:
+        over = (self.phase is Phase.COMPLETED and self.finished) or (
+            self.timed_out and self.phase is Phase.POST
+        )
+        if not over or target is None or target > Phase.PREPARATION:
             return False
         greens = {r.endpoint for r in rows if r.is_target}
-        return bool(greens) and all(rds.is_green_host(g) for g in greens)
+        return (
+            bool(greens)
+            and all(rds.is_green_host(g) for g in greens)
+            and not greens <= self.inventory.green
+        )
 
     def _both_sides(self, rows: tuple[StatusRow, ...]) -> bool:
         """From PREPARATION on, only rows listing both blue and green hosts

@@ -109,15 +109,16 @@ class DeploymentWatch:
 
     def start(self, source: MonitorSource) -> bool:
         """Start the monitors (once); False if already started or closed."""
+        if is_ip(source.host):
+            blue_ip: str | None = source.host
+        else:
+            ok, address = resolve(source.host)  # DNS: never under the lock
+            blue_ip = address if ok else None
         with self._cond:
             if self.source is not None or self._closed:
                 return False
             self.source = source
-            if is_ip(source.host):
-                self._blue_ip = source.host
-            else:
-                ok, address = resolve(source.host)
-                self._blue_ip = address if ok else None
+            self._blue_ip = blue_ip
             self.tracker.add_app_host(source.host)
             self._publish([])
             self._workers = [
@@ -142,11 +143,23 @@ class DeploymentWatch:
             workers, self._workers = self._workers, []
             for worker in workers:
                 worker.stopping.set()
+            # Nobody follows the switchover any more: connections that still
+            # hold this watch pass through instead of waiting on it.
+            self.view = RoutingView(version=self.view.version + 1)
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
         for worker in workers:
             if worker is not threading.current_thread():
                 worker.join(max(0.0, deadline - time.monotonic()))
+
+    def after_fork_in_child(self) -> None:
+        """No thread of this watch exists in a forked child, and one of them
+        may have held the condition at fork time: give the child a fresh
+        condition and a pass-through view. The monitors (and their
+        connections) stay referenced, never closed."""
+        self._cond = threading.Condition()
+        self._closed = True
+        self.view = RoutingView(version=self.view.version + 1)
 
     def threads(self) -> list[threading.Thread]:
         """The running threads of this watch."""
@@ -389,7 +402,9 @@ class DeploymentWatch:
                 bg_id=self.bg_id,
                 phase=view.effective_phase(self.clock()).name,
                 ready=tracker.ready,
-                monitoring=self.source is not None and not self._closed,
+                monitoring=self.source is not None
+                and not self._closed
+                and any(w.is_alive() for w in self._workers),
                 mapping=mapping,
                 addresses=dict(inv.ips),
                 green_topology_changed=view.renamed,
@@ -431,11 +446,18 @@ class WatchRegistry:
         """Stop every watch and forget it (tests; process exit)."""
         with self._lock:
             watches, self._watches = list(self._watches.values()), {}
+        threads = [t for w in watches for t in w.threads()]
         for watch in watches:
-            watch.close(timeout)
+            watch.close(0.0)  # signal every watch first
+        deadline = time.monotonic() + timeout  # then one budget in total
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
+        for watch in self._watches.values():
+            watch.after_fork_in_child()
         self._inherited.extend(self._watches.values())
         self._watches = {}
 

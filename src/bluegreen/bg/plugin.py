@@ -73,7 +73,7 @@ class BlueGreenPlugin(Plugin):
             self._detect(ctx, conn)
         except BaseException:
             ctx.adapter.rollback_quietly(conn)
-            conn.close()
+            _close_quietly(conn)
             raise
         return conn
 
@@ -193,8 +193,8 @@ class BlueGreenPlugin(Plugin):
             version = current.version
             if current.effective_phase(time.monotonic()) is not phase:
                 return current.phase >= Phase.IN_PROGRESS or phase is Phase.IN_PROGRESS
-        if until < deadline:
-            return False
+        if phase is not Phase.IN_PROGRESS:
+            return False  # PREPARATION grace over: the driver's own error
         timeout_ms = self.context.settings.bg_connect_timeout_ms
         raise SwitchoverTimeoutError(
             f"connecting to {self.host} failed while the blue/green switchover "

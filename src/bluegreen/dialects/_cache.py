@@ -21,16 +21,20 @@ class DetectionCache:
     (by ``clock``) only, so a host where probing fails is probed again once
     per back-off period instead of on every connection; an exception from
     the probe is propagated to its caller and the next waiter probes
-    instead. The cache empties itself in a forked child (the parent's
-    in-flight probes do not exist there).
+    instead. A caller that has waited ``wait_timeout_s`` for another's probe
+    (stuck on a frozen server) probes on its own, without caching. The cache
+    empties itself in a forked child (the parent's in-flight probes do not
+    exist there).
     """
 
     def __init__(
         self,
         retry_after_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        wait_timeout_s: float = 10.0,
     ) -> None:
         self.retry_after_s = retry_after_s
+        self.wait_timeout_s = wait_timeout_s
         self._clock = clock
         self._lock = threading.Lock()
         self._results: dict[Hashable, Detection] = {}
@@ -74,8 +78,11 @@ class DetectionCache:
                 if event is None:
                     event = self._pending[key] = threading.Event()
             if not owner:
-                event.wait()
-                continue
+                if event.wait(self.wait_timeout_s):
+                    continue
+                # The first probe of this host is stuck (a frozen server):
+                # probe on this caller's own connection, without caching.
+                return probe()
             result: Detection | None = None
             try:
                 result = probe()

@@ -25,7 +25,8 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     default_host = "127.0.0.1"
     user_alias = "username"
     timeout_keys = ("connection_timeout", "connect_timeout")
-    monitoring_drop_keys = frozenset({"raw", "pool_name", "pool_size"})
+    # ``failover`` makes mysql.connector.connect ignore host and port.
+    monitoring_drop_keys = frozenset({"raw", "pool_name", "pool_size", "failover"})
 
     __slots__ = ()
 

@@ -74,7 +74,15 @@ class PsycopgAdapter(DriverAdapter):
     def _connect_ip(
         self, params: DriverParams, kwargs: dict[str, Any], ip: str
     ) -> DBAPIConnection:
-        """An *ip* becomes ``hostaddr`` and the name stays in ``host``."""
+        """An *ip* becomes ``hostaddr`` and the name stays in ``host``.
+
+        The address stands for one host: a multi-host conninfo is narrowed to
+        its first host and port, or libpq refuses the hostaddr."""
+        eff = self.effective(DriverParams(params.conninfo, kwargs))
+        for key in ("host", "port"):
+            value = str(eff.get(key) or "")
+            if "," in value:
+                kwargs[key] = value.split(",")[0]
         kwargs["hostaddr"] = ip
         return self._call(params, kwargs)
 
