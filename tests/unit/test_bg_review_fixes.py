@@ -97,8 +97,9 @@ def test_psycopg_multi_host_conninfo_is_narrowed_for_an_ip() -> None:
         seen.append(params)
         return params
 
-    adapter = adapter_for(psycopg.connect)
-    adapter.target = fake_connect
+    # A fresh adapter of psycopg's kind around the stub (the shared one,
+    # cached per target, must stay untouched).
+    adapter = type(adapter_for(psycopg.connect))(fake_connect)
     conninfo = f"host={B},mydb.cluster-ro-{D} port=5432,5433 dbname=app"
     adapter.connect(DriverParams(conninfo, {}), ip="10.0.0.1")
     params = seen[-1]
