@@ -82,15 +82,6 @@ _WATCHED = ("bluegreen", "aws_advanced_python_wrapper")
 logger = logging.getLogger("benchmarks.switchover")
 
 
-def bg_settings(speed: float) -> dict[str, int]:
-    """The ``bg`` settings both wrappers get (see the module docs)."""
-    return {
-        "bg_interval_baseline_ms": max(20, round(1000 / speed)),
-        "bg_interval_increased_ms": max(20, round(1000 / speed)),
-        "bg_interval_high_ms": max(10, round(100 / speed)),
-    }
-
-
 def _parser() -> argparse.ArgumentParser:
     from bluegreen.sim import scenarios
 
@@ -175,6 +166,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def _benchmark(args: argparse.Namespace, warnings: _WarningCounter) -> RunResult:
     from bluegreen.sim.deployment import Deployment
     from bluegreen.sim.scenario import prepare_metadata
+    from bluegreen.sim.workload import prepare_table
 
     t0 = time.monotonic()
     print(
@@ -189,12 +181,7 @@ def _benchmark(args: argparse.Namespace, warnings: _WarningCounter) -> RunResult
     try:
         dep.start()
         metadata = prepare_metadata(dep)
-        dep.execute_ddl(_table_ddl(dep.engine))
-        if dep.engine == "postgres":
-            from bluegreen.sim.workload import TABLE
-
-            dep.execute_ddl(f"GRANT ALL ON {TABLE} TO {dep.app_user}")
-        dep.wait_for_replication(timeout=30)
+        prepare_table(dep)
         print(f"Ready after {time.monotonic() - t0:.1f} s.", flush=True)
         return _play(dep, metadata, args)
     finally:
@@ -202,20 +189,6 @@ def _benchmark(args: argparse.Namespace, warnings: _WarningCounter) -> RunResult
         _release_aws()
         print("Tearing the deployment down.", flush=True)
         dep.stop()
-
-
-def _table_ddl(engine: str) -> str:
-    from bluegreen.sim.workload import TABLE
-
-    if engine == "postgres":
-        return (
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, client text, "
-            "at timestamptz DEFAULT now())"
-        )
-    return (
-        f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, "
-        "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
-    )
 
 
 def _play(
@@ -227,6 +200,7 @@ def _play(
     from bluegreen.sim.workload import (
         ClientKind,
         Workload,
+        bg_settings,
         connect_function,
         identity_map,
         written_ids,

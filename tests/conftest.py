@@ -10,12 +10,15 @@ Integration tests get real servers started by the suite itself:
 * ``sim_dns``: the :class:`~bluegreen.sim.dns.SimDNS` that this process
   resolves host names through (run the suite with ``scripts/test``).
 * ``server_pool``: the session's :class:`~bluegreen.sim.servers.ServerPool`.
+* ``bg_warnings``: a function returning the WARNING messages that bluegreen's
+  loggers have logged in the test so far.
 
 Servers start only when a test asks for them, so unit tests stay fast.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +52,21 @@ def mariadb_instance(server_pool: ServerPool) -> Iterator[Instance]:
     instance.start()
     yield instance
     instance.stop()
+
+
+@pytest.fixture
+def bg_warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """The WARNING (and worse) messages of the bluegreen loggers so far."""
+    caplog.set_level(logging.WARNING, logger="bluegreen")
+
+    def messages() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name.startswith("bluegreen") and r.levelno >= logging.WARNING
+        ]
+
+    return messages
 
 
 @pytest.fixture(scope="session")

@@ -190,15 +190,12 @@ def _build_and_play(dep: Deployment, args: argparse.Namespace, t0: float) -> int
     from bluegreen.sim import scenarios
     from bluegreen.sim.rehearsal import KeptDeployment
     from bluegreen.sim.scenario import prepare_metadata
-    from bluegreen.sim.workload import TABLE
+    from bluegreen.sim.workload import prepare_table
 
     scenario = scenarios.get(args.scenario)
     dep.start()
     metadata = prepare_metadata(dep)
-    dep.execute_ddl(_table_ddl(dep.engine, TABLE))
-    if dep.engine == "postgres":
-        dep.execute_ddl(f"GRANT ALL ON {TABLE} TO {dep.app_user}")
-    dep.wait_for_replication(timeout=30)
+    prepare_table(dep)
     print(f"Ready after {time.monotonic() - t0:.1f} s.", flush=True)
     if not args.keep:
         _play(dep, metadata, scenario, args, None)
@@ -244,6 +241,7 @@ def _play(
     from bluegreen.sim.workload import (
         ClientKind,
         Workload,
+        bg_settings,
         connect_function,
         identity_map,
         written_ids,
@@ -258,7 +256,7 @@ def _play(
                 dep.engine,
                 via_bluegreen=via,
                 driver=args.driver,
-                settings=demo_settings(args.speed) if via else None,
+                settings=bg_settings(args.speed) if via else None,
             ),
             args.clients,
         )
@@ -345,33 +343,6 @@ def _hold(kept: KeptDeployment, player: ScenarioPlayer, shown: int) -> None:
 
     kept.hold(tick)
     print("Stopping the kept deployment.", flush=True)
-
-
-def demo_settings(speed: float) -> dict[str, int]:
-    """bg settings for the demo's bluegreen clients.
-
-    The demo connects seconds before the deployment appears in the metadata,
-    where an application would have minutes: the status is checked every
-    second (divided by the speed) instead of every minute until then. The
-    faster intervals are the defaults divided by the speed.
-    """
-    return {
-        "bg_interval_baseline_ms": max(20, round(1000 / speed)),
-        "bg_interval_increased_ms": max(20, round(1000 / speed)),
-        "bg_interval_high_ms": max(10, round(100 / speed)),
-    }
-
-
-def _table_ddl(engine: str, table: str) -> str:
-    if engine == "postgres":
-        return (
-            f"CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, client text, "
-            "at timestamptz DEFAULT now())"
-        )
-    return (
-        f"CREATE TABLE IF NOT EXISTS {table} (id BIGINT PRIMARY KEY, "
-        "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
-    )
 
 
 def _print_banner(dep: Deployment) -> None:

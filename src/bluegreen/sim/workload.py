@@ -27,9 +27,12 @@ __all__ = [
     "TABLE",
     "ClientKind",
     "Workload",
+    "bg_settings",
     "connect_function",
     "create_table",
     "identity_map",
+    "prepare_table",
+    "table_ddl",
     "written_ids",
 ]
 
@@ -99,19 +102,48 @@ def _timeouts(engine: str, connect: Connector) -> dict[str, Any]:
     }
 
 
-def create_table(writer: Any) -> None:
-    """Create the workload table on ``writer`` as admin (idempotent)."""
-    if writer.engine == "postgres":
-        writer.execute_admin(
+def table_ddl(engine: str) -> str:
+    """The ``CREATE TABLE IF NOT EXISTS`` of the workload table for ``engine``."""
+    if engine == "postgres":
+        return (
             f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, client text, "
             "at timestamptz DEFAULT now())"
         )
+    return (
+        f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, "
+        "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
+    )
+
+
+def create_table(writer: Any) -> None:
+    """Create the workload table on ``writer`` as admin (idempotent)."""
+    writer.execute_admin(table_ddl(writer.engine))
+    if writer.engine == "postgres":
         writer.execute_admin(f"GRANT ALL ON {TABLE} TO {writer.app_user}")
-    else:
-        writer.execute_admin(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, "
-            "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
-        )
+
+
+def prepare_table(deployment: Any, timeout: float = 30.0) -> None:
+    """Create the workload table on both writers of ``deployment`` (the app
+    user may use it) and wait until green has caught up."""
+    deployment.execute_ddl(table_ddl(deployment.engine))
+    if deployment.engine == "postgres":
+        deployment.execute_ddl(f"GRANT ALL ON {TABLE} TO {deployment.app_user}")
+    deployment.wait_for_replication(timeout=timeout)
+
+
+def bg_settings(speed: float) -> dict[str, int]:
+    """``bg`` polling intervals for a scenario played at ``speed``.
+
+    A simulated run starts seconds before the deployment appears in the
+    metadata, where an application would have minutes: the status is checked
+    every second (divided by the speed) instead of every minute until then.
+    The faster intervals are the defaults divided by the speed.
+    """
+    return {
+        "bg_interval_baseline_ms": max(20, round(1000 / speed)),
+        "bg_interval_increased_ms": max(20, round(1000 / speed)),
+        "bg_interval_high_ms": max(10, round(100 / speed)),
+    }
 
 
 def identity_map(envs: Mapping[str, Sequence[Any]]) -> dict[str, tuple[str, str]]:

@@ -14,34 +14,16 @@ import bluegreen
 import bluegreen.bg
 from bluegreen.sim.deployment import Deployment
 from bluegreen.sim.scenario import Scenario, ScenarioPlayer
-from bluegreen.sim.workload import TABLE
+from bluegreen.sim.workload import bg_settings
 
 
 def settings_for(speed: float, **overrides: Any) -> dict[str, Any]:
-    """bg settings whose polling keeps pace with a scenario played at ``speed``.
-
-    The seeds' intervals (60 s / 1 s / 100 ms) divided by the speed, with a
-    floor so that two monitors do not saturate a 2-core machine.
-    """
-    settings: dict[str, Any] = {
-        "bg_interval_baseline_ms": max(50, int(1000 / speed)),
-        "bg_interval_increased_ms": max(20, int(1000 / speed)),
-        "bg_interval_high_ms": max(10, int(100 / speed)),
-    }
+    """bg settings whose polling keeps pace with a scenario played at
+    ``speed`` (the simulator's :func:`~bluegreen.sim.workload.bg_settings`),
+    plus ``overrides``."""
+    settings: dict[str, Any] = dict(bg_settings(speed))
     settings.update(overrides)
     return settings
-
-
-def table_ddl(engine: str) -> str:
-    if engine == "postgres":
-        return (
-            f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, "
-            "client text, at timestamptz DEFAULT now())"
-        )
-    return (
-        f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, "
-        "client VARCHAR(64), at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6))"
-    )
 
 
 class Harness:

@@ -14,14 +14,14 @@ import logging
 from collections.abc import Callable, Iterator
 
 import pytest
-from bgharness import Harness, settings_for, table_ddl, wait_for, wait_ready
+from bgharness import Harness, settings_for, wait_for, wait_ready
 
 import bluegreen.bg
 from bluegreen.bg import plugin as bg_plugin
 from bluegreen.dialects import _model as dialect_model
 from bluegreen.sim.deployment import Deployment
 from bluegreen.sim.scenario import ScenarioPlayer
-from bluegreen.sim.workload import TABLE
+from bluegreen.sim.workload import prepare_table
 
 __all__ = ["Harness", "settings_for", "wait_for", "wait_ready"]
 
@@ -47,10 +47,7 @@ def bg_harness(
 
     def make(kind: str, readers: int = 1, driver: str = "pymysql") -> Harness:
         dep = deployment_factory(kind, readers=readers)
-        dep.execute_ddl(table_ddl(dep.engine))
-        if dep.engine == "postgres":
-            dep.execute_ddl(f"GRANT ALL ON {TABLE} TO {dep.app_user}")
-        dep.wait_for_replication(timeout=30)
+        prepare_table(dep)
         return Harness(dep, scenario_player, driver)
 
     yield make

@@ -8,7 +8,6 @@ nothing to monitor, and operators get one warning that says what to fix.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -47,21 +46,6 @@ def query_one(conn: Any, sql: str = "SELECT 6 * 7") -> Any:
 def provision(h: Harness) -> None:
     assert h.dep.metadata is not None
     h.dep.metadata.set_rows(initial_rows(h.dep, md.AVAILABLE))
-
-
-@pytest.fixture
-def bg_warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    """The WARNING (and worse) messages of the bluegreen loggers so far."""
-    caplog.set_level(logging.WARNING, logger="bluegreen")
-
-    def messages() -> list[str]:
-        return [
-            r.getMessage()
-            for r in caplog.records
-            if r.name.startswith("bluegreen") and r.levelno >= logging.WARNING
-        ]
-
-    return messages
 
 
 def bg_status(bg_id: str = "1") -> bluegreen.bg.BlueGreenStatus:

@@ -50,21 +50,6 @@ def probes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
 
 
 @pytest.fixture
-def warnings(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
-    """The WARNING messages of bluegreen loggers so far."""
-    caplog.set_level(logging.WARNING, logger="bluegreen")
-
-    def messages() -> list[str]:
-        return [
-            r.getMessage()
-            for r in caplog.records
-            if r.name.startswith("bluegreen") and r.levelno >= logging.WARNING
-        ]
-
-    return messages
-
-
-@pytest.fixture
 def rds_pg_db(pg_instance: Any, emulate_rds_postgres: Any) -> Iterator[str]:
     """A database with RDS PostgreSQL's metadata, which the app user cannot read."""
     name = "bg_plugin_rds_scratch"
@@ -96,7 +81,7 @@ def _pg_transactions_work(conn: Any) -> None:
 
 @pytest.mark.postgres
 def test_plain_postgres_probed_once(
-    pg_kw: Any, probes: list[Any], warnings: Callable[[], list[str]]
+    pg_kw: Any, probes: list[Any], bg_warnings: Callable[[], list[str]]
 ) -> None:
     for _ in range(5):
         with bluegreen.connect(psycopg.connect, **pg_kw()) as conn:
@@ -108,7 +93,7 @@ def test_plain_postgres_probed_once(
             assert detection.dialect is Dialect.POSTGRES
             assert not detection.probe_failed
     assert probes == [("postgres", None)]
-    assert warnings() == []
+    assert bg_warnings() == []
 
 
 @pytest.mark.mariadb
@@ -116,7 +101,7 @@ def test_plain_mariadb_probed_once_across_drivers(
     pymysql_kw: Any,
     myc_kw: Any,
     probes: list[Any],
-    warnings: Callable[[], list[str]],
+    bg_warnings: Callable[[], list[str]],
 ) -> None:
     for _ in range(3):
         conn = bluegreen.connect(pymysql.connect, **pymysql_kw())
@@ -136,7 +121,7 @@ def test_plain_mariadb_probed_once_across_drivers(
         finally:
             conn.close()
     assert probes == [("mysql", None)]  # one host: one detection for both drivers
-    assert warnings() == []
+    assert bg_warnings() == []
 
 
 # --------------------------------------------------------------------------
@@ -176,7 +161,7 @@ def test_rds_postgres_missing_grant_warns_once_and_passes_through(
 
 @pytest.mark.postgres
 def test_forced_dialect_skips_type_detection(
-    pg_kw: Any, probes: list[Any], warnings: Callable[[], list[str]]
+    pg_kw: Any, probes: list[Any], bg_warnings: Callable[[], list[str]]
 ) -> None:
     # The server is plain PostgreSQL; the setting is trusted about the type.
     kw = pg_kw(wrapper_dialect="aurora-postgres")
@@ -189,7 +174,7 @@ def test_forced_dialect_skips_type_detection(
             assert conn.info.transaction_status == TransactionStatus.IDLE
             assert conn.execute("SELECT 1").fetchone() == (1,)
     assert probes == [("postgres", Dialect.AURORA_POSTGRES)]
-    texts = warnings()
+    texts = bg_warnings()
     assert len(texts) == 1 and "does not exist" in texts[0]
     # The forced dialect is part of the cache key: auto-detection is separate.
     with bluegreen.connect(psycopg.connect, **pg_kw()) as conn:
@@ -230,7 +215,7 @@ def test_failing_probe_query_degrades_to_pass_through(
     pg_kw: Any,
     monkeypatch: pytest.MonkeyPatch,
     probes: list[Any],
-    warnings: Callable[[], list[str]],
+    bg_warnings: Callable[[], list[str]],
 ) -> None:
     # A probe that fails on the server (as for a user who cannot read what it
     # reads) aborts the transaction; the connection must come back idle.
@@ -242,13 +227,13 @@ def test_failing_probe_query_degrades_to_pass_through(
             assert conn.wrapper_pipeline.plugins[0].detection.probe_failed
             _pg_transactions_work(conn)
     assert len(probes) == 1  # failed results are kept for the back-off period
-    texts = warnings()
+    texts = bg_warnings()
     assert len(texts) == 1 and "dialect detection failed (UndefinedTable" in texts[0]
 
 
 @pytest.mark.postgres
 def test_detect_raising_degrades_to_pass_through(
-    pg_kw: Any, monkeypatch: pytest.MonkeyPatch, warnings: Callable[[], list[str]]
+    pg_kw: Any, monkeypatch: pytest.MonkeyPatch, bg_warnings: Callable[[], list[str]]
 ) -> None:
     calls: list[int] = []
 
@@ -266,7 +251,7 @@ def test_detect_raising_degrades_to_pass_through(
         finally:
             conn.close()
     assert calls == [1]
-    texts = warnings()
+    texts = bg_warnings()
     assert len(texts) == 1 and "RuntimeError: detector bug" in texts[0]
 
 
