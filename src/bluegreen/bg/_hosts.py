@@ -12,6 +12,7 @@ reader, custom) pair by id: ``mydb.cluster-...`` with
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -109,17 +110,48 @@ class Inventory:
         """Every name to resolve."""
         return self.blue | self.green
 
+    # Routing asks these on every connect (and, during IN_PROGRESS, on every
+    # call); an inventory never changes, so each is computed once.
+
+    @functools.cached_property
+    def _domains(self) -> frozenset[str]:
+        return frozenset(n.domain for n in map(rds.parse, self.names) if n)
+
+    @functools.cached_property
+    def green_suffixes(self) -> frozenset[str]:
+        """The ``-green-<suffix>`` values of the green names."""
+        return frozenset(
+            n.green_suffix for n in map(rds.parse, self.green) if n and n.green_suffix
+        )
+
+    @functools.cached_property
+    def _blue_by_ip(self) -> dict[str, str]:
+        return {self.ips[b]: b for b in sorted(self.blue) if b in self.ips}
+
+    @functools.cached_property
+    def _green_by_ip(self) -> dict[str, str]:
+        return {self.ips[g]: g for g in sorted(self.green) if g in self.ips}
+
     def domains(self) -> frozenset[str]:
         """The RDS domains (``<random>.<region>.rds...``) of the inventory."""
-        return frozenset(n.domain for n in map(rds.parse, self.names) if n)
+        return self._domains
 
     def blue_by_ip(self) -> dict[str, str]:
         """Recorded blue IP -> a blue name with that IP."""
-        return {self.ips[b]: b for b in sorted(self.blue) if b in self.ips}
+        return self._blue_by_ip
 
     def green_by_ip(self) -> dict[str, str]:
         """Recorded green IP -> a green name with that IP."""
-        return {self.ips[g]: g for g in sorted(self.green) if g in self.ips}
+        return self._green_by_ip
+
+    def mapping(self) -> dict[str, tuple[str, str]]:
+        """blue name -> (green name, green IP), for the blue names that have one."""
+        out = {}
+        for blue in sorted(self.blue):
+            target = self.green_target(blue)
+            if target is not None:
+                out[blue] = (target[0], target[1])
+        return out
 
     def green_target(self, blue_name: str) -> tuple[str, str, int | None] | None:
         """(green name, IP, port) standing for ``blue_name`` after the switchover."""

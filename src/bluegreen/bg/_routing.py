@@ -87,11 +87,12 @@ def classify(
     if name and rds.is_old_host(name):
         return HostClass.OLD, name
     parsed = rds.parse(name) if name else None
-    if parsed is not None and parsed.is_green and parsed.domain in inv.domains():
-        # Only this deployment's green names: same -green-<suffix>.
-        suffixes = {g.green_suffix for g in map(rds.parse, inv.green) if g}
-        if parsed.green_suffix in suffixes:
-            return HostClass.GREEN_NAME, name
+    if (
+        parsed is not None
+        and parsed.green_suffix in inv.green_suffixes  # this deployment's only
+        and parsed.domain in inv.domains()
+    ):
+        return HostClass.GREEN_NAME, name
     if ip:
         blue = inv.blue_by_ip().get(ip)
         if blue is not None:

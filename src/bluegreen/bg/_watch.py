@@ -354,11 +354,9 @@ class DeploymentWatch:
             )
         if tracker.ready and not self._ready_logged:
             self._ready_logged = True
-            inv = self.view.inventory
             pairs = ", ".join(
-                f"{b} -> {t[0]} ({t[1]})"
-                for b in sorted(inv.blue)
-                if (t := inv.green_target(b)) is not None
+                f"{blue} -> {green} ({ip})"
+                for blue, (green, ip) in self.view.inventory.mapping().items()
             )
             messages.append(
                 (
@@ -384,11 +382,6 @@ class DeploymentWatch:
             tracker = self.tracker
             view = self.view
             inv = view.inventory
-            mapping = {}
-            for blue in sorted(inv.blue):
-                target = inv.green_target(blue)
-                if target is not None:
-                    mapping[blue] = (target[0], target[1])
             events = tuple(
                 SummaryEvent(e.name, timestamp(e.wall), tracker.offset_ms(e))
                 for e in tracker.events
@@ -405,7 +398,7 @@ class DeploymentWatch:
                 monitoring=self.source is not None
                 and not self._closed
                 and any(w.is_alive() for w in self._workers),
-                mapping=mapping,
+                mapping=inv.mapping(),
                 addresses=dict(inv.ips),
                 green_topology_changed=view.renamed,
                 blue_dns_updated=view.blue_dns_updated,
