@@ -4,6 +4,7 @@ simulated deployment, settings scaled to a scenario's speed, and waits."""
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,24 @@ import bluegreen.bg
 from bluegreen.sim.deployment import Deployment
 from bluegreen.sim.scenario import Scenario, ScenarioPlayer
 from bluegreen.sim.workload import bg_settings
+
+#: Every thread the plugin starts is named with this prefix.
+BG_THREAD = "bluegreen-bg-"
+
+
+def bg_threads() -> set[str]:
+    """Names of the plugin's live threads."""
+    return {t.name for t in threading.enumerate() if t.name.startswith(BG_THREAD)}
+
+
+def query_one(conn: Any, sql: str) -> Any:
+    """The first column of the first row of ``sql`` on ``conn``."""
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+        return cur.fetchone()[0]
+    finally:
+        cur.close()
 
 
 def settings_for(speed: float, **overrides: Any) -> dict[str, Any]:

@@ -21,7 +21,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from bgharness import Harness, settings_for, wait_for, wait_ready
+from bgharness import (
+    BG_THREAD,
+    Harness,
+    bg_threads,
+    query_one,
+    settings_for,
+    wait_for,
+    wait_ready,
+)
 
 import bluegreen
 import bluegreen.bg
@@ -34,16 +42,8 @@ from bluegreen.sim.workload import ClientKind, Workload, identity_map, written_i
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
-#: Every thread the plugin starts is named with this prefix.
-BG_THREAD = "bluegreen-bg-"
-
 
 # -- helpers ---------------------------------------------------------------------
-
-
-def bg_threads() -> set[str]:
-    """Names of the plugin's live threads."""
-    return {t.name for t in threading.enumerate() if t.name.startswith(BG_THREAD)}
 
 
 def bg_status(bg_id: str = "1") -> bluegreen.bg.BlueGreenStatus:
@@ -100,15 +100,6 @@ def monitors_connected(bg_id: str = "1") -> bluegreen.bg.BlueGreenStatus | None:
     if set(errors) != {"blue", "green"} or any(e is not None for e in errors.values()):
         return None
     return st
-
-
-def query_one(conn: Any, sql: str = "SELECT 1") -> Any:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return cur.fetchone()[0]
-    finally:
-        cur.close()
 
 
 @contextlib.contextmanager
@@ -334,7 +325,7 @@ def test_1000_connections_leak_nothing(
                 conn = bluegreen.connect(target, **kwargs)
                 try:
                     if n % 50 == 0:
-                        assert query_one(conn) == 1
+                        assert query_one(conn, "SELECT 1") == 1
                 finally:
                     conn.close()
                 done.append(n)
@@ -363,7 +354,7 @@ def test_1000_connections_leak_nothing(
         step=0.1,
     )
     assert monitors_connected() is not None
-    assert query_one(warm) == 1
+    assert query_one(warm, "SELECT 1") == 1
     warm.close()
 
 
@@ -377,7 +368,7 @@ def _child_checks(h: Harness, settings: dict[str, Any]) -> dict[str, Any]:
         "threads_before": sorted(bg_threads()),
     }
     conn = h.connect(**settings)
-    result["query"] = query_one(conn)
+    result["query"] = query_one(conn, "SELECT 1")
     deadline = time.monotonic() + 30
     st = monitors_connected()
     while st is None and time.monotonic() < deadline:
@@ -486,7 +477,7 @@ def test_fork_child_gets_its_own_monitors(
     )
     assert bg_status("1").monitor_errors == {"blue": None, "green": None}
     assert session_ids(h) == before
-    assert query_one(conn) == 1
+    assert query_one(conn, "SELECT 1") == 1
     conn.close()
 
 
@@ -500,7 +491,7 @@ def test_shutdown_stops_threads_and_closes_sessions(
     settings = settings_for(10)
     provision(h)
     with h.connect(**settings) as conn:
-        assert query_one(conn) == 1
+        assert query_one(conn, "SELECT 1") == 1
     wait_for(monitors_connected, 20, "both monitors to read the status")
     assert len(bg_threads()) >= 3
     wait_sessions(h, 2, "the two monitors alone")
@@ -515,7 +506,7 @@ def test_shutdown_stops_threads_and_closes_sessions(
 
     # The next connection starts afresh.
     with h.connect(**settings) as conn:
-        assert query_one(conn) == 1
+        assert query_one(conn, "SELECT 1") == 1
     wait_for(monitors_connected, 20, "new monitors to read the status")
     assert {f"{BG_THREAD}1-blue-monitor", f"{BG_THREAD}1-green-monitor"} <= bg_threads()
     bluegreen.bg.shutdown()
@@ -644,9 +635,9 @@ def test_suspension_times_out(
     cur.execute("SELECT 1")
     assert cur.fetchone() == (1,)
     with h.connect(bg_suspend_new_blue_connections=True, **settings) as fresh:
-        assert query_one(fresh) == 1
+        assert query_one(fresh, "SELECT 1") == 1
     with bluegreen.connect(h.target(), **green_kwargs) as fresh:
-        assert query_one(fresh) == 1
+        assert query_one(fresh, "SELECT 1") == 1
     assert time.monotonic() - started < 3
     conn.close()
     if not isinstance(default_blue, Exception):
@@ -688,7 +679,7 @@ def test_green_names_rejected_until_removed(bg_harness: Callable[..., Harness]) 
         holds=[scenarios.GREEN_TOPOLOGY_AT],
     )
     with bluegreen.connect(h.target(), **green_kwargs) as conn:
-        assert query_one(conn) == 1  # before the rename: direct
+        assert query_one(conn, "SELECT 1") == 1  # before the rename: direct
 
     assert player.wait_held(30), "the scenario never reached the rename"
     wait_for(
@@ -703,7 +694,7 @@ def test_green_names_rejected_until_removed(bg_harness: Callable[..., Harness]) 
         assert green_name in message and "blue" in message, message
     # the production (blue) name works meanwhile
     with h.connect(**settings) as conn:
-        assert query_one(conn) == 1
+        assert query_one(conn, "SELECT 1") == 1
 
     player.resume()
     assert player.wait(30), "the scenario never removed the green names"

@@ -8,7 +8,6 @@ nothing to monitor, and operators get one warning that says what to fix.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ import mysql.connector
 import psycopg
 import pymysql
 import pytest
-from bgharness import Harness, settings_for, wait_for
+from bgharness import Harness, bg_threads, query_one, settings_for, wait_for
 
 import bluegreen
 import bluegreen.bg
@@ -26,21 +25,7 @@ from bluegreen.sim.scenario import initial_rows
 
 pytestmark = [pytest.mark.timeout(120)]
 
-BG_THREAD = "bluegreen-bg-"
 SETTINGS = settings_for(10)
-
-
-def bg_threads() -> set[str]:
-    return {t.name for t in threading.enumerate() if t.name.startswith(BG_THREAD)}
-
-
-def query_one(conn: Any, sql: str = "SELECT 6 * 7") -> Any:
-    cur = conn.cursor()
-    try:
-        cur.execute(sql)
-        return cur.fetchone()[0]
-    finally:
-        cur.close()
 
 
 def provision(h: Harness) -> None:
@@ -69,7 +54,7 @@ def test_plain_postgres(pg_instance: Any, bg_warnings: Callable[[], list[str]]) 
     kwargs = {**pg_instance.connect_kwargs(), "connect_timeout": 3, **SETTINGS}
     for _ in range(10):
         with bluegreen.connect(psycopg.connect, **kwargs) as conn:
-            assert query_one(conn) == 42
+            assert query_one(conn, "SELECT 6 * 7") == 42
             conn.rollback()
     time.sleep(0.3)  # monitors started by mistake would be running by now
     assert bg_threads() == set()
@@ -86,14 +71,14 @@ def test_plain_mariadb(
     for _ in range(5):
         conn = bluegreen.connect(pymysql.connect, **base, connect_timeout=3, **SETTINGS)
         try:
-            assert query_one(conn) == 42
+            assert query_one(conn, "SELECT 6 * 7") == 42
         finally:
             conn.close()
         conn = bluegreen.connect(
             mysql.connector.connect, **base, connection_timeout=3, **SETTINGS
         )
         try:
-            assert query_one(conn) == 42
+            assert query_one(conn, "SELECT 6 * 7") == 42
         finally:
             conn.close()
     time.sleep(0.3)
@@ -121,7 +106,7 @@ def test_missing_grants_warn_once(
     provision(h)
     for n in range(20):
         with h.connect(**SETTINGS) as conn:
-            assert query_one(conn) == 42
+            assert query_one(conn, "SELECT 6 * 7") == 42
         if n == 9:
             time.sleep(0.5)  # a few monitor intervals, if any monitor runs
     grants = [m for m in bg_warnings() if "GRANT" in m]
@@ -147,7 +132,7 @@ def test_monitor_login_fails(
     settings = {**SETTINGS, "blue-green-monitoring-password": secret}
     for n in range(20):
         with h.connect(**settings) as conn:
-            assert query_one(conn) == 42
+            assert query_one(conn, "SELECT 6 * 7") == 42
         if n == 0:
             wait_for(
                 lambda: bg_status("1").monitor_errors.get("blue"),
@@ -177,7 +162,7 @@ def test_green_refuses_monitor(
     h.dep.refuse_connections(h.dep.green.writer, True)
     for n in range(20):
         with h.connect(**SETTINGS) as conn:
-            assert query_one(conn) == 42
+            assert query_one(conn, "SELECT 6 * 7") == 42
         if n == 0:
             wait_for(
                 lambda: bg_status("1").monitor_errors.get("green"),
