@@ -1,42 +1,88 @@
-"""Logging helpers: messages that are logged once per process."""
+"""Logging helpers: warnings that are logged once, or repeated at a low rate.
+
+One :class:`WarnLog` serves the whole package (:data:`warnings`): the
+connect-timeout warning, detection warnings and the ``bg`` plugin's monitor
+warnings all go through it, so that "logged once" and "repeated while it
+lasts" mean the same everywhere.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["OnceLog"]
+__all__ = ["REPEAT_S", "WarnLog", "warnings"]
+
+#: How often a warning about protection being off is repeated while it lasts.
+REPEAT_S = 600.0
 
 
-class OnceLog:
-    """Remembers which keys were already logged, so each is logged only once.
+class WarnLog:
+    """Remembers which warnings were logged, and when.
 
-    Thread-safe. Each user owns an instance for the process; tests can
-    :meth:`clear` it or make their own.
+    ``warn(..., every=None)`` logs a key once per process; ``every=S`` logs it
+    again when it comes up ``S`` seconds or more after it was last logged.
+    :meth:`forget` ends a condition: the next occurrence is logged at once.
+    Thread-safe; tests can :meth:`clear` it or make their own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
-        self._seen: set[Hashable] = set()
+        #: key -> clock reading when it was last logged
+        self._logged: dict[Hashable, float] = {}
 
-    def first(self, key: Hashable) -> bool:
-        """True the first time ``key`` is seen (then remembered), else False."""
+    def due(self, key: Hashable, every: float | None = None) -> bool:
+        """True if ``key`` should be logged now (and remember that it was)."""
+        now = self._clock()
         with self._lock:
-            if key in self._seen:
+            last = self._logged.get(key)
+            if last is not None and (every is None or now - last < every):
                 return False
-            self._seen.add(key)
+            self._logged[key] = now
             return True
 
-    def warn(self, log: logging.Logger, key: Hashable, msg: str, *args: Any) -> bool:
-        """Log ``msg % args`` at WARNING unless ``key`` was seen; True if logged."""
-        if not self.first(key):
+    def first(self, key: Hashable) -> bool:
+        """True the first time ``key`` is seen in this process."""
+        return self.due(key)
+
+    def warn(
+        self,
+        log: logging.Logger,
+        key: Hashable,
+        msg: str,
+        *args: Any,
+        every: float | None = None,
+        level: int = logging.WARNING,
+    ) -> bool:
+        """Log ``msg % args`` unless ``key`` was logged (within ``every`` s)."""
+        if not self.due(key, every):
             return False
-        log.warning(msg, *args)
+        log.log(level, msg, *args)
         return True
+
+    def seen(self, key: Hashable) -> bool:
+        """True if ``key`` was logged and not forgotten since."""
+        return key in self._logged
+
+    def forget(self, key: Hashable) -> bool:
+        """Forget ``key``; True if it had been logged."""
+        with self._lock:
+            return self._logged.pop(key, None) is not None
 
     def clear(self) -> None:
         """Forget every key."""
         with self._lock:
-            self._seen.clear()
+            self._logged.clear()
+
+    def after_fork_in_child(self) -> None:
+        """A lock held by another thread at fork time is never released in
+        the child: start with a new one (what was logged is kept)."""
+        self._lock = threading.Lock()
+
+
+#: The package's warnings.
+warnings = WarnLog()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
+from ._hooked import hooked
 from .cursor import Cursor
+from .drivers._surface import Kind
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -61,13 +64,26 @@ class Connection:
     def __getattr__(self, name: str) -> Any:
         if name in _SLOTS:
             raise AttributeError(name)
-        return getattr(self._bg_raw, name)
+        raw = self._bg_raw
+        hook = self._bg_hook
+        if hook is not None:
+            kind = self._bg_adapter.surface.connection_hooks.get(name)
+            if kind is not None:
+                if kind is Kind.GET or kind is Kind.GET_SET:
+                    return hook(self, name, functools.partial(getattr, raw, name))
+                return hooked(self, hook, name, kind, getattr(raw, name))
+        return getattr(raw, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SLOTS or name == "autocommit":
             _set(self, name, value)
+            return
+        raw = self._bg_raw
+        hook = self._bg_hook
+        if hook is not None and name in self._bg_adapter.surface.connection_setters:
+            hook(self, name, functools.partial(setattr, raw, name, value))
         else:
-            setattr(self._bg_raw, name, value)
+            setattr(raw, name, value)
 
     def __repr__(self) -> str:
         adapter = self._bg_adapter
@@ -163,18 +179,51 @@ class Connection:
         """The driver's ``autocommit`` attribute, as the driver has it.
 
         For psycopg and mysql-connector a bool; for PyMySQL its ``autocommit()``
-        method. Assigning a bool works for every driver.
+        method. Assigning a bool works for every driver. Where reading or
+        setting it talks to the server (mysql-connector, PyMySQL), that goes
+        through the plugins like any other call.
         """
-        return self._bg_raw.autocommit
+        raw = self._bg_raw
+        hook = self._bg_hook
+        adapter = self._bg_adapter
+        if hook is None:
+            return raw.autocommit
+        if adapter.autocommit_get_is_call:
+            return hook(
+                self, "autocommit", functools.partial(getattr, raw, "autocommit")
+            )
+        if adapter.autocommit_is_method:
+            return hooked(self, hook, "autocommit", Kind.CALL, raw.autocommit)
+        return raw.autocommit
 
     @autocommit.setter
     def autocommit(self, value: bool) -> None:
-        self._bg_adapter.set_autocommit(self._bg_raw, value)
+        adapter = self._bg_adapter
+        hook = self._bg_hook
+        if hook is not None and adapter.autocommit_set_is_call:
+            hook(
+                self,
+                "autocommit",
+                functools.partial(adapter.set_autocommit, self._bg_raw, value),
+            )
+        else:
+            adapter.set_autocommit(self._bg_raw, value)
 
     def close(self) -> None:
-        """Close the driver connection, then tell the plugins (once)."""
+        """Close the driver connection, then tell the plugins (once).
+
+        A connection that a pool hands out and takes back on ``close()``
+        (psycopg_pool's ``close_returns=True``) goes back to that pool as
+        this proxy, so that the next ``getconn()`` hands out a protected
+        connection again, never the bare driver connection.
+        """
+        raw = self._bg_raw
+        pool = self._bg_adapter.pool_taking_back(raw)
+        if pool is not None and not self._bg_adapter.is_closed(raw):
+            pool.putconn(self)
+            return
         try:
-            self._bg_raw.close()
+            raw.close()
         finally:
             self._bg_notify_close()
 
@@ -197,8 +246,11 @@ class Connection:
         exc_val: BaseException | None,
         exc_tb: TracebackType | None,
     ) -> Any:
+        """Leave ``with conn:`` as the driver does; where that commits or
+        rolls back (psycopg), the commit or rollback goes through the
+        plugins."""
         try:
-            return self._bg_raw.__exit__(exc_type, exc_val, exc_tb)
+            return self._bg_adapter.exit(self, self._bg_raw, exc_type, exc_val, exc_tb)
         finally:
             if self._bg_adapter.is_closed(self._bg_raw):
                 self._bg_notify_close()

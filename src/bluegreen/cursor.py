@@ -10,6 +10,9 @@ import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._hooked import hooked
+from .drivers._surface import Kind
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -54,7 +57,18 @@ class Cursor:
     def __getattr__(self, name: str) -> Any:
         if name in _SLOTS:
             raise AttributeError(name)
-        return getattr(self._bg_cur, name)
+        attr = getattr(self._bg_cur, name)
+        hook = self._bg_hook
+        if hook is not None:
+            conn = self._bg_conn
+            kind = conn._bg_adapter.surface.cursor_hooks.get(name)
+            if kind is Kind.STREAM:
+                hook = self._bg_fetch_hook  # only streaming cursors read then
+                if hook is None:
+                    return attr
+            if kind is not None:
+                return hooked(conn, hook, name, kind, attr)
+        return attr
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SLOTS:

@@ -7,13 +7,19 @@ A plugin subclasses :class:`Plugin` and overrides any of three hooks:
 ``execute(conn, method_name, call)``
     wraps every network-bound call on an open connection: cursor
     ``execute``, ``executemany``, ``callproc``, ``nextset``, connection
-    ``commit`` and ``rollback``, and the ``fetch*`` methods of *streaming*
-    cursors only (psycopg server-side cursors, PyMySQL ``SSCursor``,
-    unbuffered mysql-connector cursors). Fetching from a buffered cursor
-    reads rows already in memory, so it is not hooked: a plugin suspending
-    traffic must not block a client from reading a result it already has.
-    The autocommit setter, ``close`` and driver-specific methods reached
-    through attribute delegation are not hooked either;
+    ``commit`` and ``rollback``, the commit or rollback of ``with conn:``,
+    every driver-specific call that talks to the server (psycopg's
+    ``transaction()``, ``copy()``, ``stream()``, ``pipeline()``,
+    ``notifies()``, PyMySQL's ``ping()``, mysql-connector's ``cmd_query()``
+    and the rest: the inventory is each driver adapter's ``surface``), and
+    the ``fetch*`` methods of *streaming* cursors only (psycopg server-side
+    cursors, PyMySQL ``SSCursor``, unbuffered mysql-connector cursors).
+    Fetching from a buffered cursor reads rows already in memory, so it is
+    not hooked: a plugin suspending traffic must not block a client from
+    reading a result it already has. ``close()`` and ``cancel()`` are never
+    hooked. The calls in :data:`UNDO_CALLS` only undo work: a plugin must
+    never refuse them, so that the driver's own outcome reaches the
+    application;
 ``on_close(conn)``
     runs when the application closes the connection.
 
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOOKS",
+    "UNDO_CALLS",
     "ConnectContext",
     "ExecuteHook",
     "Pipeline",
@@ -59,6 +66,12 @@ T = TypeVar("T")
 HOOKS = ("connect", "execute", "on_close")
 
 ExecuteHook = Callable[["Connection", str, Callable[[], Any]], Any]
+
+#: ``method_name`` values of calls that only undo work (rollbacks). A plugin
+#: may delay them, but never refuse them: when it cannot wait any longer it
+#: makes the call, so that an application rolling back after an error never
+#: sees the plugin's error instead of its own.
+UNDO_CALLS = frozenset({"rollback", "tpc_rollback"})
 
 
 class ConnectContext:

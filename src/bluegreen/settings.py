@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._conninfo import mask_value, masked_items, split_conninfo
-from ._log import OnceLog
+from ._log import warnings
 from ._version import __version__
 from .drivers.base import DriverAdapter, DriverParams, Endpoint, ReadOnlyDict
 from .errors import ConfigurationError, ProgrammingError
@@ -455,8 +455,8 @@ def _sort(
         raise _unknown(key, value)
 
 
-#: The (driver, bg_id) pairs warned about a missing connect timeout.
-timeout_warnings = OnceLog()
+#: The connect-timeout warning is about the bg plugin: it is logged there.
+_bg_logger = logging.getLogger("bluegreen.bg")
 
 
 def _check_timeout(config: ConnectionConfig) -> bool:
@@ -472,8 +472,8 @@ def _check_timeout(config: ConnectionConfig) -> bool:
         return True
     if timeout:
         return not fixed
-    if timeout_warnings.first((adapter.name, config.settings.bg_id)):
-        logger.warning(
+    if warnings.first(("connect-timeout", adapter.name, config.settings.bg_id)):
+        _bg_logger.warning(
             "The bg plugin needs a non-zero connect timeout, but %s has none "
             "(bg_id %r): set %s, or connections may hang during a switchover.",
             adapter.name,

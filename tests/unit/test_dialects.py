@@ -20,7 +20,6 @@ from bluegreen.dialects import (
     Detection,
     DetectionCache,
     Dialect,
-    OnceLog,
     TopologyRow,
 )
 from bluegreen.dialects._mysql import _mysql_user
@@ -646,34 +645,6 @@ def test_filter_topology_two_writers_and_duplicates() -> None:
     kept = dialects.filter_topology(rows, NOW)
     assert kept == [rows[1], rows[3]]
     assert dialects.filter_topology([], NOW) == []
-
-
-# --------------------------------------------------------------------------
-# Warnings once
-
-
-def test_warn_once(caplog: pytest.LogCaptureFixture) -> None:
-    once = OnceLog()
-    log = logging.getLogger("bluegreen.test")
-    with caplog.at_level(logging.WARNING, logger="bluegreen.test"):
-        assert once.warn(log, "k", "grant %s", "X")
-        assert not once.warn(log, "k", "grant %s", "Y")
-        assert once.warn(log, "k2", "other")
-        once.clear()
-        assert once.warn(log, "k", "again")
-    assert [r.getMessage() for r in caplog.records] == ["grant X", "other", "again"]
-
-
-def test_detection_log_warnings_once(caplog: pytest.LogCaptureFixture) -> None:
-    det = Detection(Dialect.RDS_MYSQL, warnings=("unique-warning-7f3a",))
-    log = logging.getLogger("bluegreen.test2")
-    with caplog.at_level(logging.WARNING, logger="bluegreen.test2"):
-        det.log_warnings(log, "db-host-7f3a")
-        det.log_warnings(log, "db-host-7f3a")
-        assert dialects.warn_once(log, "k-7f3a", "x")
-        assert not dialects.warn_once(log, "k-7f3a", "x")
-    texts = [r.getMessage() for r in caplog.records]
-    assert texts == ["db-host-7f3a: unique-warning-7f3a", "x"]
 
 
 # --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from bluegreen import ConfigurationError, ProgrammingError
+from bluegreen._log import warnings as timeout_warnings
 from bluegreen.drivers import adapter_for
 from bluegreen.settings import (
     SETTINGS,
@@ -18,7 +19,6 @@ from bluegreen.settings import (
     iter_settings,
     parse_config,
     settings_table_markdown,
-    timeout_warnings,
 )
 
 PG = adapter_for(psycopg.connect)
@@ -292,13 +292,13 @@ def test_timeout_warning_psycopg(
     caplog: pytest.LogCaptureFixture, fresh_warnings: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
-    caplog.set_level(logging.WARNING, logger="bluegreen.settings")
+    caplog.set_level(logging.WARNING, logger="bluegreen.bg")
     parse("host=h password=hunter2", bg_id="w1")
     parse("host=h", bg_id="w1")
     parse("host=h connect_timeout=0", bg_id="w2")
     parse("host=h connect_timeout=10", bg_id="w3")
     parse("host=h", plugins="", bg_id="w4")
-    records = [r for r in caplog.records if r.name == "bluegreen.settings"]
+    records = [r for r in caplog.records if r.name == "bluegreen.bg"]
     assert len(records) == 2
     assert all("non-zero connect timeout" in r.getMessage() for r in records)
     assert "w1" in records[0].getMessage() and "w2" in records[1].getMessage()
@@ -308,7 +308,7 @@ def test_timeout_warning_psycopg(
 def test_timeout_warning_env_and_pymysql_default(
     caplog: pytest.LogCaptureFixture, fresh_warnings: Any, monkeypatch: Any
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bluegreen.settings")
+    caplog.set_level(logging.WARNING, logger="bluegreen.bg")
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "5")
     parse("host=h", bg_id="e1")
     parse(adapter=MY, host="h", bg_id="e2")  # PyMySQL defaults to 10 s
@@ -378,7 +378,7 @@ def test_memo_keeps_errors_and_mutable_values() -> None:
 def test_memoised_config_still_warns_after_reset(
     caplog: pytest.LogCaptureFixture, fresh_warnings: Any, monkeypatch: Any
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bluegreen.settings")
+    caplog.set_level(logging.WARNING, logger="bluegreen.bg")
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "5")
     kw = {"bg_id": "memo-env"}
     parse_config(PG, "host=h", kw)

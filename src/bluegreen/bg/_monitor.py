@@ -234,29 +234,26 @@ class MetadataMonitor(_Worker):
                         self.last_error,
                         unreachable=True,
                     )
-            cur = self.conn.cursor()
-            try:
-                if src.status_takes_tag:
-                    cur.execute(src.status_query, (src.client_tag,))
-                else:
-                    cur.execute(src.status_query)
-                raw = cur.fetchall()
-                writers: frozenset[str] = frozenset()
-                instances: tuple[str, ...] = ()
-                if src.topology_query:
-                    try:
-                        cur.execute(src.topology_query)
-                        topo = filter_topology(
-                            topology_rows(cur.fetchall()), datetime.now(timezone.utc)
-                        )
-                        writers = frozenset(r.server_id for r in topo if r.is_writer)
-                        instances = tuple(r.server_id for r in topo)
-                    except Exception as exc:
-                        logger.debug("bg %s topology query failed: %s", self.role, exc)
-                        if src.adapter.is_connection_lost(exc, self.conn):
-                            raise
-            finally:
-                cur.close()
+            query = src.adapter.query
+            raw = query(
+                self.conn,
+                src.status_query,
+                (src.client_tag,) if src.status_takes_tag else None,
+            )
+            writers: frozenset[str] = frozenset()
+            instances: tuple[str, ...] = ()
+            if src.topology_query:
+                try:
+                    topo = filter_topology(
+                        topology_rows(query(self.conn, src.topology_query, None)),
+                        datetime.now(timezone.utc),
+                    )
+                    writers = frozenset(r.server_id for r in topo if r.is_writer)
+                    instances = tuple(r.server_id for r in topo)
+                except Exception as exc:
+                    logger.debug("bg %s topology query failed: %s", self.role, exc)
+                    if src.adapter.is_connection_lost(exc, self.conn):
+                        raise
         except Exception as exc:
             self.last_error = _message(exc)
             lost = src.adapter.is_connection_lost(exc, self.conn)

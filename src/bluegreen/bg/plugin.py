@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from ..connection import Connection
 from ..dialects import Detection, DetectionCache, Dialect, detect, dialect_from_setting
 from ..errors import ConfigurationError, GreenHostRejectedError, SwitchoverTimeoutError
-from ..pipeline import ConnectContext, Plugin
+from ..pipeline import UNDO_CALLS, ConnectContext, Plugin
 from ._hosts import is_ip
 from ._model import Phase
 from ._monitor import MonitorSource, resolve
@@ -238,6 +238,10 @@ class BlueGreenPlugin(Plugin):
             if not suspends_calls(view, self.host, self.ip, now):
                 return call()
             if not watch.wait(view.version, deadline, now):
+                if method_name in UNDO_CALLS:
+                    # A rollback is never refused: after a failed statement it
+                    # would hide the application's error behind ours.
+                    return call()
                 raise SwitchoverTimeoutError(
                     f"{method_name}() on a connection to {self.host} waited "
                     f"{(time.monotonic() - started) * 1000:.0f} ms for the "

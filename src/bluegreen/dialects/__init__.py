@@ -35,7 +35,6 @@ import logging
 from typing import Any
 
 from .. import rds
-from .._log import OnceLog
 from ..errors import ConfigurationError
 from ._cache import DetectionCache
 from ._model import (
@@ -51,7 +50,6 @@ from ._model import (
     metadata_status_query,
     topology_query,
     topology_rows,
-    warn_once,
 )
 from ._mysql import _detect_mysql
 from ._postgres import _detect_postgres
@@ -66,7 +64,6 @@ __all__ = [
     "Detection",
     "DetectionCache",
     "Dialect",
-    "OnceLog",
     "TopologyRow",
     "detect",
     "dialect_from_setting",
@@ -74,7 +71,6 @@ __all__ = [
     "metadata_status_query",
     "topology_query",
     "topology_rows",
-    "warn_once",
 ]
 
 logger = logging.getLogger("bluegreen.dialects")
@@ -121,6 +117,7 @@ def detect(
         conn,
         error_aborts=family == "postgres",
         autocommit=state.get_autocommit(conn) if state is not None else None,
+        query=getattr(state, "query", None),
     )
     try:
         if family == "postgres":

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .._log import OnceLog
+from .. import rds
+from .._log import REPEAT_S, warnings
 from ..errors import ConfigurationError
 
 #: The blue/green metadata sources (facts sheet, section 2).
@@ -223,9 +224,19 @@ class Detection:
         )
 
     def log_warnings(self, log: logging.Logger, where: str) -> None:
-        """Log each warning once per process, prefixed with ``where`` (a host)."""
+        """Log each warning, prefixed with ``where`` (``host:port``).
+
+        Warnings about a host whose name is an RDS or Aurora endpoint mean
+        that switchover protection is off where it is expected: they are
+        repeated every :data:`~bluegreen._log.REPEAT_S` seconds for as long
+        as they last. Others are logged once per process.
+        """
+        host = where.rpartition(":")[0] or where
+        every = REPEAT_S if rds.is_rds_host(host) else None
         for text in self.warnings:
-            warn_once(log, (where, text), "%s: %s", where, text)
+            warnings.warn(
+                log, ("detection", where, text), "%s: %s", where, text, every=every
+            )
 
 
 # --------------------------------------------------------------------------
@@ -306,15 +317,3 @@ def filter_topology(
         key=lambda r: r.server_id,
     )
     return ([writer] if writer else []) + readers
-
-
-# --------------------------------------------------------------------------
-# Warnings once per process
-
-
-_ONCE = OnceLog()
-
-
-def warn_once(log: logging.Logger, key: Hashable, msg: str, *args: Any) -> bool:
-    """Log a WARNING once per process for each distinct ``key``; True if logged."""
-    return _ONCE.warn(log, key, msg, *args)

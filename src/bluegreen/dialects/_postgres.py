@@ -14,7 +14,7 @@ from ._model import (
 from ._probe import _finish, _first_value, _metadata_outcome, _Prober, _try
 
 
-def _pg_callable(schema: str, name: str, *, usage: bool = False) -> str:
+def _pg_callable(schema: str, name: str, alias: str, *, usage: bool = False) -> str:
     """A scalar subquery: NULL if the function does not exist, else callable?
 
     The catalogs are readable by everyone, unlike ``to_regproc('s.f')``, which
@@ -27,27 +27,34 @@ def _pg_callable(schema: str, name: str, *, usage: bool = False) -> str:
     return (
         f"(SELECT bool_or({check}) FROM pg_catalog.pg_proc p"
         " JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
-        f" WHERE n.nspname = '{schema}' AND p.proname = '{name}')"
+        f" WHERE n.nspname = '{schema}' AND p.proname = '{name}') AS {alias}"
     )
 
 
+# Every column has its own name: the probe must read the same with any row
+# factory (a dict or named-tuple row keeps one column per name).
 _PG_PROBE = (
-    "SELECT pg_catalog.current_setting('server_version'), "
+    "SELECT pg_catalog.current_setting('server_version') AS server_version, "
     "COALESCE((SELECT setting FROM pg_catalog.pg_settings"
     " WHERE name = 'rds.extensions'),"
-    " pg_catalog.current_setting('rds.extensions', true)), "
+    " pg_catalog.current_setting('rds.extensions', true)) AS rds_extensions, "
     + ", ".join(
         [
-            _pg_callable("pg_catalog", "get_blue_green_fast_switchover_metadata"),
-            _pg_callable("rds_tools", "show_topology", usage=True),
-            _pg_callable("pg_catalog", "aurora_replica_status"),
             _pg_callable(
-                "rds_tools", "multi_az_db_cluster_source_dbi_resource_id", usage=True
+                "pg_catalog", "get_blue_green_fast_switchover_metadata", "aurora_meta"
             ),
-            _pg_callable("pg_catalog", "aurora_global_db_instance_status"),
+            _pg_callable("rds_tools", "show_topology", "rds_meta", usage=True),
+            _pg_callable("pg_catalog", "aurora_replica_status", "aurora_topology"),
+            _pg_callable(
+                "rds_tools",
+                "multi_az_db_cluster_source_dbi_resource_id",
+                "multi_az",
+                usage=True,
+            ),
+            _pg_callable("pg_catalog", "aurora_global_db_instance_status", "global_db"),
         ]
     )
-    + ", pg_catalog.quote_ident(current_user)"
+    + ", pg_catalog.quote_ident(current_user) AS app_user"
 )
 
 

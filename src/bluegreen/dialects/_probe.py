@@ -4,7 +4,7 @@ PostgreSQL and MySQL probes share."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .._types import DBAPIConnection, DBAPICursor
@@ -24,6 +24,13 @@ class ConnectionState(Protocol):
 
     def in_transaction(self, conn: Any) -> bool: ...
     def get_autocommit(self, conn: Any) -> bool: ...
+    def query(
+        self, conn: Any, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]: ...
+
+
+#: Runs one query on a connection and returns tuple rows.
+QueryFunction = Callable[[Any, str, "Sequence[Any] | None"], "list[tuple[Any, ...]]"]
 
 
 def _autocommit(conn: Any) -> bool | None:
@@ -60,7 +67,11 @@ class _Prober:
     if ``error_aborts``: PostgreSQL aborts the whole transaction on an error,
     MySQL only the failed statement, so a MySQL prober leaves the rollback to
     the end of detection instead of spending a round trip on each expected
-    "no such table"."""
+    "no such table".
+
+    ``query`` (the driver adapter's) runs each probe on a plain cursor that
+    ignores the application's row factory or cursor class; without it the
+    connection's default cursor is used (tests with fake connections)."""
 
     def __init__(
         self,
@@ -68,14 +79,23 @@ class _Prober:
         *,
         error_aborts: bool = True,
         autocommit: bool | None = None,
+        query: QueryFunction | None = None,
     ) -> None:
         self.conn = conn
         self.autocommit = _autocommit(conn) if autocommit is None else autocommit
         self.error_aborts = error_aborts
+        self._query = query
 
     def rows(
         self, sql: str, params: Sequence[Any] | None = None
     ) -> list[tuple[Any, ...]]:
+        if self._query is not None:
+            try:
+                return self._query(self.conn, sql, params)
+            except Exception:
+                if self.error_aborts:
+                    self.rollback()
+                raise
         cur: DBAPICursor = self.conn.cursor()
         try:
             if params is None:

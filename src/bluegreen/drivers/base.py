@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple, NoReturn
 
 from .._conninfo import mask_conninfo, masked_items
 from .._types import ConnectFunction, DBAPIConnection
+from ._surface import Surface
 
 __all__ = ["DriverAdapter", "DriverParams", "Endpoint", "ReadOnlyDict"]
 
@@ -98,6 +99,15 @@ class DriverAdapter(ABC):
     monitoring_drop_keys: ClassVar[frozenset[str]] = frozenset()
     #: Whether a libpq conninfo string is accepted as second argument.
     accepts_conninfo: ClassVar[bool] = False
+    #: Every public name of the driver's connections and cursors, classified
+    #: (network-bound or not); the proxies hook the network-bound ones.
+    surface: ClassVar[Surface]
+    #: Assigning autocommit sends a statement (PyMySQL, mysql-connector).
+    autocommit_set_is_call: ClassVar[bool] = False
+    #: Reading ``conn.autocommit`` runs a query (mysql-connector).
+    autocommit_get_is_call: ClassVar[bool] = False
+    #: ``conn.autocommit`` is a method that sends SET autocommit (PyMySQL).
+    autocommit_is_method: ClassVar[bool] = False
 
     __slots__ = ("parsed", "target")
 
@@ -234,6 +244,51 @@ class DriverAdapter(ABC):
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Tell whether fetching from *cursor* reads from the network."""
         return False
+
+    def query(
+        self, conn: Any, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run one of the wrapper's own queries on *conn*; return tuple rows.
+
+        Independent of how the application configured *conn* (row
+        factories, cursor classes, dictionary or named-tuple rows, buffered
+        or unbuffered cursors, prepared statements): adapters override this
+        to ask for a plain cursor explicitly. Driver errors propagate.
+        """
+        cur = conn.cursor()
+        try:
+            if params is None:
+                cur.execute(sql)
+            else:
+                cur.execute(sql, params)
+            if cur.description is None:
+                return []
+            return [tuple(row) for row in cur.fetchall()]
+        finally:
+            cur.close()
+
+    def exit(
+        self,
+        proxy: Any,
+        raw: Any,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: Any,
+    ) -> Any:
+        """Run the driver's ``__exit__`` for the proxy ``with conn:`` block.
+
+        Drivers whose context manager commits or rolls back override this,
+        so that those calls go through the proxy's hooked methods.
+        """
+        return raw.__exit__(exc_type, exc, tb)
+
+    def pool_taking_back(self, raw: Any) -> Any:
+        """A pool that takes *raw* back when it is closed, or None.
+
+        Closing the proxy then returns the proxy, not the bare driver
+        connection, to that pool.
+        """
+        return None
 
     def rollback_quietly(self, conn: Any) -> None:
         """Roll back *conn*, ignoring (and logging at DEBUG) any error."""

@@ -9,13 +9,140 @@ certificate lists that IP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from mysql.connector import errors as myerrors
 
 from ._mysql import LOST_ERRNOS, MySQLFamilyAdapter
+from ._surface import PROXY_CONNECTION, PROXY_CURSOR, Surface, table
 
 __all__ = ["MySQLConnectorAdapter"]
+
+SURFACE = Surface(
+    connection=table(
+        PROXY=PROXY_CONNECTION,
+        CALL=(
+            "cmd_change_user",
+            "cmd_debug",
+            "cmd_init_db",
+            "cmd_ping",
+            "cmd_process_info",
+            "cmd_process_kill",
+            "cmd_query",
+            "cmd_refresh",
+            "cmd_reset_connection",
+            "cmd_shutdown",
+            "cmd_statistics",
+            "cmd_stmt_execute",
+            "cmd_stmt_fetch",
+            "cmd_stmt_prepare",
+            "cmd_stmt_reset",
+            "cmd_stmt_send_long_data",
+            "connect",
+            "consume_results",
+            "fetch_eof_columns",
+            "fetch_eof_status",
+            "get_row",
+            "get_rows",
+            "handle_unread_result",
+            "info_query",
+            "is_connected",
+            "next_result",
+            "ping",
+            "reconnect",
+            "reset_session",
+            "set_charset_collation",
+            "start_transaction",
+        ),
+        ITER=("cmd_query_iter",),
+        GET_SET=("database", "time_zone", "sql_mode"),
+        LOCAL=(
+            "can_consume_results",
+            "charset",
+            "charset_id",
+            "client_flags",
+            "cmd_quit",
+            "cmd_stmt_close",
+            "collation",
+            "config",
+            "connection_id",
+            "converter_class",
+            "disconnect",
+            "free_result",
+            "get_self",
+            "get_server_info",
+            "get_server_version",
+            "get_warnings",
+            "have_next_result",
+            "in_transaction",
+            "is_closed",
+            "is_secure",
+            "isset_client_flag",
+            "more_results",
+            "num_rows",
+            "pool_config_version",
+            "prepare_for_mysql",
+            "python_charset",
+            "query_attrs",
+            "query_attrs_append",
+            "query_attrs_clear",
+            "query_attrs_remove",
+            "raise_on_warnings",
+            "read_timeout",
+            "result_set_available",
+            "server_host",
+            "server_info",
+            "server_port",
+            "server_version",
+            "set_allow_local_infile_in_path",
+            "set_character_set_name",
+            "set_client_flags",
+            "set_converter_class",
+            "set_login",
+            "set_unicode",
+            "shutdown",
+            "unix_socket",
+            "unread_result",
+            "use_unicode",
+            "user",
+            "warning_count",
+            "write_timeout",
+        ),
+    ),
+    cursor=table(
+        PROXY=PROXY_CURSOR,
+        STREAM=("fetchsets",),
+        LOCAL=(
+            "add_attribute",
+            "clear_attributes",
+            "column_names",
+            "fetchwarnings",
+            "get_attributes",
+            "read_timeout",
+            "remove_attribute",
+            "reset",
+            "statement",
+            "stored_results",
+            "warning_count",
+            "warnings",
+            "with_rows",
+            "write_timeout",
+        ),
+    ),
+    notes={
+        "cmd_quit": "part of closing; closing never waits",
+        "cmd_stmt_close": "part of closing a prepared statement",
+        "disconnect": "closing",
+        "shutdown": "closes the socket without a goodbye; never waits",
+        "free_result": "releases a result already read (C extension)",
+        "reset": "drops what is left of the cursor's current result",
+        "autocommit": "the proxy's getter (SELECT @@session.autocommit) and "
+        "setter (SET) are hooked",
+        "reconnect": "hooked for the wait only: it reconnects where "
+        "mysql-connector was told to, without the plugin's routing",
+    },
+)
 
 
 class MySQLConnectorAdapter(MySQLFamilyAdapter):
@@ -27,6 +154,9 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     timeout_keys = ("connection_timeout", "connect_timeout")
     # ``failover`` makes mysql.connector.connect ignore host and port.
     monitoring_drop_keys = frozenset({"raw", "pool_name", "pool_size", "failover"})
+    surface = SURFACE
+    autocommit_set_is_call = True
+    autocommit_get_is_call = True
 
     __slots__ = ()
 
@@ -76,3 +206,17 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Unbuffered cursors read rows from the socket while fetching."""
         return "Buffered" not in type(cursor).__name__
+
+    def query(
+        self, conn: Any, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run ``sql`` on a buffered, non-raw, tuple-row cursor, whatever
+        ``buffered``, ``raw`` or cursor defaults the connection was given."""
+        cur = conn.cursor(buffered=True, raw=False, dictionary=False, prepared=False)
+        try:
+            cur.execute(sql, params)
+            if cur.description is None:
+                return []
+            return [tuple(row) for row in cur.fetchall()]
+        finally:
+            cur.close()

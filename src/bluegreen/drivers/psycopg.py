@@ -7,20 +7,102 @@ the name (``sslmode=verify-full`` keeps working).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
 
 from .._types import DBAPIConnection
+from ._surface import EXCEPTION_ATTRS, PROXY_CONNECTION, PROXY_CURSOR, Surface, table
 from .base import DriverAdapter, DriverParams, Endpoint
 
 __all__ = ["PsycopgAdapter"]
 
+_psycopg_logger = logging.getLogger("psycopg")
+
 # Connection failures (class 08) and administrator/crash shutdowns.
 _LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+SURFACE = Surface(
+    connection=table(
+        PROXY=(*PROXY_CONNECTION, "execute"),
+        CALL=("tpc_begin", "tpc_prepare", "tpc_commit", "tpc_recover"),
+        UNDO=("tpc_rollback",),
+        TRANSACTION=("transaction",),
+        CONTEXT=("pipeline",),
+        ITER=("notifies",),
+        LOCAL=(
+            *EXCEPTION_ATTRS,
+            "adapters",
+            "add_notice_handler",
+            "add_notify_handler",
+            "broken",
+            "cancel",
+            "cancel_safe",
+            "closed",
+            "connect",
+            "connection",
+            "deferrable",
+            "fileno",
+            "info",
+            "isolation_level",
+            "prepare_threshold",
+            "prepared_max",
+            "read_only",
+            "remove_notice_handler",
+            "remove_notify_handler",
+            "set_autocommit",
+            "set_deferrable",
+            "set_isolation_level",
+            "set_read_only",
+            "wait",
+            "xid",
+        ),
+    ),
+    cursor=table(
+        PROXY=PROXY_CURSOR,
+        CONTEXT=("copy",),
+        ITER=("stream",),
+        STREAM=("scroll",),
+        LOCAL=(
+            "adapters",
+            "closed",
+            "format",
+            "itersize",
+            "mogrify",
+            "name",
+            "pgresult",
+            "results",
+            "row_factory",
+            "rownumber",
+            "scrollable",
+            "set_result",
+            "statusmessage",
+            "withhold",
+        ),
+    ),
+    notes={
+        "cancel": "sends a cancel request on a separate connection; it must "
+        "work while calls are suspended",
+        "cancel_safe": "as cancel",
+        "wait": "runs psycopg's own protocol generators; the public calls "
+        "that use it are hooked",
+        "set_autocommit": "checks and records the mode; nothing is sent",
+        "set_isolation_level": "as set_autocommit",
+        "set_read_only": "as set_autocommit",
+        "set_deferrable": "as set_autocommit",
+        "pipeline": "entering is hooked; the statements queued in it go "
+        "through the hooked cursor calls, and the sync at the end belongs to "
+        "them (never suspended half-way)",
+        "copy": "entering (the COPY statement) is hooked; the data that "
+        "follows belongs to it",
+    },
+)
 
 
 class PsycopgAdapter(DriverAdapter):
@@ -35,6 +117,7 @@ class PsycopgAdapter(DriverAdapter):
     monitoring_drop_keys = frozenset(
         {"target_session_attrs", "load_balance_hosts", "row_factory", "cursor_factory"}
     )
+    surface = SURFACE
 
     __slots__ = ()
 
@@ -127,3 +210,55 @@ class PsycopgAdapter(DriverAdapter):
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Server-side (named) cursors fetch from the network."""
         return isinstance(cursor, psycopg.ServerCursor)
+
+    # -- queries of the wrapper's own ------------------------------------------
+
+    def query(
+        self, conn: Any, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run ``sql`` on a plain cursor: tuple rows, server-side binding
+        (``%s`` placeholders), never prepared, whatever ``row_factory``,
+        ``cursor_factory`` or ``prepare_threshold`` the connection has."""
+        with psycopg.Cursor(conn, row_factory=tuple_row) as cur:
+            cur.execute(sql, params, prepare=False)
+            if cur.description is None:
+                return []
+            return cur.fetchall()
+
+    # -- the proxy's context manager -------------------------------------------
+
+    def exit(
+        self,
+        proxy: Any,
+        raw: Any,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: Any,
+    ) -> Any:
+        """``with conn:`` as psycopg does it, with commit and rollback going
+        through the proxy (and so through the plugins): commit on success,
+        roll back on an exception (a failed rollback is logged, never raised
+        over the application's exception), then close unless a pool owns
+        the connection."""
+        if raw.closed:
+            return None
+        if exc_type is not None:
+            try:
+                proxy.rollback()
+            except Exception as exc2:
+                _psycopg_logger.warning(
+                    "error ignored in rollback on %s: %s", raw, exc2
+                )
+        else:
+            proxy.commit()
+        if not getattr(raw, "_pool", None):
+            proxy.close()
+        return None
+
+    def pool_taking_back(self, raw: Any) -> Any:
+        """The psycopg_pool pool that takes ``raw`` back on ``close()``
+        (``close_returns=True``), or None."""
+        pool = getattr(raw, "_pool", None)
+        if pool is not None and getattr(pool, "close_returns", False):
+            return pool
+        return None

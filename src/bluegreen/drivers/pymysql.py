@@ -9,6 +9,7 @@ host name (``ssl_verify_identity``) against the name the application used.
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import pymysql
@@ -16,9 +17,57 @@ from pymysql.constants import SERVER_STATUS
 
 from .._types import DBAPIConnection
 from ._mysql import LOST_ERRNOS, MySQLFamilyAdapter
+from ._surface import EXCEPTION_ATTRS, PROXY_CONNECTION, PROXY_CURSOR, Surface, table
 from .base import DriverParams
 
 __all__ = ["LOST_ERRNOS", "PyMySQLAdapter"]
+
+SURFACE = Surface(
+    connection=table(
+        PROXY=PROXY_CONNECTION,
+        CALL=(
+            "begin",
+            "connect",
+            "kill",
+            "next_result",
+            "ping",
+            "query",
+            "select_db",
+            "set_character_set",
+            "set_charset",
+            "show_warnings",
+        ),
+        LOCAL=(
+            *EXCEPTION_ATTRS,
+            "affected_rows",
+            "character_set_name",
+            "escape",
+            "get_autocommit",
+            "get_host_info",
+            "get_proto_info",
+            "get_server_info",
+            "insert_id",
+            "literal",
+            "open",
+            "thread_id",
+            "write_packet",
+        ),
+    ),
+    cursor=table(
+        PROXY=PROXY_CURSOR,
+        STREAM=("scroll", "read_next", "fetchall_unbuffered"),
+        LOCAL=("dict_type", "max_stmt_length", "mogrify", "setoutputsizes"),
+    ),
+    notes={
+        "write_packet": "a low-level protocol primitive under the hooked calls",
+        "autocommit": "the proxy's setter and PyMySQL's autocommit(value) "
+        "method are hooked (SET autocommit is a round trip)",
+        "connect": "reopens the connection where PyMySQL was told to; "
+        "hooked for the wait only, not routed",
+        "ping": "hooked; ping(reconnect=True) reconnects where PyMySQL was "
+        "told to, without the plugin's routing",
+    },
+)
 
 
 class PyMySQLAdapter(MySQLFamilyAdapter):
@@ -29,6 +78,9 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
     timeout_keys = ("connect_timeout",)
     default_timeout = 10.0  # PyMySQL's own default
     monitoring_drop_keys = frozenset({"cursorclass", "defer_connect"})
+    surface = SURFACE
+    autocommit_set_is_call = True
+    autocommit_is_method = True
 
     __slots__ = ()
 
@@ -90,3 +142,14 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Unbuffered ``SSCursor`` and subclasses read rows while fetching."""
         return isinstance(cursor, pymysql.cursors.SSCursor)
+
+    def query(
+        self, conn: Any, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run ``sql`` on a plain buffered ``pymysql.cursors.Cursor`` (tuple
+        rows), whatever ``cursorclass`` the connection was given."""
+        with conn.cursor(pymysql.cursors.Cursor) as cur:
+            cur.execute(sql, params)
+            if cur.description is None:
+                return []
+            return list(cur.fetchall())

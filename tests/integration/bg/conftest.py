@@ -17,8 +17,8 @@ import pytest
 from bgharness import Harness, settings_for, wait_for, wait_ready
 
 import bluegreen.bg
+from bluegreen import _log
 from bluegreen.bg import plugin as bg_plugin
-from bluegreen.dialects import _model as dialect_model
 from bluegreen.sim.deployment import Deployment
 from bluegreen.sim.scenario import ScenarioPlayer
 from bluegreen.sim.workload import prepare_table
@@ -31,11 +31,11 @@ def fresh_bg() -> Iterator[None]:
     """No watch, detection or once-only warning carried between tests."""
     bluegreen.bg.shutdown()
     bg_plugin.detections.clear()
-    dialect_model._ONCE.clear()
+    _log.warnings.clear()
     yield
     bluegreen.bg.shutdown()
     bg_plugin.detections.clear()
-    dialect_model._ONCE.clear()
+    _log.warnings.clear()
 
 
 @pytest.fixture

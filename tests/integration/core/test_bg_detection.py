@@ -19,8 +19,9 @@ import pytest
 from psycopg.pq import TransactionStatus
 
 import bluegreen
+from bluegreen import _log
 from bluegreen.bg import plugin as bg_plugin
-from bluegreen.dialects import Detection, Dialect, _model
+from bluegreen.dialects import Detection, Dialect
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,10 +30,10 @@ pytestmark = pytest.mark.timeout(120)
 def fresh_detection() -> Iterator[None]:
     """An empty detection cache and no warning remembered, before and after."""
     bg_plugin.detections.clear()
-    _model._ONCE.clear()
+    _log.warnings.clear()
     yield
     bg_plugin.detections.clear()
-    _model._ONCE.clear()
+    _log.warnings.clear()
 
 
 @pytest.fixture

@@ -132,8 +132,8 @@ def test_close_state(myc_kw: Any, use_pure: bool) -> None:
 def test_timeout_warning_once(
     myc_kw: Any, mariadb_instance: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from bluegreen._log import warnings as timeout_warnings
     from bluegreen.pipeline import Plugin, registry
-    from bluegreen.settings import timeout_warnings
 
     timeout_warnings.clear()
     registry.register("bg", Plugin)  # stand-in until the real plugin exists
@@ -148,7 +148,7 @@ def test_timeout_warning_once(
     warnings = [
         r
         for r in caplog.records
-        if r.name == "bluegreen.settings" and "timeout" in r.message
+        if r.name == "bluegreen.bg" and "timeout" in r.message
     ]
     assert len(warnings) == 1
     assert warnings[0].levelname == "WARNING"
