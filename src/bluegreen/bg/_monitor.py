@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ._tracker import SwitchoverTracker
     from ._watch import DeploymentWatch
 
-__all__ = ["DnsWatcher", "MetadataMonitor", "MonitorSource", "resolve"]
+__all__ = ["Detector", "DnsWatcher", "MetadataMonitor", "MonitorSource", "resolve"]
 
 logger = logging.getLogger("bluegreen.bg")
 
@@ -82,8 +82,6 @@ class MonitorSource:
     client_tag: str
     #: The GRANT statement(s) the user needs to read the metadata, if any.
     grant_hint: str | None = None
-    #: Detection already warned about the missing grant.
-    grant_reported: bool = False
 
     def connect(self, host: str, ip: str | None, port: int | None) -> Any:
         """Open a monitoring connection to ``ip`` standing for ``host``."""
@@ -258,13 +256,16 @@ class MetadataMonitor(_Worker):
             self.last_error = _message(exc)
             lost = src.adapter.is_connection_lost(exc, self.conn)
             if not lost:
-                watch.query_failed(self.role, self.last_error, _denied(exc))
+                watch.query_failed(
+                    self.role, host, self.last_error, _denied(exc), src.grant_hint
+                )
             logger.debug("bg %s monitor: status query failed: %s", self.role, exc)
             self.disconnect()
             return Observation(
                 self.role, time.monotonic(), None, self.last_error, unreachable=lost
             )
         self.last_error = None
+        watch.monitor_read(self.role, host)
         rows = tuple(parse_status_rows(raw, has_id=src.status_has_id))
         return Observation(self.role, time.monotonic(), rows, None, writers, instances)
 
@@ -289,3 +290,34 @@ class DnsWatcher(_Worker):
             if ok:
                 resolved[name] = address
         return functools.partial(_observe_dns, resolved=resolved, at=time.monotonic())
+
+
+class Detector(_Worker):
+    """Retries the deployment detection of one host whose detection failed.
+
+    A failed probe leaves the host unprotected; an application that holds
+    its connections (a pool) may never open another one to retry it. This
+    thread calls ``attempt()`` once per baseline interval (it opens its own
+    connection) until it succeeds; ``attempt`` starts the monitors then.
+    """
+
+    def __init__(
+        self, watch: DeploymentWatch, host: str, attempt: Callable[[], bool]
+    ) -> None:
+        super().__init__(watch, f"bluegreen-bg-{watch.bg_id}-detect-{host}")
+        self.host = host
+        self.attempt = attempt
+
+    def loop(self) -> None:
+        while True:
+            watch = self.watch()
+            if watch is None:
+                return
+            if not self.sleep(watch, time.monotonic()):
+                return
+            del watch
+            try:
+                if self.attempt():
+                    return
+            except Exception:
+                logger.debug("detecting %s again failed", self.host, exc_info=True)

@@ -20,13 +20,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .._log import REPEAT_S, warnings
 from ..settings import Settings
 from ._hosts import is_ip
 from ._model import Phase
-from ._monitor import DnsWatcher, MetadataMonitor, MonitorSource, resolve
+from ._monitor import Detector, DnsWatcher, MetadataMonitor, MonitorSource, resolve
 from ._summary import format_summary, one_line, timestamp
 from ._tracker import ROLLED_BACK, RoutingView, SwitchoverTracker
 
@@ -66,6 +67,14 @@ class BlueGreenStatus:
     events: tuple[SummaryEvent, ...]
     #: monitor role -> its last error (None while it reads the status fine).
     monitor_errors: dict[str, str | None]
+    #: True when the plugin can follow a switchover of this deployment right
+    #: now: the monitors run, have read the blue/green status, and nothing
+    #: has turned protection off for any host of this ``bg_id``.
+    protected: bool = False
+    #: Why ``protected`` is False, in plain words (None when it is True).
+    reason: str | None = None
+    #: host -> why switchover protection is off for it.
+    unprotected: dict[str, str] = field(default_factory=dict)
 
 
 class DeploymentWatch:
@@ -89,10 +98,15 @@ class DeploymentWatch:
         self.view: RoutingView = self.tracker.view()
         self.source: MonitorSource | None = None
         self.hosts: frozenset[str] = frozenset()
+        #: Host names (lowercase) whose detection result this watch has taken in.
+        self.detected: frozenset[str] = frozenset()
         self._workers: list[Any] = []
         self._closed = False
         self._blue_ip: str | None = None
-        self._warned: set[str] = set()
+        #: subject (host) -> why switchover protection is off for it
+        self._unprotected: dict[str, str] = {}
+        #: A monitor has read the blue/green status at least once.
+        self._read_ok = False
         self._ready_logged = False
         self._logged_events = 0
         self._summary_logged = 0
@@ -121,12 +135,13 @@ class DeploymentWatch:
             self._blue_ip = blue_ip
             self.tracker.add_app_host(source.host)
             self._publish([])
-            self._workers = [
+            workers = [
                 MetadataMonitor(self, "blue", source),
                 MetadataMonitor(self, "green", source),
                 DnsWatcher(self),
             ]
-            for worker in self._workers:
+            self._workers.extend(workers)
+            for worker in workers:
                 worker.start()
         logger.debug(
             "bg_id %r: monitoring the blue/green status through %s:%s",
@@ -134,6 +149,24 @@ class DeploymentWatch:
             source.host,
             source.port,
         )
+        return True
+
+    def start_detector(self, host: str, attempt: Callable[[], bool]) -> bool:
+        """Retry detecting ``host`` in the background: ``attempt()`` runs
+        every baseline interval until it returns True (it starts the
+        monitors itself when it succeeds). Once per host; False if one runs
+        already or the watch is closed."""
+        with self._cond:
+            if self._closed:
+                return False
+            if any(
+                isinstance(w, Detector) and w.host == host and w.is_alive()
+                for w in self._workers
+            ):
+                return False
+            worker = Detector(self, host, attempt)
+            self._workers.append(worker)
+            worker.start()
         return True
 
     def close(self, timeout: float = 2.0) -> None:
@@ -239,53 +272,83 @@ class DeploymentWatch:
                 return green, inv.ips[green], inv.ports.get(green)
         return None
 
-    def query_failed(self, role: str, error: str, denied: bool) -> None:
-        """A monitor's status query failed on a live connection: warn once
-        (per watch) while no switchover runs, naming the GRANT when the error
-        says a privilege is missing."""
-        source = self.source
-        if self._closed or self.view.phase > Phase.CREATED or source is None:
-            return
-        key = "denied" if denied else "query"
-        if key in self._warned or (denied and source.grant_reported):
-            return
-        self._warned.add(key)
-        if denied and source.grant_hint:
-            logger.warning(
-                "bg_id %r: the %s monitor is not allowed to read the blue/green "
-                "metadata (%s); connections pass through until an administrator "
-                "runs: %s",
+    # -- protection -------------------------------------------------------------
+
+    def unprotected(self, subject: str, reason: str, *, loud: bool = True) -> None:
+        """Switchover protection is off for ``subject`` (a host), because of
+        ``reason``. ``loud``: say so at WARNING, again every
+        :data:`~bluegreen._log.REPEAT_S` seconds for as long as it lasts
+        (a plain server, where no switchover can happen, is not loud)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._unprotected[subject] = reason
+        if loud:
+            warnings.warn(
+                logger,
+                ("protection-off", self.bg_id, subject),
+                "bg_id %r: switchover protection is OFF for %s: %s",
                 self.bg_id,
-                role,
-                error,
-                source.grant_hint,
-            )
-        else:
-            logger.warning(
-                "bg_id %r: the %s monitor cannot read the blue/green metadata "
-                "(%s); it keeps trying, and connections pass through meanwhile",
-                self.bg_id,
-                role,
-                error,
+                subject,
+                reason,
+                every=REPEAT_S,
             )
 
-    def monitor_failed(self, role: str, host: str, error: str) -> None:
-        """A monitor could not connect; warn once while no switchover runs."""
-        if self._closed:
+    def protected_again(self, subject: str) -> None:
+        """What made protection off for ``subject`` is over."""
+        if subject not in self._unprotected:
             return
-        if self.view.phase <= Phase.CREATED and role not in self._warned:
-            self._warned.add(role)
-            logger.warning(
-                "bg_id %r: the %s monitor cannot read the blue/green status "
-                "from %s (%s); it keeps trying, and connections pass through "
-                "meanwhile",
+        with self._cond:
+            if self._unprotected.pop(subject, None) is None:
+                return
+        if warnings.forget(("protection-off", self.bg_id, subject)):
+            logger.info(
+                "bg_id %r: switchover protection is back on for %s",
                 self.bg_id,
-                role,
-                host,
-                error,
+                subject,
+            )
+
+    def query_failed(
+        self, role: str, host: str, error: str, denied: bool, grant: str | None
+    ) -> None:
+        """A monitor's status query failed on a live connection. Outside a
+        switchover that means the plugin is blind: protection is off for
+        ``host`` until the metadata reads again (naming the GRANT when a
+        privilege is missing)."""
+        if self._closed or self.view.phase.active:
+            logger.debug("bg_id %r: %s monitor: %s: %s", self.bg_id, role, host, error)
+            return
+        if denied and grant:
+            reason = (
+                f"the {role} monitor is not allowed to read the blue/green "
+                f"metadata ({error}); an administrator must run: {grant}"
             )
         else:
+            reason = (
+                f"the {role} monitor cannot read the blue/green metadata "
+                f"({error}); it keeps trying"
+            )
+        self.unprotected(host, reason)
+
+    def monitor_failed(self, role: str, host: str, error: str) -> None:
+        """A monitor could not connect. Outside a switchover (when the hosts
+        are expected to answer) protection is off for ``host`` until it
+        does."""
+        if self._closed or self.view.phase.active:
             logger.debug("bg_id %r: %s monitor: %s: %s", self.bg_id, role, host, error)
+            return
+        self.unprotected(
+            host,
+            f"the {role} monitor cannot connect to read the blue/green status "
+            f"({error}); it keeps trying",
+        )
+
+    def monitor_read(self, role: str, host: str) -> None:
+        """A monitor read the status from ``host``."""
+        if not self._read_ok:
+            self._read_ok = True
+        if host in self._unprotected:
+            self.protected_again(host)
 
     def names_to_watch(self) -> list[str]:
         with self._cond:
@@ -342,8 +405,9 @@ class DeploymentWatch:
                 )
             )
         self._logged_events = len(events)
-        for status in sorted(tracker.unknown_statuses - self._warned):
-            self._warned.add(status)
+        for status in sorted(tracker.unknown_statuses):
+            if not warnings.first(("unknown-status", self.bg_id, status)):
+                continue
             messages.append(
                 (
                     logging.WARNING,
@@ -391,13 +455,24 @@ class DeploymentWatch:
                 for w in self._workers
                 if isinstance(w, MetadataMonitor)
             }
+            monitoring = (
+                self.source is not None
+                and not self._closed
+                and any(
+                    isinstance(w, MetadataMonitor) and w.is_alive()
+                    for w in self._workers
+                )
+            )
+            unprotected = dict(self._unprotected)
+            protected = monitoring and self._read_ok and not unprotected
+            reason = None
+            if not protected:
+                reason = self._why_unprotected(monitoring, unprotected)
             return BlueGreenStatus(
                 bg_id=self.bg_id,
                 phase=view.effective_phase(self.clock()).name,
                 ready=tracker.ready,
-                monitoring=self.source is not None
-                and not self._closed
-                and any(w.is_alive() for w in self._workers),
+                monitoring=monitoring,
                 mapping=inv.mapping(),
                 addresses=dict(inv.ips),
                 green_topology_changed=view.renamed,
@@ -406,7 +481,24 @@ class DeploymentWatch:
                 timed_out=tracker.timed_out,
                 events=events,
                 monitor_errors=errors,
+                protected=protected,
+                reason=reason,
+                unprotected=unprotected,
             )
+
+    def _why_unprotected(self, monitoring: bool, unprotected: dict[str, str]) -> str:
+        if unprotected:
+            return "; ".join(f"{host}: {why}" for host, why in unprotected.items())
+        if self._closed:
+            return "the monitors were stopped (bluegreen.bg.shutdown() or exit)"
+        if self.source is None:
+            return (
+                "no connection has found a blue/green capable RDS or Aurora "
+                "deployment for this bg_id yet"
+            )
+        if not monitoring:
+            return "the monitor threads are not running"
+        return "the monitors have not read the blue/green status yet"
 
 
 class WatchRegistry:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .. import rds
 from ..connection import Connection
 from ..dialects import Detection, DetectionCache, Dialect, detect, dialect_from_setting
 from ..errors import ConfigurationError, GreenHostRejectedError, SwitchoverTimeoutError
@@ -206,19 +207,27 @@ class BlueGreenPlugin(Plugin):
     def _detect(self, ctx: ConnectContext, conn: Any) -> None:
         family = ctx.adapter.family
         forced = dialect_from_setting(ctx.settings.wrapper_dialect)
-        key = (family, (ctx.host or "").lower(), ctx.port, forced)
+        host = (ctx.host or "").lower()
+        key = (family, host, ctx.port, forced)
         detection = detections.get(key)
+        watch = self.watch
         if detection is None:
             detection = detections.get_or_detect(
                 key, lambda: _detect(ctx, conn, forced)
             )
-            detection.log_warnings(logger, f"{ctx.host}:{ctx.port}")
+        elif host in watch.detected:
+            self.detection = detection
+            if watch.started:
+                watch.note_host(ctx.host)
+            return
         self.detection = detection
-        watch = self.watch
+        _report(watch, ctx, host, detection)
         if not watch.started and _can_monitor(detection) and ctx.host:
             watch.start(_monitor_source(ctx, detection))
         if watch.started:
             watch.note_host(ctx.host)
+        elif detection.probe_failed and not detection.forced and ctx.host:
+            watch.start_detector(host, _retry_detection(watch, ctx, key))
 
     # -- calls on open connections ---------------------------------------------
 
@@ -308,7 +317,6 @@ def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
         topology_query=detection.topology_query or dialect.topology_query,
         client_tag=ctx.settings.bg_client_tag,
         grant_hint=detection.missing_grant or dialect.required_grants(_user(ctx)),
-        grant_reported=detection.missing_grant is not None,
     )
 
 
@@ -345,3 +353,83 @@ def _detect(ctx: ConnectContext, conn: Any, forced: Dialect | None) -> Detection
                 "blue/green support is off for this host",
             ),
         )
+
+
+def _protection_off(detection: Detection) -> str | None:
+    """Why switchover protection cannot work on a host with this detection
+    result (None: it can, provided the monitors read the metadata)."""
+    if detection.unsupported_reason is not None:
+        return detection.unsupported_reason
+    if detection.probe_failed and not detection.forced:
+        why = "; ".join(detection.warnings) or "dialect detection failed"
+        return f"{why} (detection is retried every bg_interval_baseline_ms)"
+    dialect = detection.dialect
+    if dialect.is_plain:
+        engine = "PostgreSQL" if dialect.family == "postgres" else "MySQL/MariaDB"
+        return f"the server is plain {engine} (no RDS or Aurora blue/green metadata)"
+    if detection.metadata_source is None or not detection.metadata_readable:
+        if detection.warnings:
+            return "; ".join(detection.warnings)
+        return f"the blue/green metadata of {dialect.value} cannot be read"
+    return None
+
+
+def _report(
+    watch: DeploymentWatch, ctx: ConnectContext, host: str, detection: Detection
+) -> None:
+    """Tell the watch (and the logs) whether ``host`` can be protected."""
+    watch.detected = watch.detected | {host}
+    where = f"{ctx.host}:{ctx.port}"
+    off = _protection_off(detection)
+    if off is None:
+        detection.log_warnings(logger, where)
+        watch.protected_again(host)
+        return
+    # A plain server that does not look like RDS is no failure: no
+    # switchover can happen there, and nothing is logged above DEBUG.
+    loud = (
+        not detection.dialect.is_plain
+        or detection.probe_failed
+        or rds.is_rds_host(host)
+    )
+    watch.unprotected(host, off, loud=loud)
+    if not loud:
+        logger.debug("bg_id %r: %s: %s", watch.bg_id, where, off)
+
+
+def _retry_detection(
+    watch: DeploymentWatch, ctx: ConnectContext, key: Any
+) -> Callable[[], bool]:
+    """The Detector's attempt: open a monitoring connection to the host,
+    detect, and start the monitors once detection succeeds."""
+    adapter = ctx.adapter
+    forced = key[3]
+
+    def attempt() -> bool:
+        source = MonitorSource(
+            adapter=adapter,
+            params=ctx.monitoring_params(),
+            host=(ctx.host or "").lower(),
+            port=ctx.port,
+            status_query="",
+            status_takes_tag=False,
+            status_has_id=False,
+            topology_query=None,
+            client_tag="",
+        )
+        conn = source.connect(source.host, None, ctx.port)
+        try:
+            detection = detect(
+                conn, adapter.family, host=ctx.host, forced=forced, state=adapter
+            )
+        finally:
+            _close_quietly(conn)
+        detections.store(key, detection)
+        _report(watch, ctx, source.host, detection)
+        if detection.probe_failed:
+            return False
+        if _can_monitor(detection):
+            watch.start(_monitor_source(ctx, detection))
+        return True
+
+    return attempt

@@ -98,6 +98,11 @@ class DetectionCache:
                 event.set()
             return result
 
+    def store(self, key: Hashable, result: Detection) -> None:
+        """Keep ``result`` for ``key`` (a detection made elsewhere)."""
+        with self._lock:
+            self._store(key, result)
+
     def _store(self, key: Hashable, result: Detection) -> None:
         """Keep ``result`` (a failed one until it expires); the lock is held."""
         if result.probe_failed:

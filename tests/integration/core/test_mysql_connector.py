@@ -146,9 +146,7 @@ def test_timeout_warning_once(
         registry.register("bg", "bluegreen.bg.plugin:BlueGreenPlugin")
         timeout_warnings.clear()
     warnings = [
-        r
-        for r in caplog.records
-        if r.name == "bluegreen.bg" and "timeout" in r.message
+        r for r in caplog.records if r.name == "bluegreen.bg" and "timeout" in r.message
     ]
     assert len(warnings) == 1
     assert warnings[0].levelname == "WARNING"
