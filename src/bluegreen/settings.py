@@ -427,8 +427,29 @@ def _parse(
                 values[name] = _REGISTRY[name].convert(raw)
         settings = Settings(**values)
 
+    if monitoring:
+        _check_monitoring_names(adapter, monitoring)
     params = DriverParams(remaining, driver)
     return ConnectionConfig(adapter, settings, params, ReadOnlyDict(monitoring))
+
+
+def _check_monitoring_names(adapter: DriverAdapter, monitoring: dict[str, Any]) -> None:
+    """A ``blue-green-monitoring-`` setting must name a parameter the driver
+    knows: the monitors pass it to the driver in the background, where a
+    typo would make every monitoring connection fail, quietly."""
+    known = adapter.known_parameters()
+    if known is None:
+        return
+    for name in monitoring:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), 1, 0.6)
+        hint = f"; did you mean {MONITORING_PREFIXES[0] + close[0]!r}?" if close else ""
+        # The value is not shown: a misspelt name may hold a password.
+        raise ConfigurationError(
+            f"setting {MONITORING_PREFIXES[0] + name!r}: {adapter.name} has no "
+            f"connection parameter {name!r}{hint}"
+        )
 
 
 def _sort(

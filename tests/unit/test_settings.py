@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import mysql.connector
 import psycopg
 import pymysql
 import pytest
@@ -23,6 +24,7 @@ from bluegreen.settings import (
 
 PG = adapter_for(psycopg.connect)
 MY = adapter_for(pymysql.connect)
+MYC = adapter_for(mysql.connector.connect)
 
 
 def parse(conninfo: str | None = None, adapter: Any = PG, **kw: Any) -> Any:
@@ -249,6 +251,40 @@ def test_monitoring_prefix_pymysql() -> None:
 def test_monitoring_prefix_rejects_wrapper_settings() -> None:
     with pytest.raises(ConfigurationError, match="driver arguments only"):
         parse(plugins="", blue_green_monitoring_bg_id="2")
+
+
+@pytest.mark.parametrize(
+    ("adapter", "typo", "meant"),
+    [
+        (PG, "conect_timeout", "connect_timeout"),
+        (PG, "applicaton_name", "application_name"),
+        (MY, "conect_timeout", "connect_timeout"),
+        (MYC, "conection_timeout", "connection_timeout"),
+    ],
+)
+def test_monitoring_typo_is_an_error_with_a_suggestion(
+    adapter: Any, typo: str, meant: str
+) -> None:
+    kwargs = {"plugins": "", f"blue_green_monitoring_{typo}": 5}
+    with pytest.raises(ConfigurationError) as info:
+        parse_config(adapter, None, kwargs)
+    text = str(info.value)
+    assert f"'blue-green-monitoring-{typo}'" in text
+    assert f"did you mean 'blue-green-monitoring-{meant}'?" in text
+
+
+def test_monitoring_names_the_drivers_know_are_accepted() -> None:
+    parse("host=h", plugins="", **{"blue-green-monitoring-sslmode": "require"})
+    parse("host=h", plugins="", blue_green_monitoring_prepare_threshold=None)
+    parse_config(MY, None, {"blue_green_monitoring_read_timeout": 3})
+    parse_config(MYC, None, {"blue_green_monitoring_connect_timeout": 3})
+    parse_config(MYC, None, {"blue_green_monitoring_use_pure": True})
+
+
+def test_monitoring_typo_hides_a_secret_value() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse("host=h", plugins="", blue_green_monitoring_passwrd="hunter2")
+    assert "hunter2" not in str(info.value)
 
 
 def test_secrets_masked_in_repr() -> None:

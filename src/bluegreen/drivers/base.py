@@ -158,6 +158,11 @@ class DriverAdapter(ABC):
         except ValueError:
             return self.default_timeout, False
 
+    def known_parameters(self) -> frozenset[str] | None:
+        """Every parameter name the driver's connect function accepts, or
+        None if the driver cannot tell (then names are not checked)."""
+        return None
+
     def monitoring_params(
         self, params: DriverParams, overrides: Mapping[str, Any]
     ) -> DriverParams:

@@ -19,6 +19,11 @@ from ._surface import PROXY_CONNECTION, PROXY_CURSOR, Surface, table
 
 __all__ = ["MySQLConnectorAdapter"]
 
+#: Arguments mysql.connector.connect takes besides its configuration keys.
+_EXTRA = frozenset(
+    {"failover", "option_files", "option_groups", "username", "read_default_file"}
+)
+
 SURFACE = Surface(
     connection=table(
         PROXY=PROXY_CONNECTION,
@@ -206,6 +211,13 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Unbuffered cursors read rows from the socket while fetching."""
         return "Buffered" not in type(cursor).__name__
+
+    def known_parameters(self) -> frozenset[str]:
+        """What ``mysql.connector.connect`` accepts: its configuration keys,
+        the pooling and fail-over arguments and the aliases it translates."""
+        from mysql.connector.constants import CNX_POOL_ARGS, DEFAULT_CONFIGURATION
+
+        return frozenset(DEFAULT_CONFIGURATION) | frozenset(CNX_POOL_ARGS) | _EXTRA
 
     def query(
         self, conn: Any, sql: str, params: Sequence[Any] | None = None

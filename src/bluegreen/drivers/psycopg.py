@@ -24,6 +24,12 @@ __all__ = ["PsycopgAdapter"]
 
 _psycopg_logger = logging.getLogger("psycopg")
 
+#: ``psycopg.Connection.connect``'s own keyword arguments (not libpq's).
+_PSYCOPG_KWARGS = frozenset(
+    {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
+)
+_KNOWN: frozenset[str] | None = None
+
 # Connection failures (class 08) and administrator/crash shutdowns.
 _LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 
@@ -144,6 +150,15 @@ class PsycopgAdapter(DriverAdapter):
             str(user) if user is not None else None,
             str(dbname) if dbname is not None else None,
         )
+
+    def known_parameters(self) -> frozenset[str]:
+        """libpq's conninfo keywords (as this libpq knows them) and the
+        keyword arguments of ``psycopg.Connection.connect``."""
+        global _KNOWN
+        if _KNOWN is None:
+            keywords = {o.keyword.decode() for o in pq.Conninfo.get_defaults()}
+            _KNOWN = frozenset(keywords | _PSYCOPG_KWARGS)
+        return _KNOWN
 
     def monitoring_params(self, params: DriverParams, overrides: Any) -> DriverParams:
         """Flatten the conninfo into keywords so that node selection can be dropped."""

@@ -8,6 +8,7 @@ host name (``ssl_verify_identity``) against the name the application used.
 
 from __future__ import annotations
 
+import inspect
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -142,6 +143,15 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Unbuffered ``SSCursor`` and subclasses read rows while fetching."""
         return isinstance(cursor, pymysql.cursors.SSCursor)
+
+    def known_parameters(self) -> frozenset[str]:
+        """The keyword parameters of ``pymysql.connections.Connection``."""
+        signature = inspect.signature(pymysql.connections.Connection.__init__)
+        return frozenset(
+            name
+            for name, p in signature.parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"
+        )
 
     def query(
         self, conn: Any, sql: str, params: Sequence[Any] | None = None
