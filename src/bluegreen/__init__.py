@@ -12,9 +12,9 @@ The returned :class:`Connection` behaves like the driver's own; plugins
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from ._types import ConnectFunction
 from ._version import __version__
 from .connection import Connection
 from .cursor import Cursor
@@ -57,6 +57,7 @@ __all__ = [
     "__version__",
     "apilevel",
     "connect",
+    "connection_proxy",
     "paramstyle",
     "register_plugin",
     "threadsafety",
@@ -67,9 +68,12 @@ threadsafety = 1
 paramstyle = "pyformat"
 
 
+_C = TypeVar("_C")
+
+
 def connect(
-    target: ConnectFunction, conninfo: str | None = None, /, **settings: Any
-) -> Connection:
+    target: Callable[..., _C], conninfo: str | None = None, /, **settings: Any
+) -> _C:
     """Open a connection through the driver connect function *target*.
 
     *target* is ``psycopg.connect`` (or ``psycopg.Connection.connect``),
@@ -81,10 +85,29 @@ def connect(
     Raise :class:`UnsupportedDriverError` for an unknown *target* and
     :class:`ConfigurationError` for invalid settings; errors of the driver
     pass through unchanged.
+
+    The result is a :class:`Connection` proxy. It behaves like the driver's
+    connection (``isinstance(conn, psycopg.Connection)`` holds), so type
+    checkers are told it is one: ``connect(psycopg.connect, ...)`` is a
+    ``psycopg.Connection``. :func:`connection_proxy` gives the proxy's own
+    type back where the wrapper's attributes are wanted.
     """
     adapter = adapter_for(target)
     config = parse_config(adapter, conninfo, settings)
     if not config.settings.plugins:
-        return Connection(adapter.connect(config.params), config, None)
+        return cast(_C, Connection(adapter.connect(config.params), config, None))
     pipeline, raw = Pipeline.open(config)
-    return Connection(raw, config, pipeline)
+    return cast(_C, Connection(raw, config, pipeline))
+
+
+def connection_proxy(conn: object) -> Connection:
+    """``conn`` as the :class:`Connection` proxy it is, for type checkers.
+
+    Raise :class:`TypeError` if ``conn`` did not come from :func:`connect`.
+    """
+    if type(conn) is not Connection:
+        raise TypeError(
+            f"not a bluegreen connection: {type(conn).__qualname__} (pass a "
+            "connection returned by bluegreen.connect())"
+        )
+    return conn

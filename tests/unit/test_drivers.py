@@ -65,6 +65,25 @@ def test_unsupported_targets(target: Any) -> None:
     assert isinstance(info.value, bluegreen.ProgrammingError)
 
 
+def test_asyncio_targets_say_why_and_what_to_do() -> None:
+    async def connect(**kwargs: Any) -> Any:  # an asyncio driver's connect
+        return None
+
+    for target in (psycopg.AsyncConnection.connect, connect):
+        with pytest.raises(bluegreen.UnsupportedDriverError) as info:
+            bluegreen.connect(target, plugins="")
+        msg = str(info.value)
+        assert "asyncio" in msg and "asyncio.to_thread" in msg
+    with pytest.raises(bluegreen.UnsupportedDriverError) as info:
+        bluegreen.connect(print, plugins="")
+    assert "asyncio" not in str(info.value)
+
+
+def test_connection_proxy() -> None:
+    with pytest.raises(TypeError, match="not a bluegreen connection"):
+        bluegreen.connection_proxy(object())
+
+
 def test_module_globals() -> None:
     assert bluegreen.apilevel == "2.0"
     assert bluegreen.threadsafety == 1

@@ -7,6 +7,7 @@ installed can use bluegreen.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, cast
 
 from .._types import ConnectFunction
@@ -91,7 +92,29 @@ def _new_adapter(target: Any) -> DriverAdapter:
             from .mysql_connector import MySQLConnectorAdapter
 
             return MySQLConnectorAdapter(target)
+    if _is_async(target, top):
+        raise UnsupportedDriverError(
+            f"bluegreen.connect() cannot wrap {target!r}: it opens asyncio "
+            "connections, and bluegreen supports only synchronous drivers so far "
+            "(asyncio support is planned). Until then, use the driver's "
+            "synchronous connect function (psycopg.connect, pymysql.connect, "
+            "mysql.connector.connect) through bluegreen, running blocking calls "
+            "in a worker thread (asyncio.to_thread or run_in_executor). "
+            f"Supported connect functions: {', '.join(SUPPORTED_TARGETS)}"
+        )
     raise UnsupportedDriverError(
         f"bluegreen.connect() cannot wrap {target!r}; supported connect "
         f"functions: {', '.join(SUPPORTED_TARGETS)}"
     )
+
+
+#: Packages whose connect functions open asyncio connections.
+_ASYNC_PACKAGES = frozenset({"asyncpg", "aiomysql", "aiopg", "asyncmy"})
+
+
+def _is_async(target: Any, top: str) -> bool:
+    """Whether ``target`` opens asyncio connections."""
+    if top in _ASYNC_PACKAGES or inspect.iscoroutinefunction(target):
+        return True
+    owner = getattr(target, "__self__", None)
+    return isinstance(owner, type) and owner.__name__.startswith("Async")
