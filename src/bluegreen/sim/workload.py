@@ -252,8 +252,11 @@ class Workload:
         try:
             if self.engine == "postgres":
                 if op == "write":
+                    # psycopg's RawCursor takes $n placeholders.
+                    raw = "Raw" in type(getattr(cur, "driver_cursor", cur)).__name__
                     cur.execute(
-                        f"INSERT INTO {TABLE} (id, client) VALUES (%s, %s) "
+                        f"INSERT INTO {TABLE} (id, client) VALUES "
+                        f"{'($1, $2)' if raw else '(%s, %s)'} "
                         "RETURNING host(inet_server_addr())",
                         (wid, client),
                     )
@@ -270,8 +273,7 @@ class Workload:
                     cur.execute("SELECT @@server_id")
                 else:
                     cur.execute(f"SELECT @@server_id, max(id) FROM {TABLE}")
-            row = cur.fetchone()
-            return str(row[0])
+            return _text(_first_value(cur.fetchone()))
         finally:
             cur.close()
 
@@ -298,6 +300,26 @@ class Workload:
             env=env,
             write_id=wid,
         )
+
+
+def _first_value(row: Any) -> Any:
+    """The first column of ``row``, whatever shape the application's row
+    factory or cursor class gives rows: tuples, dicts, named tuples, objects
+    made from the columns, or psycopg's ``scalar_row`` (the value itself)."""
+    if isinstance(row, Mapping):
+        return next(iter(row.values()))
+    if isinstance(row, (str, bytes, bytearray, int)):
+        return row
+    if isinstance(row, Sequence):
+        return row[0]
+    fields = vars(row)
+    return next(iter(fields.values()))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode()
+    return str(value)
 
 
 def _close(conn: Any) -> None:
