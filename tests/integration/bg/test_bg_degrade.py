@@ -1,9 +1,12 @@
-"""The ``bg`` plugin degrades to plain pass-through, with one warning at most.
+"""The ``bg`` plugin degrades to plain pass-through, loudly.
 
 A plain server, a deployment whose metadata the application user may not
-read, and monitors that cannot log in: the application's connections and
-queries work as without the plugin, no monitor thread runs where there is
-nothing to monitor, and operators get one warning that says what to fix.
+read, monitors that cannot log in, a detection that fails: the application's
+connections and queries work as without the plugin, no monitor thread runs
+where there is nothing to monitor, operators get a warning that says
+switchover protection is off and what to fix (repeated at a low rate while
+it lasts, not once per connection), ``status()`` says so too, and protection
+comes back by itself when the cause goes away.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ def test_plain_postgres(pg_instance: Any, bg_warnings: Callable[[], list[str]]) 
     assert not bg_status().monitoring
     assert_passthrough_status()
     assert bg_warnings() == []
+    st = bg_status()
+    assert not st.protected
+    assert st.reason is not None and "plain PostgreSQL" in st.reason
+    assert list(st.unprotected) == [pg_instance.host]
 
 
 @pytest.mark.mariadb
@@ -112,8 +119,15 @@ def test_missing_grants_warn_once(
     grants = [m for m in bg_warnings() if "GRANT" in m]
     assert len(grants) == 1, bg_warnings()
     assert h.dep.app_user in grants[0]
+    assert "switchover protection is OFF" in grants[0]
     assert bg_warnings() == grants, "more than the one warning about the grant"
     assert_passthrough_status()
+    st = bg_status()
+    assert not st.protected and st.reason is not None and "GRANT" in st.reason
+    # The administrator runs the GRANT: protection comes back by itself.
+    h.dep.metadata.set_grants(True)
+    wait_for(lambda: bg_status().protected, 10, "protection to come back")
+    assert bg_status().reason is None and bg_status().unprotected == {}
 
 
 # -- monitors that cannot connect ----------------------------------------------------
@@ -144,8 +158,10 @@ def test_monitor_login_fails(
     messages = bg_warnings()
     assert len(messages) == 1, messages
     assert "monitor" in messages[0] and h.blue_host in messages[0], messages
+    assert "switchover protection is OFF" in messages[0]
     st = bg_status()
     assert st.monitoring and st.monitor_errors["blue"] is not None
+    assert not st.protected and h.blue_host in st.unprotected
     assert st.phase == "NOT_CREATED"
     everything = caplog.text + "".join(str(v) for v in st.monitor_errors.values())
     assert secret not in everything
@@ -178,3 +194,70 @@ def test_green_refuses_monitor(
     assert st.monitor_errors["blue"] is None
     assert st.monitor_errors["green"] is not None
     assert st.phase == "CREATED"
+
+
+# -- repeated, not once ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_protection_off_is_repeated_while_it_lasts(
+    bg_harness: Callable[..., Harness],
+    bg_warnings: Callable[[], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One connection, then nothing: the warning comes back every REPEAT_S
+    (shortened here) while the monitor still cannot log in."""
+    monkeypatch.setattr("bluegreen.bg._watch.REPEAT_S", 0.3)
+    h = bg_harness("rds-postgres", readers=0)
+    provision(h)
+    settings = {**SETTINGS, "blue-green-monitoring-password": "wrong"}
+    with h.connect(**settings) as conn:
+        assert query_one(conn, "SELECT 1") == 1
+
+    def off_warnings() -> list[str]:
+        return [m for m in bg_warnings() if "protection is OFF" in m]
+
+    wait_for(lambda: len(off_warnings()) >= 3, 15, "the warning to be repeated")
+    assert not bg_status().protected
+
+
+# -- a failed detection is retried in the background ---------------------------
+
+
+@pytest.mark.slow
+def test_failed_detection_is_retried_and_protection_comes_back(
+    bg_harness: Callable[..., Harness],
+    bg_warnings: Callable[[], list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The probe on the application's connection fails once (a transient
+    error). The application holds that one connection and opens no other:
+    the plugin still recovers, from a detector thread of its own."""
+    from bluegreen.bg import plugin as bg_plugin
+
+    real_detect = bg_plugin.detect
+    calls = {"n": 0}
+
+    def flaky_detect(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("transient probe failure")
+        return real_detect(*args, **kwargs)
+
+    monkeypatch.setattr(bg_plugin, "detect", flaky_detect)
+    caplog.set_level("INFO", logger="bluegreen.bg")
+    h = bg_harness("aurora-mysql", readers=0)
+    provision(h)
+    conn = h.connect(**SETTINGS)
+    try:
+        messages = [m for m in bg_warnings() if "protection is OFF" in m]
+        assert len(messages) == 1 and "transient probe failure" in messages[0]
+        assert not bg_status().protected
+        wait_for(lambda: bg_status().protected, 15, "protection to come back")
+        assert bg_status().monitoring
+        assert any("back on" in r.getMessage() for r in caplog.records)
+        assert query_one(conn, "SELECT 6 * 7") == 42
+        assert calls["n"] >= 2
+    finally:
+        conn.close()
