@@ -152,3 +152,33 @@ def test_a_new_deployment_after_a_timeout_in_post_is_followed() -> None:
     t.observe(Observation("blue", 1031.0, rows("SWITCHOVER_INITIATED", green=g2)))
     assert t.phase is Phase.PREPARATION
     assert g2 in t.inventory.green
+
+
+def test_a_rollback_is_never_refused_so_the_statement_error_shows() -> None:
+    """An INSERT failed during a switchover; the application rolls back. The
+    wait for the switchover runs out, and the rollback is sent anyway: the
+    application sees its own error (or the driver's rollback outcome), never
+    a SwitchoverTimeoutError that hides it."""
+    from bluegreen.errors import SwitchoverTimeoutError
+
+    settings = Settings(bg_connect_timeout_ms=100, bg_switchover_timeout_ms=60000)
+    watch = in_progress_watch(bg_connect_timeout_ms=100, bg_switchover_timeout_ms=60000)
+    watch.note_host(B)
+    plugin = plugin_on(watch, settings)
+    sent: list[str] = []
+    with pytest.raises(SwitchoverTimeoutError):
+        plugin.execute(None, "execute", lambda: sent.append("execute"))  # type: ignore[arg-type]
+
+    def app() -> None:
+        try:
+            raise psycopg.errors.ReadOnlySqlTransaction("read-only")
+        except psycopg.Error:
+            plugin.execute(None, "rollback", lambda: sent.append("rollback"))  # type: ignore[arg-type]
+            raise
+
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        app()
+    assert sent == ["rollback"]
+    for name in ("tpc_rollback",):
+        plugin.execute(None, name, lambda n=name: sent.append(n))  # type: ignore[arg-type]
+    assert sent == ["rollback", "tpc_rollback"]
