@@ -180,3 +180,28 @@ EXCEPTION_ATTRS = (
     "ProgrammingError",
     "Warning",
 )
+
+
+def inventory_markdown(driver: str, surface: Surface) -> str:
+    """The inventory of ``surface`` as Markdown, for docs/architecture.md
+    (a test checks that the document carries it as generated here)."""
+    lines = [f"#### {driver}", "", "| kind | connection | cursor |", "|---|---|---|"]
+    for kind in Kind:
+        if kind is Kind.PROXY:
+            continue
+        conn = sorted(n for n, k in surface.connection.items() if k is kind)
+        cur = sorted(n for n, k in surface.cursor.items() if k is kind)
+        if kind is Kind.LOCAL:
+            conn = [n for n in conn if n in surface.notes]
+            cur = [n for n in cur if n in surface.notes]
+        if not conn and not cur:
+            continue
+        lines.append(
+            f"| {kind.value} | {', '.join(f'`{n}`' for n in conn)} "
+            f"| {', '.join(f'`{n}`' for n in cur)} |"
+        )
+    notes = sorted(surface.notes.items())
+    if notes:
+        lines.append("")
+        lines.extend(f"- `{name}`: {text}." for name, text in notes)
+    return "\n".join(lines) + "\n"
