@@ -15,6 +15,9 @@ from bluegreen.bg._routing import (
     HostClass,
     Route,
     classify,
+    monitor_target,
+    poll_interval,
+    preparation_grace,
     route_connect,
     suspends_calls,
 )
@@ -270,8 +273,6 @@ def test_route_table(state: str, case: str) -> None:
         # Timed out before POST: released.
         view(Phase.PREPARATION, release_at=NOW),
         view(Phase.IN_PROGRESS, release_at=NOW - 1),
-        # Completed, DNS never settled, re-routing expired.
-        view(Phase.COMPLETED, renamed=True, settle_at=NOW),
     ],
     ids=[
         "NOT_CREATED",
@@ -279,7 +280,6 @@ def test_route_table(state: str, case: str) -> None:
         "COMPLETED settled",
         "PREPARATION timed out",
         "IN_PROGRESS timed out",
-        "COMPLETED re-routing over",
     ],
 )
 @pytest.mark.parametrize("suspend", [True, False])
@@ -378,12 +378,105 @@ def test_post_substitutes_the_green_port() -> None:
     assert got == Route(Action.SUBSTITUTE, "10.0.1.2", 5434, reason=got.reason)
 
 
-def test_completed_rerouting_stops_at_settle_time() -> None:
+def test_completed_green_rejection_stops_at_settle_time_rerouting_does_not() -> None:
     v = VIEWS["COMPLETED, DNS not settled"]
     assert route(v, B1, now=NOW + 99.999).action is Action.SUBSTITUTE
     assert route(v, G1, now=NOW + 99.999).action is Action.REJECT
-    assert route(v, B1, now=NOW + 100) == Route(Action.DIRECT)
     assert route(v, G1, now=NOW + 100) == Route(Action.DIRECT)
+    # B1 still resolves to its old blue address: never sent there.
+    assert route(v, B1, now=NOW + 100).action is Action.SUBSTITUTE
+    assert route(v, B1, now=NOW + 1e9).action is Action.SUBSTITUTE
+
+
+# -- the switchover timer never turns correct routing into wrong routing --------------
+
+#: DNS states after the switchover: which blue names resolve elsewhere now.
+DNS = {
+    "stale": {},
+    "B1 moved to green": {"moved": frozenset({B1, CLUSTER_W})},
+    "B1 moved elsewhere": {"moved": frozenset({B1, CLUSTER_W})},
+    "all blue DNS updated": {
+        "moved": frozenset({B1, B2, CLUSTER_W}),
+        "blue_dns_updated": True,
+    },
+}
+#: Timer states: before the switchover timeout, after it, after settle time.
+TIMERS = {
+    "in time": NOW + 0,
+    "switchover timed out": NOW + 10,
+    "settle time passed": NOW + 20,
+}
+
+
+def switched_view(phase: Phase, dns: str) -> RoutingView:
+    return view(
+        phase,
+        renamed=True,
+        release_at=NOW + 10 if phase is Phase.POST else None,
+        settle_at=NOW + 20 if phase is Phase.COMPLETED else None,
+        **DNS[dns],  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("timer", list(TIMERS))
+@pytest.mark.parametrize("dns", list(DNS))
+@pytest.mark.parametrize("phase", [Phase.POST, Phase.COMPLETED], ids=lambda p: p.name)
+def test_after_the_switchover_timers_never_route_to_the_old_blue(
+    phase: Phase, dns: str, timer: str
+) -> None:
+    """Every phase x timer x DNS combination once the switchover went through:
+    a blue name (or address, or cluster endpoint) still resolving to its
+    pre-switchover address goes to the green counterpart, whatever the
+    timers say; once its DNS moved, DNS is followed. Green names are
+    rejected until their DNS is gone or a timer ends the rejection."""
+    v = switched_view(phase, dns)
+    now = TIMERS[timer]
+    moved = v.moved
+    for case in ("blue name", "blue name, stale address", "cluster endpoint"):
+        host, ip = HOSTS[case]
+        got = route(v, host, ip, now=now)
+        name = B1 if host == B1 else CLUSTER_W
+        if name in moved or v.blue_dns_updated:
+            assert got == Route(Action.DIRECT), (case, got)
+        else:
+            assert (got.action, got.ip) == sub("10.0.1.1"), (case, got)
+    # B2 has not moved in the partial DNS states: still re-routed.
+    got = route(v, B2, now=now)
+    if B2 in moved:
+        assert got == Route(Action.DIRECT)
+    else:
+        assert (got.action, got.ip) == sub("10.0.1.2")
+    rejection_over = (phase is Phase.POST and now >= NOW + 10) or (
+        phase is Phase.COMPLETED and now >= NOW + 20
+    )
+    expected = Action.DIRECT if rejection_over else Action.REJECT
+    assert route(v, G1, now=now).action is expected
+
+
+@pytest.mark.parametrize("timer", list(TIMERS))
+@pytest.mark.parametrize("phase", [Phase.PREPARATION, Phase.IN_PROGRESS], ids=str)
+def test_before_the_switchover_the_timer_releases_to_dns(
+    phase: Phase, timer: str
+) -> None:
+    """No evidence that the switchover went through: when the timer runs
+    out, traffic is released (blue is still in service) and nothing waits."""
+    v = view(phase, release_at=NOW + 10)
+    now = TIMERS[timer]
+    got = route(v, B1, now=now)
+    if now >= NOW + 10:
+        assert got == Route(Action.DIRECT)
+        assert not suspends_calls(v, B1, None, now)
+    else:
+        assert got.action in (Action.SUBSTITUTE, Action.WAIT)
+
+
+def test_the_green_counterpart_unknown_means_wait_never_the_old_blue() -> None:
+    bare = build_inventory(
+        [StatusRow(B1, 5432, ROLE_SOURCE, "AVAILABLE")], ips={B1: "10.0.0.1"}
+    )
+    v = RoutingView(phase=Phase.POST, inventory=bare, renamed=True, release_at=NOW)
+    for now in (NOW - 1, NOW, NOW + 1e6):
+        assert route(v, B1, now=now).action is Action.WAIT
 
 
 def test_release_is_time_based() -> None:
@@ -431,3 +524,60 @@ def test_calls_are_never_suspended_outside_in_progress(phase: Phase, case: str) 
     host, ip = HOSTS[case]
     v = view(phase, renamed=phase >= Phase.POST, release_at=NOW + 10)
     assert not suspends_calls(v, host, ip, NOW)
+
+
+# -- polling intervals, monitor targets, grace (decisions moved out of the glue) -----
+
+BASE, INC, HIGH = 60.0, 1.0, 0.1
+
+
+def interval(v: RoutingView, now: float = NOW) -> float:
+    return poll_interval(v, now, BASE, INC, HIGH)
+
+
+def test_poll_interval_per_phase() -> None:
+    assert interval(view(Phase.NOT_CREATED)) == BASE
+    assert interval(view(Phase.CREATED)) == INC
+    for phase in (Phase.PREPARATION, Phase.IN_PROGRESS, Phase.POST):
+        assert interval(view(phase, release_at=NOW + 5, quiet_at=NOW + 10)) == HIGH
+    settled = view(Phase.COMPLETED, blue_dns_updated=True, green_dns_removed=True)
+    assert interval(settled) == BASE
+
+
+def test_poll_interval_stays_high_after_the_timeout() -> None:
+    """Traffic released by the timer goes by DNS: a switchover that goes
+    through late must be noticed within a high interval, not an increased
+    one."""
+    v = view(Phase.IN_PROGRESS, release_at=NOW, quiet_at=NOW + 180)
+    assert v.effective_phase(NOW + 1) is Phase.CREATED
+    assert interval(v, NOW + 1) == HIGH
+    assert interval(v, NOW + 179.9) == HIGH
+    assert interval(v, NOW + 180) == INC
+
+
+def test_poll_interval_after_completed_until_dns_settles() -> None:
+    v = view(Phase.COMPLETED, renamed=True, settle_at=NOW + 180, quiet_at=NOW + 180)
+    assert interval(v, NOW) == HIGH
+    assert interval(v, NOW + 180) == INC  # DNS never settled: still watched
+
+
+def test_monitor_targets() -> None:
+    v = view(Phase.CREATED)
+    assert monitor_target(v, "blue", B1, 5432, "10.9.9.9") == (B1, "10.0.0.1", 5432)
+    assert monitor_target(v, "blue", "x.example", 5432, "10.9.9.9") == (
+        "x.example",
+        "10.9.9.9",
+        5432,
+    )
+    assert monitor_target(v, "green", B1, 5432, None) == (G1, "10.0.1.1", 5433)
+    # A host without a counterpart: any green host with an address.
+    assert monitor_target(v, "green", "x.example", 5432, None) == (
+        G1,
+        "10.0.1.1",
+        5433,
+    )
+    assert monitor_target(RoutingView(), "green", B1, 5432, None) is None
+
+
+def test_preparation_grace() -> None:
+    assert preparation_grace(0.1) == pytest.approx(0.8)

@@ -261,14 +261,16 @@ def test_metadata_completion_before_dns_settles(sim: Sim) -> None:
     assert not t.finished
     route = route_connect(view, B2, None, sim.now, suspend_new_blue=True)
     assert (route.action, route.ip) == (Action.SUBSTITUTE, IPS[G2])
-    # No DNS news at all: re-routing stops one switchover timeout later.
+    # No DNS news at all: the switchover counts as finished one switchover
+    # timeout later (summary logged, green names no longer rejected), but B2
+    # still resolves to its old blue address: it is still re-routed.
     sim.now = T0 + 10.0 + TIMEOUT - 0.001
     assert not t.finished
     sim.now = T0 + 10.0 + TIMEOUT
     assert t.finished
-    assert t.view().rerouting_over(sim.now)
+    assert t.view().rejection_over(sim.now)
     route = route_connect(t.view(), B2, None, sim.now, suspend_new_blue=True)
-    assert route.action is Action.DIRECT
+    assert (route.action, route.ip) == (Action.SUBSTITUTE, IPS[G2])
     assert sim.names()[-3:] == ["POST", GREEN_TOPOLOGY_CHANGED, "COMPLETED"]
 
 
@@ -502,24 +504,34 @@ def test_no_timeout_outside_the_active_phases(sim: Sim) -> None:
     assert t.view().release_at is None
 
 
-def test_timeout_in_post_assumes_completion(sim: Sim) -> None:
+def test_timeout_in_post_assumes_completion_but_keeps_routing(sim: Sim) -> None:
     # Stuck in POST (frozen metadata, DNS never settling): when the timer
-    # expires the switchover is assumed complete and re-routing stops.
+    # expires the switchover is assumed complete, green names are no longer
+    # rejected, but the blue names still resolve to the old blue addresses,
+    # so they are still sent to the green hosts, until DNS moves.
     t = sim.tracker
     sim.in_progress()
     sim.poll("green", 2.0, Phase.POST)
     view = t.view()
     late = t.active_since + TIMEOUT
     assert view.effective_phase(late - 0.001) is Phase.POST
-    assert not view.rerouting_over(late - 0.001)
+    assert not view.rejection_over(late - 0.001)
     assert view.effective_phase(late) is Phase.COMPLETED
-    assert view.rerouting_over(late)
-    assert route_connect(view, B1, None, late, suspend_new_blue=True) == Route(
-        Action.DIRECT
-    )
+    assert view.rejection_over(late)
+    route = route_connect(view, B1, None, late, suspend_new_blue=True)
+    assert (route.action, route.ip) == (Action.SUBSTITUTE, IPS[G1])
     assert t.check_time(late)
     assert t.finished
     assert sim.names()[-1] == TIMED_OUT
+    # DNS moves B1 (and only B1): B1 follows DNS, B2 is still re-routed.
+    sim.dns(late + 1, {B1: IPS[G1], B2: IPS[B2]})
+    view = t.view()
+    assert view.moved == {B1}
+    assert route_connect(view, B1, None, late + 1, suspend_new_blue=True) == Route(
+        Action.DIRECT
+    )
+    route = route_connect(view, B2, None, late + 1, suspend_new_blue=True)
+    assert (route.action, route.ip) == (Action.SUBSTITUTE, IPS[G2])
 
 
 def test_rerouting_after_completed_ends_with_a_change(sim: Sim) -> None:

@@ -12,9 +12,15 @@ PREPARATION   blue IP recorded before direct                    direct
 IN_PROGRESS   wait, or blue IP and    wait                      wait
               wait+retry on failure
 POST          green counterpart's IP  rejected once renamed,    direct
-              until blue DNS updated  until green DNS removed
+              until the name resolves until green DNS removed
+              elsewhere than before
 COMPLETED     as POST until DNS has settled, then direct        direct
 ============  ======================  ========================  ===============
+
+The switchover timeout releases what waits (IN_PROGRESS behaves as CREATED
+once it runs out before POST) and ends the rejection of green names; it
+never sends a blue name to a pre-switchover blue address once the plugin
+has evidence that the switchover went through.
 
 Hosts are recognised by name and by address alike: an IP literal (or the
 address a name outside the inventory resolves to) that was recorded for a
@@ -36,6 +42,9 @@ __all__ = [
     "HostClass",
     "Route",
     "classify",
+    "monitor_target",
+    "poll_interval",
+    "preparation_grace",
     "route_connect",
     "suspends_calls",
 ]
@@ -132,11 +141,11 @@ def route_connect(
                 return Route(Action.DIRECT, retry_on_failure=True)
             return Route(Action.SUBSTITUTE, blue_ip, retry_on_failure=True)
         return Route(Action.WAIT, reason="the switchover is in progress")
-    # POST, or COMPLETED before DNS has settled.
-    if view.rerouting_over(now):
-        return DIRECT
+    # POST, or COMPLETED before DNS has settled: the switchover went through.
+    # No timer ends this: a blue name goes to its green counterpart until
+    # DNS sends it somewhere else than its pre-switchover address.
     if kind is HostClass.BLUE:
-        if view.blue_dns_updated or name is None:
+        if view.blue_dns_updated or name is None or name in view.moved:
             return DIRECT
         target = inv.green_target(name)
         if target is None:
@@ -145,7 +154,7 @@ def route_connect(
             )
         _green, green_ip, port = target
         return Route(Action.SUBSTITUTE, green_ip, port, reason="green IP")
-    if kind is HostClass.GREEN_NAME and view.renamed and not view.green_dns_removed:
+    if kind is HostClass.GREEN_NAME and view.renamed and not view.rejection_over(now):
         return Route(
             Action.REJECT,
             reason=f"{host} is a green host name and the green hosts have been "
@@ -164,3 +173,55 @@ def suspends_calls(
         return False
     kind, _ = classify(view, host, ip)
     return kind in (HostClass.BLUE, HostClass.GREEN_NAME, HostClass.GREEN_IP)
+
+
+def poll_interval(
+    view: RoutingView, now: float, baseline: float, increased: float, high: float
+) -> float:
+    """Seconds between metadata polls and DNS checks.
+
+    The high interval runs through the active phases, after the switchover
+    timeout too (a switchover that goes through late must be noticed at
+    once: traffic was released to DNS, which may send it to the old blue),
+    and after COMPLETED until DNS settles; from ``view.quiet_at`` on, an
+    unresolved switchover drops to the increased interval.
+    """
+    phase = view.phase
+    if phase is Phase.NOT_CREATED:
+        return baseline
+    if phase is Phase.CREATED:
+        return increased
+    if phase is Phase.COMPLETED and view.settled:
+        return baseline
+    if view.quiet_at is not None and now >= view.quiet_at:
+        return increased
+    return high
+
+
+def preparation_grace(high: float) -> float:
+    """How long a connection that failed during PREPARATION waits for the
+    monitors to tell whether IN_PROGRESS began (a few high polls)."""
+    return 3 * high + 0.5
+
+
+def monitor_target(
+    view: RoutingView, role: str, host: str, port: int, blue_ip: str | None
+) -> tuple[str, str | None, int | None] | None:
+    """Where the ``role`` monitor reads the status: (host name, IP, port).
+
+    ``host``/``port``: the blue host the application connected to;
+    ``blue_ip``: its address when the monitors started. The blue monitor
+    stays on the blue host (by its pre-switchover address); the green one
+    goes to that host's green counterpart, or to any green host with an
+    address, or nowhere yet (None) before the green hosts are known.
+    """
+    inv = view.inventory
+    if role == "blue":
+        return host, inv.ips.get(host) or blue_ip, port
+    target = inv.green_target(host)
+    if target is not None:
+        return target
+    for green in sorted(inv.green, key=lambda g: (g not in inv.ports, g)):
+        if green in inv.ips:
+            return green, inv.ips[green], inv.ports.get(green)
+    return None

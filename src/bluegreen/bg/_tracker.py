@@ -14,8 +14,10 @@ and a clock that tests replace. The rules:
   updated blue DNS plus removed green DNS means COMPLETED.
 - ``bg_switchover_timeout_ms`` runs from the first active phase: when it
   expires before POST, traffic is released (pass-through) whether or not
-  anything was observed. After COMPLETED, re-routing stops once DNS has
-  settled, or one switchover timeout after completion at the latest.
+  anything was observed. Timers release waiting and end the rejection of
+  green names; they never end re-routing. Once the switchover went through,
+  a blue name goes to its green counterpart until that name resolves
+  somewhere else than its pre-switchover address (:attr:`RoutingView.moved`).
 """
 
 from __future__ import annotations
@@ -58,8 +60,14 @@ class RoutingView:
     green_dns_removed: bool = False
     #: When the switchover timeout expires (monotonic), while a phase is active.
     release_at: float | None = None
-    #: When post-switchover re-routing stops at the latest (monotonic).
+    #: When the rejection of green names stops at the latest (monotonic).
     settle_at: float | None = None
+    #: Blue names that resolve somewhere else than their pre-switchover
+    #: address now (DNS has moved for them).
+    moved: frozenset[str] = frozenset()
+    #: From when an unresolved switchover is polled at the increased
+    #: interval instead of the high one (monotonic).
+    quiet_at: float | None = None
     version: int = 0
 
     @property
@@ -88,10 +96,20 @@ class RoutingView:
             return Phase.CREATED if self.phase < Phase.POST else Phase.COMPLETED
         return self.phase
 
-    def rerouting_over(self, now: float) -> bool:
-        """True once post-switchover re-routing has stopped: DNS has settled,
-        or the switchover (or, after COMPLETED, the wait for DNS) timed out."""
-        if self.settled or self.timed_out(now):
+    @property
+    def switched(self) -> bool:
+        """The plugin has evidence that the switchover went through: POST
+        (read, or inferred from renames, ``-old1`` names resolving or blue
+        DNS moving) or later. From then on a blue name is never routed to a
+        pre-switchover blue address while it still resolves there, whatever
+        the switchover timer says."""
+        return self.phase >= Phase.POST
+
+    def rejection_over(self, now: float) -> bool:
+        """True once green names are no longer rejected: their DNS is gone,
+        or the switchover timeout (or, after COMPLETED, the wait for DNS)
+        has run out. Timers end waiting and rejecting, never re-routing."""
+        if self.green_dns_removed or self.timed_out(now):
             return True
         return self.settle_at is not None and now >= self.settle_at
 
@@ -133,6 +151,9 @@ class SwitchoverTracker:
         self._rows: tuple[StatusRow, ...] = ()
         self._writers: dict[str, frozenset[str]] = {}
         self._ips: dict[str, str] = {}
+        #: name -> where it resolves now (None: it does not resolve).
+        self._current: dict[str, str | None] = {}
+        self._moved_names: frozenset[str] = frozenset()
         self._last_target: dict[str, Phase] = {}
         self._lagging: set[str] = set()
         self._reachable: dict[str, bool] = {}
@@ -229,7 +250,19 @@ class SwitchoverTracker:
                 changed = True
         if changed:
             changed = self._rebuild()
+        self._current.update(resolved)
+        moved: frozenset[str] = frozenset()
         if self.metadata_phase >= Phase.IN_PROGRESS:
+            moved = frozenset(
+                b
+                for b in self.inventory.blue
+                if b in self._ips and self._current.get(b) not in (None, self._ips[b])
+            )
+        if moved != self._moved_names:
+            self._moved_names = moved
+            changed |= self._touch()
+        if self.metadata_phase >= Phase.IN_PROGRESS:
+            # Before IN_PROGRESS an -old1 name may be a previous switchover's.
             old_names = set(self.old_names())
             if any(resolved.get(n) for n in old_names):
                 changed |= self._set_renamed(at)
@@ -270,8 +303,14 @@ class SwitchoverTracker:
             if self.active_since is not None and self.phase.active:
                 release_at = self.active_since + self.switchover_timeout
             settle_at = None
+            quiet_at = None
             if self.completed_at is not None:
                 settle_at = self.completed_at + self.switchover_timeout
+                quiet_at = settle_at
+            elif self.active_since is not None and self.phase.active:
+                # Polled fast for a second timeout after the first one ran out,
+                # so that a switchover going through late is noticed at once.
+                quiet_at = self.active_since + 2 * self.switchover_timeout
             self._version += 1
             self._view = RoutingView(
                 phase=self.phase,
@@ -281,8 +320,17 @@ class SwitchoverTracker:
                 green_dns_removed=self.green_dns_removed,
                 release_at=release_at,
                 settle_at=settle_at,
+                moved=self._moved_names,
+                quiet_at=quiet_at,
                 version=self._version,
             )
+        return self._view
+
+    def closed_view(self) -> RoutingView:
+        """A pass-through view for a closed watch, with the next version
+        number (one counter for every view a watch ever publishes)."""
+        self._version += 1
+        self._view = RoutingView(version=self._version)
         return self._view
 
     @property
@@ -294,7 +342,11 @@ class SwitchoverTracker:
     def finished(self) -> bool:
         """The switchover is over (completed and settled, or given up on)."""
         if self.phase is Phase.COMPLETED:
-            return self.view().rerouting_over(self.clock())
+            view = self.view()
+            now = self.clock()
+            return view.settled or (
+                view.settle_at is not None and now >= view.settle_at
+            )
         return self.timed_out
 
     def names_to_watch(self) -> list[str]:
@@ -396,7 +448,9 @@ class SwitchoverTracker:
         return False
 
     def _set_renamed(self, at: float) -> bool:
-        if self.renamed or self.metadata_phase < Phase.IN_PROGRESS:
+        # Renames are evidence enough that IN_PROGRESS went by, even when
+        # the monitors never read it (they could not reach the hosts).
+        if self.renamed or self.metadata_phase < Phase.PREPARATION:
             return False
         self.renamed = True
         self._event(GREEN_TOPOLOGY_CHANGED, at)
@@ -455,7 +509,7 @@ class SwitchoverTracker:
     def _infer(self, at: float) -> bool:
         """Derive the phase from the metadata phase and the other signals."""
         phase = self.metadata_phase
-        if phase >= Phase.IN_PROGRESS and self._moved():
+        if phase >= Phase.PREPARATION and self._moved():
             phase = max(phase, Phase.POST)
         if phase >= Phase.POST and self.blue_dns_updated and self.green_dns_removed:
             phase = Phase.COMPLETED

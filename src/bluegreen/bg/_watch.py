@@ -26,8 +26,8 @@ from typing import Any
 from .._log import REPEAT_S, warnings
 from ..settings import Settings
 from ._hosts import is_ip
-from ._model import Phase
 from ._monitor import Detector, DnsWatcher, MetadataMonitor, MonitorSource, resolve
+from ._routing import monitor_target, poll_interval
 from ._summary import format_summary, one_line, timestamp
 from ._tracker import ROLLED_BACK, RoutingView, SwitchoverTracker
 
@@ -260,17 +260,9 @@ class DeploymentWatch:
         source = self.source
         if source is None:
             return None
-        inv = self.view.inventory
-        if role == "blue":
-            ip = inv.ips.get(source.host.lower()) or self._blue_ip
-            return source.host, ip, source.port
-        target = inv.green_target(source.host.lower())
-        if target is not None:
-            return target
-        for green in sorted(inv.green, key=lambda g: (g not in inv.ports, g)):
-            if green in inv.ips:
-                return green, inv.ips[green], inv.ports.get(green)
-        return None
+        return monitor_target(
+            self.view, role, source.host.lower(), source.port, self._blue_ip
+        )
 
     # -- protection -------------------------------------------------------------
 
@@ -357,16 +349,13 @@ class DeploymentWatch:
     def interval(self) -> float:
         """Seconds between polls in the current phase."""
         s = self.settings
-        view = self.view
-        now = self.clock()
-        phase = view.effective_phase(now)
-        if phase is Phase.NOT_CREATED or (
-            phase is Phase.COMPLETED and view.rerouting_over(now)
-        ):
-            return s.bg_interval_baseline_ms / 1000
-        if phase is Phase.CREATED:
-            return s.bg_interval_increased_ms / 1000
-        return s.bg_interval_high_ms / 1000
+        return poll_interval(
+            self.view,
+            self.clock(),
+            s.bg_interval_baseline_ms / 1000,
+            s.bg_interval_increased_ms / 1000,
+            s.bg_interval_high_ms / 1000,
+        )
 
     def sleep_until_due(self, since: float, stopping: threading.Event) -> bool:
         """Sleep until ``since`` plus the interval (re-read on every change,

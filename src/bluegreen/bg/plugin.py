@@ -29,6 +29,7 @@ from ._routing import (
     HostClass,
     Route,
     classify,
+    preparation_grace,
     route_connect,
     suspends_calls,
 )
@@ -184,7 +185,7 @@ class BlueGreenPlugin(Plugin):
         elif phase is Phase.PREPARATION:
             # The status may have moved to IN_PROGRESS before the monitors saw
             # it: give them a few polls to tell.
-            grace = 3 * watch.settings.bg_interval_high_ms / 1000 + 0.5
+            grace = preparation_grace(watch.settings.bg_interval_high_ms / 1000)
             until = min(deadline, time.monotonic() + grace)
         else:
             return False
