@@ -1,4 +1,9 @@
-"""The ``bluegreen`` command.
+"""The ``bluegreen`` command: ``bluegreen check`` and ``bluegreen simulate``.
+
+``bluegreen check`` is the operators' pre-switchover check: it connects to a
+real endpoint the way the application does and says whether the ``bg``
+plugin would protect it (see :mod:`bluegreen._check` and docs/check.md). It
+runs in the caller's own network and name resolution.
 
 ``bluegreen simulate`` builds a local blue/green deployment, runs the same
 workload through the raw driver and through ``bluegreen`` side by side, plays
@@ -37,7 +42,9 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from bluegreen._version import __version__
 
 if TYPE_CHECKING:
     from bluegreen.sim.deployment import Deployment
@@ -53,18 +60,203 @@ _KINDS = ("aurora-postgres", "rds-postgres", "aurora-mysql", "rds-mysql")
 #: Scenario seconds the workload keeps running after the scenario settled.
 _TAIL = 3.0
 
+_DESCRIPTION = """\
+bluegreen keeps Python database applications working through Amazon RDS and
+Aurora blue/green switchovers (a DB-API 2.0 driver wrapper for psycopg 3,
+PyMySQL and mysql-connector-python). This command has two tools:
 
-def _parser() -> argparse.ArgumentParser:
+  check      before a switchover: would an application that connects with
+             these arguments be protected? Exit status 0 if so.
+  simulate   rehearse a switchover on local PostgreSQL or MariaDB servers, the
+             raw driver and bluegreen side by side.
+"""
+
+_CHECK_DESCRIPTION = """\
+Connect to a real endpoint with the arguments the application uses, through
+bluegreen and its bg plugin, and report: the deployment type, whether the
+blue/green metadata is readable (and the GRANT to run if it is not), the
+blue/green phase, the blue-to-green host mapping and a verdict. Status is
+polled every 200 ms (bg_interval_baseline_ms / bg_interval_increased_ms,
+unless you set them), for at most --timeout seconds.
+
+DSN forms:
+  psycopg          a libpq string ("host=... dbname=... user=...") or a
+                   postgresql:// URI, passed to libpq as it is; without a DSN
+                   libpq uses the PG* environment variables. libpq reads the
+                   password from PGPASSWORD or ~/.pgpass.
+  pymysql,         mysql://user[:password]@host[:port]/database[?key=value...]
+  mysql-connector  (percent-encode special characters); the password may come
+                   from MYSQL_PWD instead. mysql+mysqlconnector:// selects
+                   mysql-connector.
+Wrapper settings (bg_id, wrapper_dialect, blue-green-monitoring-...) may be in
+the DSN or in --set. Keep passwords off the command line: use the environment
+variables or -W.
+"""
+
+_CHECK_EPILOG = """\
+exit status:
+  0  the application would be protected: the metadata is readable and the
+     deployment is ready for a switchover, or no deployment exists yet
+  1  it would not be protected: plain server, missing GRANT, unsupported
+     deployment type, failed detection, unreadable metadata, or a deployment
+     whose blue-to-green mapping is incomplete at the timeout
+  2  usage or configuration error
+  3  could not connect at all
+
+examples:
+  bluegreen check "host=mydb.cluster-abc.eu-west-1.rds.amazonaws.com user=app"
+  MYSQL_PWD=... bluegreen check mysql://app@mydb.abc.us-east-1.rds.amazonaws.com/app
+  bluegreen check --json --driver mysql-connector mysql://app@db.example.com/app
+"""
+
+_SIM_DEFAULTS: dict[str, Any] = {
+    "deployment": "aurora-postgres",
+    "scenario": "switchover",
+    "speed": 1.0,
+    "clients": 4,
+    "readers": 1,
+    "driver": "pymysql",
+    "mode": "per-op",
+}
+#: Options that shape a run, spelled as on the command line.
+_SIM_OPTIONS = {
+    "deployment": "--deployment",
+    "scenario": "--scenario",
+    "speed": "--speed",
+    "clients": "--clients",
+    "readers": "--readers",
+    "driver": "--driver",
+    "mode": "--mode",
+    "keep": "--keep",
+    "no_wait": "--no-wait",
+    "list": "--list",
+    "verbose": "--verbose",
+}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+    return value
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and its subcommands' parsers, by name."""
+    parser = argparse.ArgumentParser(
+        prog="bluegreen",
+        description=_DESCRIPTION,
+        epilog="Run 'bluegreen COMMAND --help' for the options of a command. "
+        "Documentation: README.md, docs/check.md and docs/simulator.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", title="commands"
+    )
+    return parser, {"check": _check_parser(sub), "simulate": _simulate_parser(sub)}
+
+
+def _check_parser(sub: Any) -> argparse.ArgumentParser:
+    from bluegreen._check import DEFAULT_BG_ID, DRIVERS
+
+    check: argparse.ArgumentParser = sub.add_parser(
+        "check",
+        help="pre-switchover check: would an application connecting with these "
+        "arguments be protected?",
+        description=_CHECK_DESCRIPTION,
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "dsn",
+        nargs="?",
+        metavar="DSN",
+        help="where to connect: a libpq string or postgresql:// URI, or a "
+        "mysql:// URL (see above)",
+    )
+    check.add_argument(
+        "--driver",
+        choices=DRIVERS,
+        help="the driver the application uses (default: psycopg for a libpq "
+        "string or URI, pymysql for a mysql:// URL)",
+    )
+    check.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="sets",
+        metavar="KEY=VALUE",
+        help="one more driver argument or wrapper setting, as the application "
+        "passes it (repeatable; wins over the DSN)",
+    )
+    check.add_argument(
+        "--bg-id",
+        type=_name,
+        metavar="ID",
+        help=f"bg_id of the check's monitors (default: the DSN's, else "
+        f"{DEFAULT_BG_ID!r})",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long to wait for the plugin to read the status and map the "
+        "deployment (default 15); the driver's connect timeout defaults to "
+        "this, at most 10 s",
+    )
+    check.add_argument(
+        "--json", action="store_true", help="print the report as one JSON object"
+    )
+    check.add_argument(
+        "-W",
+        "--password-prompt",
+        action="store_true",
+        help="ask for the password (instead of PGPASSWORD, MYSQL_PWD or the DSN)",
+    )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log what bluegreen does (DEBUG) on stderr",
+    )
+    return check
+
+
+def _simulate_parser(sub: Any) -> argparse.ArgumentParser:
     from bluegreen.sim import scenarios
 
-    parser = argparse.ArgumentParser(
-        prog="bluegreen", description=__doc__.split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sim = sub.add_parser(
+    sim: argparse.ArgumentParser = sub.add_parser(
         "simulate",
         help="rehearse a blue/green switchover against local servers",
-        description="Rehearse a switchover: raw driver vs bluegreen, side by side.",
+        description="Rehearse a blue/green switchover on local servers: build "
+        "a simulated RDS or Aurora deployment, run a workload through the raw "
+        "driver and through bluegreen side by side, play a scenario, and print "
+        "the timeline and what each kind of client experienced.",
+        epilog="'simulate play' and 'simulate down' take no options: they act on "
+        "the deployment that 'simulate --keep' holds.",
     )
     sim.add_argument(
         "action",
@@ -74,34 +266,40 @@ def _parser() -> argparse.ArgumentParser:
         help="'run' (default) builds and plays; 'play' starts the scenario of a "
         "deployment kept with --keep that waits; 'down' stops it",
     )
-    sim.add_argument("--deployment", choices=_KINDS, default="aurora-postgres")
     sim.add_argument(
-        "--scenario", choices=sorted(scenarios.SCENARIOS), default="switchover"
+        "--deployment",
+        choices=_KINDS,
+        help=f"the deployment type (default {_SIM_DEFAULTS['deployment']})",
+    )
+    sim.add_argument(
+        "--scenario",
+        choices=sorted(scenarios.SCENARIOS),
+        help=f"what happens (default {_SIM_DEFAULTS['scenario']}); see --list",
     )
     sim.add_argument(
         "--speed",
-        type=float,
-        default=1.0,
+        type=_positive_float,
         help="divide every scenario duration by this factor (default 1)",
     )
     sim.add_argument(
         "--clients",
-        type=int,
-        default=4,
+        type=_count,
         help="clients per kind (raw driver, bluegreen); default 4",
     )
-    sim.add_argument("--readers", type=int, default=1, help="readers per environment")
+    sim.add_argument(
+        "--readers", type=_count, help="readers per environment (default 1)"
+    )
     sim.add_argument(
         "--driver",
         choices=["pymysql", "mysql-connector"],
-        default="pymysql",
-        help="MySQL driver (PostgreSQL always uses psycopg)",
+        help="MySQL driver for the MySQL deployments (default pymysql); "
+        "PostgreSQL always uses psycopg",
     )
     sim.add_argument(
         "--mode",
         choices=["per-op", "long-lived"],
-        default="per-op",
-        help="a connection per operation, or one per client",
+        help="a connection per operation (per-op, the default), or one per "
+        "client (long-lived)",
     )
     sim.add_argument(
         "--keep",
@@ -118,13 +316,53 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--list", action="store_true", help="list the scenarios and exit")
     sim.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    return parser
+    return sim
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> list[str]:
+    """The options among ``names`` that the command line set."""
+    return [
+        _SIM_OPTIONS[name] for name in names if getattr(args, name) not in (None, False)
+    ]
+
+
+def _validate_simulate(sim: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse option combinations that would be ignored; fill in the defaults."""
+    if args.action in ("play", "down"):
+        extra = _given(args, list(_SIM_OPTIONS))
+        if extra:
+            sim.error(
+                f"'simulate {args.action}' takes no options (it acts on the "
+                f"deployment kept by 'simulate --keep'); remove {', '.join(extra)}"
+            )
+    elif args.list:
+        extra = _given(args, [n for n in _SIM_OPTIONS if n != "list"])
+        if extra:
+            sim.error(f"--list only lists the scenarios; remove {', '.join(extra)}")
+    if args.no_wait and not args.keep:
+        sim.error(
+            "--no-wait only applies with --keep (it plays a kept deployment's "
+            "scenario at once); add --keep or remove --no-wait"
+        )
+    deployment = args.deployment or _SIM_DEFAULTS["deployment"]
+    if args.driver is not None and deployment.endswith("postgres"):
+        sim.error(
+            f"--driver chooses the MySQL driver, but --deployment {deployment} "
+            "always uses psycopg; remove --driver or choose a MySQL deployment"
+        )
+    for name, default in _SIM_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bluegreen`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(args_list)
+    parser, commands = _parser()
+    args = parser.parse_args(args_list)
+    if args.command == "check":
+        return _check(args)
+    _validate_simulate(commands["simulate"], args)
     if args.list:
         from bluegreen.sim import scenarios
 
@@ -142,11 +380,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         status, message = request()
         print(message)
         return status
-    if args.speed <= 0 or args.clients < 0 or args.readers < 0:
-        print(
-            "bluegreen: --speed must be > 0, --clients/--readers >= 0", file=sys.stderr
-        )
-        return 2
     from bluegreen.sim.netns import ISOLATED_ENV, run_isolated
 
     if ISOLATED_ENV not in os.environ:
@@ -160,6 +393,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _simulate(args)
     except KeyboardInterrupt:
         print("Interrupted; everything has been torn down.", file=sys.stderr)
+        return 130
+
+
+def _check(args: argparse.Namespace) -> int:
+    """``bluegreen check``, in this process and its network (never isolated)."""
+    from bluegreen._check import command
+
+    try:
+        return command(
+            args.dsn,
+            driver=args.driver,
+            sets=args.sets,
+            bg_id=args.bg_id,
+            timeout=args.timeout,
+            as_json=args.json,
+            password_prompt=args.password_prompt,
+            verbose=args.verbose,
+        )
+    except KeyboardInterrupt:
+        print("bluegreen check: interrupted.", file=sys.stderr)
         return 130
 
 
