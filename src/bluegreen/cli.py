@@ -62,13 +62,10 @@ _TAIL = 3.0
 
 _DESCRIPTION = """\
 bluegreen keeps Python database applications working through Amazon RDS and
-Aurora blue/green switchovers (a DB-API 2.0 driver wrapper for psycopg 3,
-PyMySQL and mysql-connector-python). This command has two tools:
-
-  check      before a switchover: would an application that connects with
-             these arguments be protected? Exit status 0 if so.
-  simulate   rehearse a switchover on local PostgreSQL or MariaDB servers, the
-             raw driver and bluegreen side by side.
+Aurora blue/green switchovers: a DB-API 2.0 driver wrapper for psycopg 3,
+PyMySQL and mysql-connector-python. This command has the operators' tools:
+check an endpoint before a switchover, and rehearse a switchover on local
+servers.
 """
 
 _CHECK_DESCRIPTION = """\
@@ -165,7 +162,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     parser = argparse.ArgumentParser(
         prog="bluegreen",
         description=_DESCRIPTION,
-        epilog="Run 'bluegreen COMMAND --help' for the options of a command. "
+        epilog="Run 'bluegreen COMMAND --help' for the options of a command.\n"
         "Documentation: README.md, docs/check.md and docs/simulator.md.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -183,8 +180,8 @@ def _check_parser(sub: Any) -> argparse.ArgumentParser:
 
     check: argparse.ArgumentParser = sub.add_parser(
         "check",
-        help="pre-switchover check: would an application connecting with these "
-        "arguments be protected?",
+        help="before a switchover: would an application connecting with these "
+        "arguments be protected? (exit status 0 if so)",
         description=_CHECK_DESCRIPTION,
         epilog=_CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -250,7 +247,8 @@ def _simulate_parser(sub: Any) -> argparse.ArgumentParser:
 
     sim: argparse.ArgumentParser = sub.add_parser(
         "simulate",
-        help="rehearse a blue/green switchover against local servers",
+        help="rehearse a blue/green switchover on local PostgreSQL or MariaDB "
+        "servers, the raw driver and bluegreen side by side",
         description="Rehearse a blue/green switchover on local servers: build "
         "a simulated RDS or Aurora deployment, run a workload through the raw "
         "driver and through bluegreen side by side, play a scenario, and print "
@@ -274,7 +272,9 @@ def _simulate_parser(sub: Any) -> argparse.ArgumentParser:
     sim.add_argument(
         "--scenario",
         choices=sorted(scenarios.SCENARIOS),
-        help=f"what happens (default {_SIM_DEFAULTS['scenario']}); see --list",
+        metavar="NAME",
+        help=f"the scenario to play (default {_SIM_DEFAULTS['scenario']}); "
+        "--list shows them",
     )
     sim.add_argument(
         "--speed",

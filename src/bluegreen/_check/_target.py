@@ -235,7 +235,7 @@ def _driver_for(dsn: str | None, driver: str | None) -> str:
         implied = "psycopg"
     elif scheme in _MYSQL_SCHEMES:
         implied = _MYSQL_SCHEMES[scheme] or "pymysql"
-        if driver is not None and _MYSQL_SCHEMES[scheme] is None:
+        if driver in ("pymysql", "mysql-connector") and not _MYSQL_SCHEMES[scheme]:
             implied = driver  # plain mysql:// suits both MySQL drivers
     else:
         raise ProgrammingError(
@@ -297,16 +297,23 @@ def _conninfo_pairs(conninfo: str) -> list[tuple[str, str]]:
 
 def _mysql_url_kwargs(url: str, driver: str) -> dict[str, Any]:
     """``mysql://user:password@host:port/database?key=value`` -> keywords."""
+    # The errors never quote the URL: a misplaced part may be a password's.
+    encode = (
+        "percent-encode special characters in the user name and password "
+        "('#' as %23, '/' as %2F, '?' as %3F, '@' as %40)"
+    )
     try:
         parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ProgrammingError(f"invalid mysql:// URL: {exc}") from None
+    except ValueError:
+        raise ProgrammingError(f"invalid mysql:// URL; {encode}") from None
     if parts.fragment:
+        raise ProgrammingError(f"invalid mysql:// URL: it has a '#' part; {encode}")
+    try:
+        port = parts.port
+    except ValueError:
         raise ProgrammingError(
-            "invalid mysql:// URL: it has a '#' part; percent-encode '#' in a "
-            "password as %23"
-        )
+            f"invalid mysql:// URL: the port is not a number from 0 to 65535; {encode}"
+        ) from None
     kwargs: dict[str, Any] = {}
     if parts.username:
         kwargs["user"] = unquote(parts.username)
