@@ -11,7 +11,10 @@ for monitor threads left behind.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +27,7 @@ from bluegreen.bg import plugin as bg_plugin
 from bluegreen.cli import main
 from bluegreen.sim import metadata as md
 from bluegreen.sim.deployment import Deployment
+from bluegreen.sim.names import green_to_blue_name
 from bluegreen.sim.scenario import initial_rows, prepare_metadata
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -266,6 +270,44 @@ def test_green_refusing_logins_is_a_monitor_error(
     assert report["elapsed_s"] < 8  # a lasting failure ends the wait early
 
 
+@pytest.mark.parametrize("dep", ["aurora-postgres"], indirect=True)
+def test_green_host_name_is_not_protected(
+    dep: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plugin follows the deployment from a green name too, but the
+    application's connections would be rejected after the switchover."""
+    provision(dep)
+    green = dep.green.cluster_endpoint
+    assert green is not None
+    port = dep.green.writer.port
+    dsn = f"postgresql://{dep.app_user}:{dep.app_password}@{green}:{port}/{dep.dbname}"
+    report = check_json(capsys, dsn)
+    assert report["exit_code"] == 1, report
+    assert report["problem"] == "green-host"
+    assert "GreenHostRejectedError" in report["reason"]
+    assert dep.blue.cluster_endpoint in report["advice"]
+
+
+@pytest.mark.parametrize("dep", ["aurora-postgres"], indirect=True)
+def test_incomplete_mapping_at_the_timeout(
+    dep: Deployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The green names do not resolve from here: the deployment exists, but
+    the plugin cannot map it, so a switchover would not be followed."""
+    provision(dep)
+    names = dep.dns.mapping()
+    dep.dns.update({n: None for n in names if green_to_blue_name(n) != n})
+    try:
+        code, out, _ = check(capsys, url(dep), "--timeout", "3")
+    finally:
+        dep.publish_dns()
+    assert code == 1, out
+    assert field(out, "phase").startswith("CREATED")
+    assert field(out, "ready") == "NO"
+    assert "NOT PROTECTED: a blue/green deployment exists (phase CREATED), but " in out
+    assert "after 3 s not every blue host was mapped" in out
+
+
 @pytest.mark.parametrize("dep", ["aurora-mysql"], indirect=True)
 def test_typo_in_a_setting_exits_2_before_connecting(
     dep: Deployment, capsys: pytest.CaptureFixture[str]
@@ -278,6 +320,28 @@ def test_typo_in_a_setting_exits_2_before_connecting(
     assert err.startswith("bluegreen check: error: unknown wrapper setting")
 
 
+@pytest.mark.parametrize("dep", ["rds-mysql"], indirect=True)
+def test_console_command_in_its_own_process(dep: Deployment) -> None:
+    """As an operator runs it: its own process, the password in MYSQL_PWD,
+    nothing on stderr, the exit status of the verdict."""
+    provision(dep)
+    env = {**os.environ, "MYSQL_PWD": dep.app_password}
+    argv = ["check", "--json", "--driver", "mysql-connector", url(dep, password=False)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "bluegreen", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "ready" and report["driver"] == "mysql-connector"
+    assert dep.app_password not in proc.stdout
+
+
 # -- plain servers and unreachable hosts -----------------------------------------
 
 
@@ -288,8 +352,9 @@ def test_plain_postgres(pg_instance: Any, capsys: pytest.CaptureFixture[str]) ->
         f"dbname={pg_instance.dbname} user={pg_instance.app_user} "
         f"password={pg_instance.app_password}"
     )
-    code, out, _ = check(capsys, dsn)
+    code, out, err = check(capsys, "-v", dsn)
     assert code == 1, out
+    assert re.search(r" bluegreen\.bg: .*the server is plain PostgreSQL", err), err
     assert field(out, "deployment type").startswith("postgres,")
     assert field(out, "metadata") == "none (not an RDS or Aurora server)"
     assert "NOT PROTECTED: the server is plain PostgreSQL" in out

@@ -4,6 +4,7 @@ usage errors it finds before connecting anywhere."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from typing import Any
@@ -16,6 +17,7 @@ from bluegreen._check import (
     Snapshot,
     build_target,
     judge_detection,
+    judge_host,
     judge_status,
     render_json,
     render_text,
@@ -408,3 +410,39 @@ def test_arguments_the_driver_rejects_are_usage_errors(
     out, err = capsys.readouterr()
     assert code == 2, out + err
     assert "driver rejected the arguments" in err and words in err
+
+
+def test_host_name_verdicts() -> None:
+    assert judge_host(None) is None
+    assert judge_host("127.0.0.1") is None
+    assert judge_host("db.internal.example.com") is None
+    assert judge_host("mydb.cluster-abc123.us-east-1.rds.amazonaws.com") is None
+    green = judge_host("mydb-green-k7dd3e.cluster-abc123.us-east-1.rds.amazonaws.com")
+    assert green is not None and green.problem == "green-host"
+    assert green.advice is not None
+    assert "mydb.cluster-abc123.us-east-1.rds.amazonaws.com," in green.advice
+    old = judge_host("mydb-old1.abc123.us-east-1.rds.amazonaws.com")
+    assert old is not None and old.problem == "old-host"
+    assert old.advice is not None
+    assert "mydb.abc123.us-east-1.rds.amazonaws.com," in old.advice
+
+
+def test_password_prompt(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-W asks (on the terminal, through getpass) instead of taking the
+    password from the DSN or the environment; the typed text is masked."""
+    asked: list[str] = []
+
+    def typed(prompt: str, stream: Any = None) -> str:
+        asked.append(prompt)
+        return "typed-pw-4711"
+
+    monkeypatch.setattr(getpass, "getpass", typed)
+    monkeypatch.setenv("MYSQL_PWD", "env-pw")
+    code = main(["check", "-W", "--json", "mysql://app@127.0.0.1:9/app"])
+    out, err = capsys.readouterr()
+    assert asked == ["Password: "]
+    assert code == 3  # nothing listens on port 9
+    assert json.loads(out)["endpoint"] == "mysql://app:***@127.0.0.1:9/app"
+    assert "typed-pw-4711" not in out + err and "env-pw" not in out + err

@@ -26,6 +26,7 @@ from ._verdict import (
     Outcome,
     Snapshot,
     judge_detection,
+    judge_host,
     judge_status,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "build_target",
     "command",
     "judge_detection",
+    "judge_host",
     "judge_status",
     "render_json",
     "render_text",

@@ -26,11 +26,13 @@ from ._report import CheckResult, render_json, render_text, scrub
 from ._target import Target, build_target
 from ._verdict import (
     EXIT_CONNECT,
+    EXIT_PROTECTED,
     EXIT_USAGE,
     READY_SETTLE_S,
     Outcome,
     Snapshot,
     judge_detection,
+    judge_host,
     judge_status,
     not_protected,
 )
@@ -118,6 +120,11 @@ def _connect_and_judge(
         if outcome is None:
             settle = max(READY_SETTLE_S, 3 * settings.bg_interval_increased_ms / 1000)
             outcome, snap = _await_verdict(settings.bg_id, timeout, settle)
+        wrong_name = judge_host(result.host)
+        if wrong_name is not None and outcome.exit_code == EXIT_PROTECTED:
+            outcome = wrong_name
+        elif wrong_name is not None:
+            result.notes.append(f"{wrong_name.reason}. {wrong_name.advice}")
         result.outcome = outcome
         if snap is not None:
             _describe_status(result, snap)
@@ -232,18 +239,6 @@ def _describe_endpoint(
     result.endpoint_kind = name.kind.value if name is not None else "other"
     if name is None:
         return
-    if name.is_green:
-        result.notes.append(
-            f"{host} is a green host name: once the switchover renames the "
-            "hosts, the plugin rejects connections made with a green name "
-            "(GreenHostRejectedError). Applications should connect with the blue "
-            f"name, {rds.blue_name_of(host)}."
-        )
-    elif name.is_old:
-        result.notes.append(
-            f"{host} is a former blue host (-old): applications should connect "
-            "with the current name."
-        )
     if name.kind is rds.EndpointKind.PROXY:
         result.notes.append(
             "RDS Proxy endpoints are passed through: the plugin does not "

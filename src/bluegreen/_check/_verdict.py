@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import rds
 from ..dialects import Detection
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Outcome",
     "Snapshot",
     "judge_detection",
+    "judge_host",
     "judge_status",
     "not_protected",
 ]
@@ -180,6 +182,33 @@ def judge_detection(
         "Make the blue/green metadata source available (see the reason), then "
         "run this check again.",
     )
+
+
+def judge_host(host: str | None) -> Outcome | None:
+    """The verdict that the host name alone gives: an application that
+    connects with a green name, or with a former blue one (``-old1``), is not
+    protected however well the plugin follows the deployment."""
+    name = rds.parse(host) if host else None
+    if name is None:
+        return None
+    if name.is_green:
+        return not_protected(
+            "green-host",
+            f"{host} is a green host name: once the switchover renames the hosts, "
+            "the plugin rejects connections made with a green name "
+            "(GreenHostRejectedError)",
+            f"Connect with the blue name, {rds.blue_name_of(name.host)}, in the "
+            "application and in this check.",
+        )
+    if name.is_old:
+        return not_protected(
+            "old-host",
+            f"{host} is the name of a former blue host (-old), left behind by an "
+            "earlier switchover; it is not production any more",
+            f"Connect with the current name, {name.strip_old().host}, in the "
+            "application and in this check.",
+        )
+    return None
 
 
 def judge_status(
