@@ -308,6 +308,31 @@ def test_incomplete_mapping_at_the_timeout(
     assert "after 3 s not every blue host was mapped" in out
 
 
+@pytest.mark.parametrize("dep", ["rds-postgres"], indirect=True)
+def test_host_from_the_libpq_environment_is_not_followed(
+    dep: Deployment,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No DSN: libpq connects through PG* variables, but the plugin sees no
+    host in the arguments and starts no monitor, for the application too."""
+    provision(dep)
+    for key, value in {
+        "PGHOST": blue_host(dep),
+        "PGPORT": str(dep.blue.writer.port),
+        "PGUSER": dep.app_user,
+        "PGDATABASE": dep.dbname,
+        "PGPASSWORD": dep.app_password,
+    }.items():
+        monkeypatch.setenv(key, value)
+    report = check_json(capsys)
+    assert report["connected"] is True
+    assert report["deployment_type"] == "rds-postgres"
+    assert report["problem"] == "no-host", report
+    assert report["exit_code"] == 1
+    assert report["elapsed_s"] < 5
+
+
 @pytest.mark.parametrize("dep", ["aurora-mysql"], indirect=True)
 def test_typo_in_a_setting_exits_2_before_connecting(
     dep: Deployment, capsys: pytest.CaptureFixture[str]

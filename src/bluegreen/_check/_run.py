@@ -33,6 +33,7 @@ from ._verdict import (
     Snapshot,
     judge_detection,
     judge_host,
+    judge_no_host,
     judge_status,
     not_protected,
 )
@@ -115,6 +116,8 @@ def _connect_and_judge(
         detection = _bg_detection(conn)
         _describe_detection(result, detection)
         outcome = judge_detection(detection, settings.plugins)
+        if outcome is None and not result.host:
+            outcome = judge_no_host()
         status = bluegreen.bg.status(settings.bg_id)
         snap = Snapshot.of(status) if status is not None else None
         if outcome is None:

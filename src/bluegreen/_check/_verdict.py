@@ -24,6 +24,7 @@ __all__ = [
     "Snapshot",
     "judge_detection",
     "judge_host",
+    "judge_no_host",
     "judge_status",
     "not_protected",
 ]
@@ -181,6 +182,20 @@ def judge_detection(
         reason,
         "Make the blue/green metadata source available (see the reason), then "
         "run this check again.",
+    )
+
+
+def judge_no_host() -> Outcome:
+    """The verdict when the connection arguments name no host: libpq found
+    one (``PGHOST``, its defaults), but the ``bg`` plugin only follows the
+    host named in the arguments, so no monitor starts."""
+    return not_protected(
+        "no-host",
+        "the connection arguments name no host (libpq took it from PGHOST or "
+        "its defaults), and the bg plugin only follows a host named in the "
+        "arguments: no monitor starts",
+        "Give the host in the DSN (host=... or postgresql://host/...), in the "
+        "application and in this check.",
     )
 
 
