@@ -326,6 +326,16 @@ def _captured_logs(verbose: bool) -> Iterator[_Collector]:
         log.setLevel(level)
 
 
+def _ask_password(stream: TextIO) -> str:
+    """The password typed at the terminal (``-W``)."""
+    try:
+        return getpass.getpass("Password: ", stream)
+    except EOFError:
+        raise ProgrammingError(
+            "-W: no password was typed (standard input is closed)"
+        ) from None
+
+
 def command(
     dsn: str | None,
     *,
@@ -346,7 +356,7 @@ def command(
     env = os.environ if environ is None else environ
     secrets: tuple[str, ...] = ()
     try:
-        password = getpass.getpass("Password: ", err) if password_prompt else None
+        password = _ask_password(err) if password_prompt else None
         target = build_target(
             dsn,
             driver=driver,

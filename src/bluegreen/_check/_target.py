@@ -117,11 +117,6 @@ class Target:
     def __repr__(self) -> str:
         return f"Target(driver={self.driver!r}, endpoint={self.shown!r})"
 
-    @property
-    def family(self) -> str:
-        """``"postgres"`` or ``"mysql"``."""
-        return _MODULES[self.driver][2]
-
     def connect_function(self) -> Callable[..., Any]:
         """The driver's connect function; a usage error if it is not installed."""
         module_name, attr, family = _MODULES[self.driver]
