@@ -382,6 +382,7 @@ def test_plain_postgres(pg_instance: Any, capsys: pytest.CaptureFixture[str]) ->
     assert re.search(r" bluegreen\.bg: .*the server is plain PostgreSQL", err), err
     assert field(out, "deployment type").startswith("postgres,")
     assert field(out, "metadata") == "none (not an RDS or Aurora server)"
+    assert "  phase " not in out  # no blue/green phase on a plain server
     assert "NOT PROTECTED: the server is plain PostgreSQL" in out
     assert "password=***" in field(out, "endpoint")
 
@@ -411,7 +412,7 @@ def test_unresolvable_host_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
         capsys, "host=mydb.nosuchdomain.invalid dbname=app user=app password=xyz123"
     )
     assert code == 3, out
-    assert "\nCANNOT CONNECT: could not connect: psycopg.OperationalError: " in out
+    assert "\nCANNOT CONNECT: psycopg.OperationalError: " in out
     assert "mydb.nosuchdomain.invalid" in out
     assert "xyz123" not in out
 

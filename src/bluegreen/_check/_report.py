@@ -178,7 +178,7 @@ def render_text(result: CheckResult) -> str:
         rows.append(("metadata", _metadata_words(result)))
     if result.missing_grant:
         rows.append(("GRANT needed", result.missing_grant))
-    if result.connected and result.deployment_type:
+    if result.connected and result.metadata_source:
         phase = result.phase
         words = _PHASE_WORDS.get(phase or "", "")
         rows.append(

@@ -104,7 +104,7 @@ def _connect_and_judge(
             EXIT_CONNECT,
             "connect-failed",
             "connect-failed",
-            f"could not connect: {result.error}",
+            result.error,
             "Check the host name, port, credentials and network path (security "
             "groups, firewalls) from this machine, then run the check again.",
         )
