@@ -5,14 +5,26 @@ application's ``except psycopg.OperationalError`` keeps working unchanged.
 The classes here are raised only by bluegreen itself; each one belongs to the
 PEP 249 category that describes it, so generic DB-API error handling (retry
 on ``OperationalError``, report ``ProgrammingError``) does the right thing.
+
+The errors raised on a connection (:class:`SwitchoverTimeoutError`,
+:class:`GreenHostRejectedError`) are also the wrapped driver's own
+``OperationalError``: :func:`driver_errors` builds, once per driver, a
+subclass of both. ``except bluegreen.SwitchoverTimeoutError`` and ``except
+psycopg.OperationalError`` both catch it, and frameworks that only translate
+the driver's exceptions (SQLAlchemy wraps ``dbapi.Error`` subclasses into
+``sqlalchemy.exc.OperationalError``) see it as the driver's.
 """
 
 from __future__ import annotations
+
+import threading
+from typing import Any, NamedTuple
 
 __all__ = [
     "ConfigurationError",
     "DataError",
     "DatabaseError",
+    "DriverErrors",
     "Error",
     "GreenHostRejectedError",
     "IntegrityError",
@@ -24,6 +36,7 @@ __all__ = [
     "SwitchoverTimeoutError",
     "UnsupportedDriverError",
     "Warning",
+    "driver_errors",
 ]
 
 
@@ -98,3 +111,46 @@ class GreenHostRejectedError(OperationalError):
     point at hosts that have been renamed; connecting there would bypass the
     new production names.
     """
+
+
+class DriverErrors(NamedTuple):
+    """The wrapper's connection errors as subclasses of one driver's
+    ``OperationalError`` (see :func:`driver_errors`)."""
+
+    SwitchoverTimeoutError: type[SwitchoverTimeoutError]
+    GreenHostRejectedError: type[GreenHostRejectedError]
+
+
+_DRIVER_ERRORS: dict[type[Exception], DriverErrors] = {}
+_LOCK = threading.Lock()
+
+
+def driver_errors(operational: type[Exception]) -> DriverErrors:
+    """Subclasses of each wrapper connection error and of ``operational``
+    (a driver's ``OperationalError``), made once per driver class.
+
+    An instance is a :class:`SwitchoverTimeoutError` (or
+    :class:`GreenHostRejectedError`) and an ``operational``: an
+    application's or a framework's handling of either catches it.
+    """
+
+    def make(base: type[Any]) -> Any:
+        return type(
+            base.__name__,
+            (base, operational),
+            {
+                "__module__": __name__,
+                "__qualname__": base.__qualname__,
+                "__doc__": f"{base.__doc__}\n\nAlso a {operational.__module__}."
+                f"{operational.__qualname__}.",
+            },
+        )
+
+    with _LOCK:
+        found = _DRIVER_ERRORS.get(operational)
+        if found is None:
+            found = DriverErrors(
+                make(SwitchoverTimeoutError), make(GreenHostRejectedError)
+            )
+            _DRIVER_ERRORS[operational] = found
+        return found

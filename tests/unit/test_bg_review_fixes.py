@@ -49,6 +49,7 @@ def plugin_on(watch: DeploymentWatch, settings: Settings) -> BlueGreenPlugin:
     plugin = object.__new__(BlueGreenPlugin)
     plugin.context = types.SimpleNamespace(settings=settings)  # type: ignore[assignment]
     plugin.watch, plugin.host, plugin.ip, plugin.detection = watch, B, None, None
+    plugin.errors = adapter_for(psycopg.connect).errors
     return plugin
 
 
@@ -81,9 +82,16 @@ def test_a_forked_child_gets_a_usable_condition() -> None:
     try:
         # What the at-fork handler does in a child whose parent thread held
         # the condition at fork time.
+        before = watch.view.version
         watch.after_fork_in_child()
         assert watch.view.passthrough
-        assert watch.wait(watch.view.version, time.monotonic() + 1, time.monotonic())
+        # The condition is usable (no deadlock on the parent's lock): a
+        # waiter on the old view returns at once, one on the current view
+        # waits until its deadline and no longer.
+        assert watch.wait(before, time.monotonic() + 1, time.monotonic())
+        started = time.monotonic()
+        assert not watch.wait(watch.view.version, started + 0.2, started)
+        assert 0.19 <= time.monotonic() - started < 2
     finally:
         release.set()
         holder.join(5)

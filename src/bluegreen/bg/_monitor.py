@@ -10,7 +10,7 @@ resolves the inventory's names, which records the addresses before the
 switchover and notices renames, updated blue names and removed green names
 after it.
 
-Threads are named daemon threads holding their :class:`DeploymentWatch`
+Threads are named daemon threads holding their :class:`MonitorOwner`
 weakly; they sleep on the watch's condition, so a phase change wakes them at
 once, and they stop when the watch closes (closing their connection).
 """
@@ -21,13 +21,13 @@ import functools
 import logging
 import socket
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .._log import REPEAT_S, warnings
 from ..dialects import filter_topology, topology_rows
 from ..drivers.base import DriverAdapter, DriverParams
 from ._hosts import is_ip
@@ -35,9 +35,15 @@ from ._model import Observation, parse_status_rows
 
 if TYPE_CHECKING:
     from ._tracker import SwitchoverTracker
-    from ._watch import DeploymentWatch
 
-__all__ = ["Detector", "DnsWatcher", "MetadataMonitor", "MonitorSource", "resolve"]
+__all__ = [
+    "Detector",
+    "DnsWatcher",
+    "MetadataMonitor",
+    "MonitorOwner",
+    "MonitorSource",
+    "resolve",
+]
 
 logger = logging.getLogger("bluegreen.bg")
 
@@ -137,25 +143,66 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class MonitorOwner(Protocol):
+    """What the threads need from the object they work for (a
+    :class:`~bluegreen.bg._watch.MonitorOwner`; unit tests pass fakes)."""
+
+    bg_id: str
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+    @property
+    def resolve(self) -> Callable[[str], tuple[bool, str | None]]: ...
+    @property
+    def condition(self) -> threading.Condition:
+        """What the threads sleep on; notified on every change."""
+
+    @property
+    def closed(self) -> bool: ...
+    def interval(self) -> float: ...
+    def report(self, update: Callable[[SwitchoverTracker], bool]) -> None: ...
+    def monitor_target(
+        self, role: str
+    ) -> tuple[str, str | None, int | None] | None: ...
+    def names_to_watch(self) -> list[str]: ...
+    def monitor_failed(self, role: str, host: str, error: str) -> None: ...
+    def query_failed(
+        self, role: str, host: str, error: str, denied: bool, grant: str | None
+    ) -> None: ...
+    def monitor_read(self, role: str, host: str) -> None: ...
+
+
+#: The longest a thread sleeps at a time, so that it notices an owner that
+#: went away (collected) without being closed.
+_MAX_SLEEP = 5.0
+#: Unexpected errors back a thread off: its interval times 2**n, up to this.
+_MAX_BACKOFF = 64
+
+
 class _Worker(threading.Thread):
-    """A daemon thread bound weakly to a watch, sleeping on its condition."""
+    """A daemon thread bound weakly to its owner, sleeping on its condition.
 
-    def __init__(self, watch: DeploymentWatch, name: str) -> None:
+    The owner is dereferenced anew for every round and never held while
+    sleeping, so an owner nobody references is collected, and its threads
+    end. An unexpected error in a round is logged (at WARNING, again every
+    REPEAT_S while it recurs) and backs the thread off; it never stops it.
+    """
+
+    def __init__(self, owner: MonitorOwner, name: str) -> None:
         super().__init__(name=name, daemon=True)
-        self._watch_ref: Callable[[], DeploymentWatch | None] = weakref.ref(watch)
+        self._owner_ref: Callable[[], MonitorOwner | None] = weakref.ref(owner)
         self.stopping = threading.Event()
+        self.failures = 0
 
-    def watch(self) -> DeploymentWatch | None:
-        watch = self._watch_ref()
-        if watch is None or self.stopping.is_set():
+    def watch(self) -> MonitorOwner | None:
+        owner = self._owner_ref()
+        if owner is None or self.stopping.is_set() or owner.closed:
             return None
-        return watch
+        return owner
 
     def run(self) -> None:
         try:
             self.loop()
-        except Exception:
-            logger.exception("%s stopped after an unexpected error", self.name)
         finally:
             self.cleanup()
 
@@ -165,34 +212,66 @@ class _Worker(threading.Thread):
             watch = self.watch()
             if watch is None:
                 return
-            started = time.monotonic()
-            update = self.step(watch)
-            del watch  # not held while sleeping: the watch may go away
-            watch = self.watch()
-            if watch is None:
-                return
-            watch.report(update)
-            if not self.sleep(watch, started):
+            started = watch.clock()
+            try:
+                update = self.step(watch)
+                del watch  # not held while the update waits for the lock
+                watch = self.watch()
+                if watch is None:
+                    return
+                watch.report(update)
+                self.failures = 0
+            except Exception:
+                self.failed()
+            del watch
+            if not self.sleep(started):
                 return
 
-    def step(self, watch: DeploymentWatch) -> Callable[[SwitchoverTracker], bool]:
+    def failed(self) -> None:
+        """An unexpected error in a round: log it, back off, go on."""
+        self.failures += 1
+        if warnings.due(("worker-error", self.name), REPEAT_S):
+            logger.warning(
+                "%s: unexpected error (it keeps running, backing off)",
+                self.name,
+                exc_info=True,
+            )
+        else:
+            logger.debug("%s: unexpected error", self.name, exc_info=True)
+
+    def step(self, watch: MonitorOwner) -> Callable[[SwitchoverTracker], bool]:
         """One round of work; return the update to apply to the tracker."""
         raise NotImplementedError
 
     def cleanup(self) -> None:
         """Release resources when the thread ends."""
 
-    def sleep(self, watch: DeploymentWatch, since: float) -> bool:
-        """Sleep until ``since`` + the current interval; False when stopping."""
-        return watch.sleep_until_due(since, self.stopping)
+    def sleep(self, since: float) -> bool:
+        """Sleep until ``since`` + the current interval (re-read on every
+        wake-up, so that a faster phase takes effect at once); False when
+        the thread must stop. The owner is not held while sleeping."""
+        backoff = 2 ** min(self.failures, 6) if self.failures else 1
+        while True:
+            watch = self.watch()
+            if watch is None:
+                return False
+            cond = watch.condition
+            clock = watch.clock
+            due = since + watch.interval() * min(backoff, _MAX_BACKOFF)
+            del watch
+            with cond:
+                if self.stopping.is_set():
+                    return False
+                now = clock()
+                if now >= due:
+                    return True
+                cond.wait(min(due - now, _MAX_SLEEP))
 
 
 class MetadataMonitor(_Worker):
     """Polls the blue/green status from one side of the deployment."""
 
-    def __init__(
-        self, watch: DeploymentWatch, role: str, source: MonitorSource
-    ) -> None:
+    def __init__(self, watch: MonitorOwner, role: str, source: MonitorSource) -> None:
         super().__init__(watch, f"bluegreen-bg-{watch.bg_id}-{role}-monitor")
         self.role = role
         self.source = source
@@ -200,7 +279,7 @@ class MetadataMonitor(_Worker):
         self.target: tuple[str, str | None, int | None] | None = None
         self.last_error: str | None = None
 
-    def step(self, watch: DeploymentWatch) -> Callable[[SwitchoverTracker], bool]:
+    def step(self, watch: MonitorOwner) -> Callable[[SwitchoverTracker], bool]:
         target = watch.monitor_target(self.role)
         obs = None
         if target is not None:
@@ -214,7 +293,7 @@ class MetadataMonitor(_Worker):
         return functools.partial(_observe, obs=obs)
 
     def poll(
-        self, watch: DeploymentWatch, target: tuple[str, str | None, int | None]
+        self, watch: MonitorOwner, target: tuple[str, str | None, int | None]
     ) -> Observation:
         src = self.source
         host, ip, port = target
@@ -227,7 +306,7 @@ class MetadataMonitor(_Worker):
                     watch.monitor_failed(self.role, host, self.last_error)
                     return Observation(
                         self.role,
-                        time.monotonic(),
+                        watch.clock(),
                         None,
                         self.last_error,
                         unreachable=True,
@@ -262,12 +341,12 @@ class MetadataMonitor(_Worker):
             logger.debug("bg %s monitor: status query failed: %s", self.role, exc)
             self.disconnect()
             return Observation(
-                self.role, time.monotonic(), None, self.last_error, unreachable=lost
+                self.role, watch.clock(), None, self.last_error, unreachable=lost
             )
         self.last_error = None
         watch.monitor_read(self.role, host)
         rows = tuple(parse_status_rows(raw, has_id=src.status_has_id))
-        return Observation(self.role, time.monotonic(), rows, None, writers, instances)
+        return Observation(self.role, watch.clock(), rows, None, writers, instances)
 
     def disconnect(self) -> None:
         conn, self.conn = self.conn, None
@@ -280,16 +359,17 @@ class MetadataMonitor(_Worker):
 class DnsWatcher(_Worker):
     """Resolves the deployment's names and reports what they point to."""
 
-    def __init__(self, watch: DeploymentWatch) -> None:
+    def __init__(self, watch: MonitorOwner) -> None:
         super().__init__(watch, f"bluegreen-bg-{watch.bg_id}-dns")
 
-    def step(self, watch: DeploymentWatch) -> Callable[[SwitchoverTracker], bool]:
+    def step(self, watch: MonitorOwner) -> Callable[[SwitchoverTracker], bool]:
         resolved: dict[str, str | None] = {}
+        resolve_name = watch.resolve
         for name in watch.names_to_watch():
-            ok, address = resolve(name)
+            ok, address = resolve_name(name)
             if ok:
                 resolved[name] = address
-        return functools.partial(_observe_dns, resolved=resolved, at=time.monotonic())
+        return functools.partial(_observe_dns, resolved=resolved, at=watch.clock())
 
 
 class Detector(_Worker):
@@ -302,7 +382,7 @@ class Detector(_Worker):
     """
 
     def __init__(
-        self, watch: DeploymentWatch, host: str, attempt: Callable[[], bool]
+        self, watch: MonitorOwner, host: str, attempt: Callable[[], bool]
     ) -> None:
         super().__init__(watch, f"bluegreen-bg-{watch.bg_id}-detect-{host}")
         self.host = host
@@ -313,11 +393,13 @@ class Detector(_Worker):
             watch = self.watch()
             if watch is None:
                 return
-            if not self.sleep(watch, time.monotonic()):
-                return
+            started = watch.clock()
             del watch
+            if not self.sleep(started):
+                return
             try:
                 if self.attempt():
                     return
+                self.failures = 0
             except Exception:
                 logger.debug("detecting %s again failed", self.host, exc_info=True)

@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,11 +87,19 @@ class DeploymentWatch:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.monotonic,
+        resolver: Callable[[str], tuple[bool, str | None]] = resolve,
     ) -> None:
         self.bg_id = bg_id
         self.settings = settings
+        #: The monotonic clock of every decision and wait (tests pass fakes).
         self.clock = clock
+        #: Name resolution: ``(True, address)``, ``(True, None)`` for a name
+        #: that does not exist, ``(False, None)`` for a failed lookup.
+        self.resolve = resolver
         self._cond = threading.Condition()
+        # The threads hold this watch weakly and sleep on the condition:
+        # when the watch is collected, wake them so that they end at once.
+        weakref.finalize(self, _wake_all, self._cond)
         self.tracker = SwitchoverTracker(
             switchover_timeout=settings.bg_switchover_timeout_ms / 1000, clock=clock
         )
@@ -126,7 +135,7 @@ class DeploymentWatch:
         if is_ip(source.host):
             blue_ip: str | None = source.host
         else:
-            ok, address = resolve(source.host)  # DNS: never under the lock
+            ok, address = self.resolve(source.host)  # DNS: never under the lock
             blue_ip = address if ok else None
         with self._cond:
             if self.source is not None or self._closed:
@@ -169,8 +178,19 @@ class DeploymentWatch:
             worker.start()
         return True
 
+    @property
+    def condition(self) -> threading.Condition:
+        """The condition every waiter and thread sleeps on."""
+        return self._cond
+
+    @property
+    def closed(self) -> bool:
+        """True once closed: final, the watch never follows anything again."""
+        return self._closed
+
     def close(self, timeout: float = 2.0) -> None:
-        """Stop the threads and close their connections. Idempotent."""
+        """Stop the threads and close their connections. Idempotent, and
+        final: nothing publishes a view after it."""
         with self._cond:
             self._closed = True
             workers, self._workers = self._workers, []
@@ -178,7 +198,7 @@ class DeploymentWatch:
                 worker.stopping.set()
             # Nobody follows the switchover any more: connections that still
             # hold this watch pass through instead of waiting on it.
-            self.view = RoutingView(version=self.view.version + 1)
+            self.view = self.tracker.closed_view()
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
         for worker in workers:
@@ -192,7 +212,7 @@ class DeploymentWatch:
         connections) stay referenced, never closed."""
         self._cond = threading.Condition()
         self._closed = True
-        self.view = RoutingView(version=self.view.version + 1)
+        self.view = self.tracker.closed_view()
 
     def threads(self) -> list[threading.Thread]:
         """The running threads of this watch."""
@@ -205,6 +225,8 @@ class DeploymentWatch:
         if not host or host in self.hosts:
             return
         with self._cond:
+            if self._closed:
+                return
             self.hosts = self.hosts | {host}
             if self.tracker.add_app_host(host):
                 self._publish([])
@@ -213,16 +235,20 @@ class DeploymentWatch:
         """Wait until the view changes from ``version``, or a time-based
         release after ``since`` (when the routing was decided) falls due.
 
-        Return False on reaching ``deadline`` first.
+        Return False on reaching ``deadline`` first (times by :attr:`clock`).
+        A closed watch has published a pass-through view, so a caller that
+        waited on an older one returns at once and stops waiting.
         """
         messages: list[tuple[int, str, tuple[Any, ...]]] = []
         try:
             with self._cond:
                 while True:
                     view = self.view
-                    if view.version != version or self._closed:
+                    if view.version != version:
                         return True
                     now = self.clock()
+                    if now >= deadline:
+                        return False
                     timers = [
                         due
                         for due in (view.release_at, view.settle_at)
@@ -230,11 +256,9 @@ class DeploymentWatch:
                     ]
                     wake = min([deadline, *timers])
                     if now >= wake:
-                        if wake < deadline:
-                            if self.tracker.check_time(now):
-                                self._publish(messages)
-                            return True
-                        return False
+                        if self.tracker.check_time(now):
+                            self._publish(messages)
+                        return True
                     self._cond.wait(wake - now)
         finally:
             for level, msg, args in messages:
@@ -357,22 +381,11 @@ class DeploymentWatch:
             s.bg_interval_high_ms / 1000,
         )
 
-    def sleep_until_due(self, since: float, stopping: threading.Event) -> bool:
-        """Sleep until ``since`` plus the interval (re-read on every change,
-        so that a faster phase wakes sleepers); False when stopping."""
-        with self._cond:
-            while True:
-                if stopping.is_set() or self._closed:
-                    return False
-                due = since + self.interval()
-                now = time.monotonic()
-                if now >= due:
-                    return True
-                self._cond.wait(due - now)
-
     # -- publishing and logging -------------------------------------------------
 
     def _publish(self, messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
+        if self._closed:
+            return  # a closed watch keeps its pass-through view for good
         tracker = self.tracker
         self.view = tracker.view()
         self._cond.notify_all()
@@ -488,6 +501,11 @@ class DeploymentWatch:
         if not monitoring:
             return "the monitor threads are not running"
         return "the monitors have not read the blue/green status yet"
+
+
+def _wake_all(cond: threading.Condition) -> None:
+    with cond:
+        cond.notify_all()
 
 
 class WatchRegistry:

@@ -12,18 +12,17 @@ privileges give one warning and plain pass-through.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .. import rds
 from ..connection import Connection
 from ..dialects import Detection, DetectionCache, Dialect, detect, dialect_from_setting
-from ..errors import ConfigurationError, GreenHostRejectedError, SwitchoverTimeoutError
+from ..errors import ConfigurationError
 from ..pipeline import UNDO_CALLS, ConnectContext, Plugin
 from ._hosts import is_ip
 from ._model import Phase
-from ._monitor import MonitorSource, resolve
+from ._monitor import MonitorSource
 from ._routing import (
     Action,
     HostClass,
@@ -52,12 +51,14 @@ class BlueGreenPlugin(Plugin):
     """Blue/green switchover support; see the module docstring."""
 
     code = "bg"
-    __slots__ = ("detection", "host", "ip", "watch")
+    __slots__ = ("detection", "errors", "host", "ip", "watch")
 
     def __init__(self, ctx: ConnectContext) -> None:
         super().__init__(ctx)
         self.detection: Detection | None = None
         self.watch: DeploymentWatch = registry.get(ctx.settings.bg_id, ctx.settings)
+        #: The wrapper's errors as this driver's own OperationalError.
+        self.errors = ctx.adapter.errors
         self.host = ctx.host
         #: The address this connection was opened to, when the plugin chose it
         #: or the application gave one.
@@ -83,15 +84,16 @@ class BlueGreenPlugin(Plugin):
         watch = self.watch
         settings = ctx.settings
         timeout_ms = settings.bg_connect_timeout_ms
-        started = time.monotonic()
+        clock = watch.clock
+        started = clock()
         deadline = started + timeout_ms / 1000
         host = ctx.host
         address = self.ip
         while True:
             view = watch.view
-            now = time.monotonic()
+            now = clock()
             if address is None and host and not view.passthrough:
-                address = _address_of(view, host)
+                address = _address_of(view, host, watch.resolve)
             route = route_connect(
                 view,
                 host,
@@ -101,10 +103,12 @@ class BlueGreenPlugin(Plugin):
             )
             action = route.action
             if action is Action.REJECT:
-                raise GreenHostRejectedError(route.reason)
+                raise self.errors.GreenHostRejectedError(route.reason)
             if action is Action.WAIT:
                 if not watch.wait(view.version, deadline, now):
-                    raise _timeout(host, route, view, timeout_ms, started)
+                    raise self.errors.SwitchoverTimeoutError(
+                        _timeout_message(host, route, view, timeout_ms, started, now)
+                    )
                 continue
             try:
                 if action is Action.SUBSTITUTE:
@@ -147,7 +151,7 @@ class BlueGreenPlugin(Plugin):
         while watch.wait(version, deadline, since):
             current = watch.view
             version = current.version
-            phase = current.effective_phase(time.monotonic())
+            phase = current.effective_phase(watch.clock())
             if phase is Phase.IN_PROGRESS:
                 continue
             if phase >= Phase.POST:
@@ -156,7 +160,7 @@ class BlueGreenPlugin(Plugin):
             return True
         _close_quietly(conn)
         timeout_ms = self.context.settings.bg_connect_timeout_ms
-        raise SwitchoverTimeoutError(
+        raise self.errors.SwitchoverTimeoutError(
             f"connecting to {self.host} waited {timeout_ms} ms for the blue/green "
             f"switchover (bg_id {watch.bg_id!r}) to leave IN_PROGRESS; "
             f"bg_connect_timeout_ms is {timeout_ms}. No connection was handed "
@@ -186,19 +190,19 @@ class BlueGreenPlugin(Plugin):
             # The status may have moved to IN_PROGRESS before the monitors saw
             # it: give them a few polls to tell.
             grace = preparation_grace(watch.settings.bg_interval_high_ms / 1000)
-            until = min(deadline, time.monotonic() + grace)
+            until = min(deadline, watch.clock() + grace)
         else:
             return False
         version = view.version
-        while time.monotonic() < until and watch.wait(version, until, decided):
+        while watch.wait(version, until, decided):
             current = watch.view
             version = current.version
-            if current.effective_phase(time.monotonic()) is not phase:
+            if current.effective_phase(watch.clock()) is not phase:
                 return current.phase >= Phase.IN_PROGRESS or phase is Phase.IN_PROGRESS
         if phase is not Phase.IN_PROGRESS:
             return False  # PREPARATION grace over: the driver's own error
         timeout_ms = self.context.settings.bg_connect_timeout_ms
-        raise SwitchoverTimeoutError(
+        raise self.errors.SwitchoverTimeoutError(
             f"connecting to {self.host} failed while the blue/green switchover "
             f"(bg_id {watch.bg_id!r}) was in progress, and it was still in "
             f"progress after {timeout_ms} ms (bg_connect_timeout_ms); last "
@@ -240,11 +244,12 @@ class BlueGreenPlugin(Plugin):
     def _suspended(self, method_name: str, call: Callable[[], T]) -> T:
         watch = self.watch
         timeout_ms = self.context.settings.bg_connect_timeout_ms
-        started = time.monotonic()
+        clock = watch.clock
+        started = clock()
         deadline = started + timeout_ms / 1000
         while True:
             view = watch.view
-            now = time.monotonic()
+            now = clock()
             if not suspends_calls(view, self.host, self.ip, now):
                 return call()
             if not watch.wait(view.version, deadline, now):
@@ -252,9 +257,9 @@ class BlueGreenPlugin(Plugin):
                     # A rollback is never refused: after a failed statement it
                     # would hide the application's error behind ours.
                     return call()
-                raise SwitchoverTimeoutError(
+                raise self.errors.SwitchoverTimeoutError(
                     f"{method_name}() on a connection to {self.host} waited "
-                    f"{(time.monotonic() - started) * 1000:.0f} ms for the "
+                    f"{(clock() - started) * 1000:.0f} ms for the "
                     f"blue/green switchover (bg_id {watch.bg_id!r}, phase "
                     f"{view.phase.name}) to leave IN_PROGRESS; bg_connect_timeout_ms"
                     f" is {timeout_ms}. The call was not sent; it is safe to retry."
@@ -268,7 +273,11 @@ def _close_quietly(conn: Any) -> None:
         logger.debug("Closing a superseded connection failed: %s", exc)
 
 
-def _address_of(view: RoutingView, host: str) -> str | None:
+def _address_of(
+    view: RoutingView,
+    host: str,
+    resolver: Callable[[str], tuple[bool, str | None]],
+) -> str | None:
     """The address of ``host`` when routing needs it: IP literals as they are,
     names outside the inventory resolved (aliases of inventory hosts)."""
     if is_ip(host):
@@ -276,15 +285,20 @@ def _address_of(view: RoutingView, host: str) -> str | None:
     name = host.lower()
     if name in view.inventory.names:
         return None
-    ok, address = resolve(name)
+    ok, address = resolver(name)
     return address if ok else None
 
 
-def _timeout(
-    host: str | None, route: Route, view: RoutingView, timeout_ms: int, started: float
-) -> SwitchoverTimeoutError:
-    waited = (time.monotonic() - started) * 1000
-    return SwitchoverTimeoutError(
+def _timeout_message(
+    host: str | None,
+    route: Route,
+    view: RoutingView,
+    timeout_ms: int,
+    started: float,
+    now: float,
+) -> str:
+    waited = (now - started) * 1000
+    return (
         f"connecting to {host} waited {waited:.0f} ms for {route.reason} "
         f"(blue/green phase {view.phase.name}); bg_connect_timeout_ms is "
         f"{timeout_ms}. No connection was opened; it is safe to retry."

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, NamedTuple, NoReturn
 
 from .._conninfo import mask_conninfo, masked_items
 from .._types import ConnectFunction, DBAPIConnection
+from ..errors import DriverErrors, driver_errors
 from ._surface import Surface
 
 __all__ = ["DriverAdapter", "DriverParams", "Endpoint", "ReadOnlyDict"]
@@ -157,6 +158,16 @@ class DriverAdapter(ABC):
             return (float(env) if env else self.default_timeout), False
         except ValueError:
             return self.default_timeout, False
+
+    @abstractmethod
+    def operational_error(self) -> type[Exception]:
+        """The driver's ``OperationalError`` class."""
+
+    @property
+    def errors(self) -> DriverErrors:
+        """The wrapper's connection errors as this driver's own
+        ``OperationalError`` subclasses (built once per driver)."""
+        return driver_errors(self.operational_error())
 
     def known_parameters(self) -> frozenset[str] | None:
         """Every parameter name the driver's connect function accepts, or

@@ -212,6 +212,10 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
         """Unbuffered cursors read rows from the socket while fetching."""
         return "Buffered" not in type(cursor).__name__
 
+    def operational_error(self) -> type[Exception]:
+        """``myerrors.OperationalError``."""
+        return myerrors.OperationalError
+
     def known_parameters(self) -> frozenset[str]:
         """What ``mysql.connector.connect`` accepts: its configuration keys,
         the pooling and fail-over arguments and the aliases it translates."""

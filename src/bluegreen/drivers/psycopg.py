@@ -151,6 +151,10 @@ class PsycopgAdapter(DriverAdapter):
             str(dbname) if dbname is not None else None,
         )
 
+    def operational_error(self) -> type[Exception]:
+        """``psycopg.OperationalError``."""
+        return psycopg.OperationalError
+
     def known_parameters(self) -> frozenset[str]:
         """libpq's conninfo keywords (as this libpq knows them) and the
         keyword arguments of ``psycopg.Connection.connect``."""

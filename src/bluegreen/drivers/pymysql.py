@@ -144,6 +144,10 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
         """Unbuffered ``SSCursor`` and subclasses read rows while fetching."""
         return isinstance(cursor, pymysql.cursors.SSCursor)
 
+    def operational_error(self) -> type[Exception]:
+        """``pymysql.err.OperationalError``."""
+        return pymysql.err.OperationalError  # type: ignore[no-any-return]
+
     def known_parameters(self) -> frozenset[str]:
         """The keyword parameters of ``pymysql.connections.Connection``."""
         signature = inspect.signature(pymysql.connections.Connection.__init__)
