@@ -186,16 +186,16 @@ def judge_detection(
 
 
 def judge_no_host() -> Outcome:
-    """The verdict when the connection arguments name no host: libpq found
-    one (``PGHOST``, its defaults), but the ``bg`` plugin only follows the
-    host named in the arguments, so no monitor starts."""
+    """The verdict when neither the connection arguments nor ``PGHOST`` name
+    a host: libpq connects to its default (a local socket), which is no RDS
+    endpoint, and the ``bg`` plugin has nothing to follow."""
     return not_protected(
         "no-host",
-        "the connection arguments name no host (libpq took it from PGHOST or "
-        "its defaults), and the bg plugin only follows a host named in the "
-        "arguments: no monitor starts",
-        "Give the host in the DSN (host=... or postgresql://host/...), in the "
-        "application and in this check.",
+        "neither the connection arguments nor PGHOST name a host: the "
+        "connection goes to libpq's default (a local socket), and the bg "
+        "plugin has no host to follow",
+        "Give the host in the DSN (host=... or postgresql://host/...) or in "
+        "PGHOST, in the application and in this check.",
     )
 
 

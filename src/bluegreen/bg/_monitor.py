@@ -220,6 +220,7 @@ class _Worker(threading.Thread):
                 if watch is None:
                     return
                 watch.report(update)
+                self.reported(watch)
                 self.failures = 0
             except Exception:
                 self.failed()
@@ -242,6 +243,9 @@ class _Worker(threading.Thread):
     def step(self, watch: MonitorOwner) -> Callable[[SwitchoverTracker], bool]:
         """One round of work; return the update to apply to the tracker."""
         raise NotImplementedError
+
+    def reported(self, watch: MonitorOwner) -> None:
+        """The round's update has been applied (and published)."""
 
     def cleanup(self) -> None:
         """Release resources when the thread ends."""
@@ -278,9 +282,12 @@ class MetadataMonitor(_Worker):
         self.conn: Any = None
         self.target: tuple[str, str | None, int | None] | None = None
         self.last_error: str | None = None
+        #: The host the last round read the status from (None: it failed).
+        self.read_from: str | None = None
 
     def step(self, watch: MonitorOwner) -> Callable[[SwitchoverTracker], bool]:
         target = watch.monitor_target(self.role)
+        self.read_from = None
         obs = None
         if target is not None:
             old = self.target
@@ -344,9 +351,15 @@ class MetadataMonitor(_Worker):
                 self.role, watch.clock(), None, self.last_error, unreachable=lost
             )
         self.last_error = None
-        watch.monitor_read(self.role, host)
+        self.read_from = host
         rows = tuple(parse_status_rows(raw, has_id=src.status_has_id))
         return Observation(self.role, watch.clock(), rows, None, writers, instances)
+
+    def reported(self, watch: MonitorOwner) -> None:
+        # Only once what was read is published: status() must not say
+        # "protected" before the phase it read is visible.
+        if self.read_from is not None:
+            watch.monitor_read(self.role, self.read_from)
 
     def disconnect(self) -> None:
         conn, self.conn = self.conn, None

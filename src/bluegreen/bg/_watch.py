@@ -114,8 +114,8 @@ class DeploymentWatch:
         self._blue_ip: str | None = None
         #: subject (host) -> why switchover protection is off for it
         self._unprotected: dict[str, str] = {}
-        #: A monitor has read the blue/green status at least once.
-        self._read_ok = False
+        #: The monitor roles that have read the blue/green status.
+        self._reads: frozenset[str] = frozenset()
         self._ready_logged = False
         self._logged_events = 0
         self._summary_logged = 0
@@ -361,8 +361,8 @@ class DeploymentWatch:
 
     def monitor_read(self, role: str, host: str) -> None:
         """A monitor read the status from ``host``."""
-        if not self._read_ok:
-            self._read_ok = True
+        if role not in self._reads:
+            self._reads = self._reads | {role}
         if host in self._unprotected:
             self.protected_again(host)
 
@@ -466,10 +466,17 @@ class DeploymentWatch:
                 )
             )
             unprotected = dict(self._unprotected)
-            protected = monitoring and self._read_ok and not unprotected
+            # Once green hosts are known, the green monitor must have read
+            # the status too: it is the one that follows the switchover
+            # when the blue hosts go away.
+            # (Green hosts without an address are a readiness problem,
+            # reported by ``ready``, not a monitor's.)
+            green_reachable = any(g in inv.ips for g in inv.green)
+            wanted = {"blue", "green"} if green_reachable else {"blue"}
+            protected = monitoring and wanted <= self._reads and not unprotected
             reason = None
             if not protected:
-                reason = self._why_unprotected(monitoring, unprotected)
+                reason = self._why_unprotected(monitoring, unprotected, wanted)
             return BlueGreenStatus(
                 bg_id=self.bg_id,
                 phase=view.effective_phase(self.clock()).name,
@@ -488,7 +495,9 @@ class DeploymentWatch:
                 unprotected=unprotected,
             )
 
-    def _why_unprotected(self, monitoring: bool, unprotected: dict[str, str]) -> str:
+    def _why_unprotected(
+        self, monitoring: bool, unprotected: dict[str, str], wanted: set[str]
+    ) -> str:
         if unprotected:
             return "; ".join(f"{host}: {why}" for host, why in unprotected.items())
         if self._closed:
@@ -500,7 +509,8 @@ class DeploymentWatch:
             )
         if not monitoring:
             return "the monitor threads are not running"
-        return "the monitors have not read the blue/green status yet"
+        missing = " and ".join(sorted(wanted - self._reads))
+        return f"the {missing} monitor has not read the blue/green status yet"
 
 
 def _wake_all(cond: threading.Condition) -> None:

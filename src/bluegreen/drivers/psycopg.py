@@ -8,6 +8,7 @@ the name (``sslmode=verify-full`` keeps working).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +30,13 @@ _PSYCOPG_KWARGS = frozenset(
     {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
 )
 _KNOWN: frozenset[str] | None = None
+#: libpq's environment defaults for the parameters the wrapper reads.
+_LIBPQ_ENV = (
+    ("host", "PGHOST"),
+    ("port", "PGPORT"),
+    ("user", "PGUSER"),
+    ("dbname", "PGDATABASE"),
+)
 
 # Connection failures (class 08) and administrator/crash shutdowns.
 _LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
@@ -128,11 +136,17 @@ class PsycopgAdapter(DriverAdapter):
     __slots__ = ()
 
     def effective(self, params: DriverParams) -> dict[str, Any]:
-        """Conninfo parameters merged with (overridden by) the keyword arguments."""
+        """Conninfo parameters merged with (overridden by) the keyword
+        arguments, and libpq's environment defaults (``PGHOST``, ``PGPORT``,
+        ``PGUSER``, ``PGDATABASE``) where neither gives a value: an
+        application that names its host in ``PGHOST`` is protected too."""
         eff: dict[str, Any] = (
             dict(conninfo_to_dict(params.conninfo)) if params.conninfo else {}
         )
         eff.update(params.kwargs)
+        for key, env in _LIBPQ_ENV:
+            if eff.get(key) in (None, "") and os.environ.get(env):
+                eff[key] = os.environ[env]
         return eff
 
     def endpoint(self, params: DriverParams) -> Endpoint:
