@@ -364,3 +364,30 @@ def test_backoff_grows_with_failures() -> None:
     t.join()
     assert clock.now == start + 0.81
     assert time.monotonic() - began < 4
+
+
+def test_released_connect_looks_for_renames_before_following_dns() -> None:
+    """Traffic was released by the timer during IN_PROGRESS (the hosts were
+    unreachable); the switchover then went through, and the DNS watcher has
+    not run since. A new connection must not follow DNS to the old blue:
+    it resolves the -old1 name itself, and goes to the green host."""
+    clock = Clock()
+    resolver = Resolver({B: B_IP, G: G_IP})
+    watch = make_watch(
+        clock,
+        resolver,
+        bg_switchover_timeout_ms=1000,
+        bg_suspend_new_blue_connections=True,
+    )
+    in_progress(watch)
+    clock.now += 5
+    watch.tracker.check_time(clock.now)
+    assert watch.view.timed_out(clock.now)
+    plugin = plugin_on(watch)
+    ctx = FakeCtx(watch.settings)
+    plugin._routed_connect(ctx, lambda: ctx.connect())  # type: ignore[arg-type]
+    assert ctx.connected[-1] == (None, None)  # released: follows DNS
+    resolver.table[f"mydb-old1.{D}"] = B_IP  # the renames happen
+    conn = plugin._routed_connect(ctx, lambda: ctx.connect())  # type: ignore[arg-type]
+    assert conn.ip == G_IP
+    assert watch.view.switched

@@ -370,6 +370,27 @@ class DeploymentWatch:
         with self._cond:
             return self.tracker.names_to_watch()
 
+    def look_again(self) -> bool:
+        """Resolve the names that tell whether the switchover went through
+        (``-old1`` names, blue names) now, on the caller's thread, and fold
+        the answers in; True if the view changed.
+
+        Used while traffic is released by a timeout before POST: a
+        connection about to follow DNS must not rely on the DNS watcher's
+        next round to learn that the hosts were renamed meanwhile.
+        """
+        names = self.names_to_watch()
+        resolve_name = self.resolve
+        resolved: dict[str, str | None] = {}
+        for name in names:
+            ok, address = resolve_name(name)
+            if ok:
+                resolved[name] = address
+        before = self.view.version
+        now = self.clock()
+        self.report(lambda t: t.observe_dns(resolved, now))
+        return self.view.version != before
+
     def interval(self) -> float:
         """Seconds between polls in the current phase."""
         s = self.settings

@@ -101,6 +101,16 @@ class BlueGreenPlugin(Plugin):
                 now,
                 suspend_new_blue=settings.bg_suspend_new_blue_connections,
             )
+            if (
+                route.action is Action.DIRECT
+                and not view.switched
+                and view.timed_out(now)
+                and watch.look_again()
+            ):
+                # Released by the timer with the switchover unresolved: the
+                # hosts may have been renamed since the DNS watcher's last
+                # round. They were: decide again on the new view.
+                continue
             action = route.action
             if action is Action.REJECT:
                 raise self.errors.GreenHostRejectedError(route.reason)
@@ -227,7 +237,7 @@ class BlueGreenPlugin(Plugin):
             return
         self.detection = detection
         _report(watch, ctx, host, detection)
-        if not watch.started and _can_monitor(detection) and ctx.host:
+        if not watch.started and detection.monitorable and ctx.host:
             watch.start(_monitor_source(ctx, detection))
         if watch.started:
             watch.note_host(ctx.host)
@@ -303,16 +313,6 @@ def _timeout_message(
         f"(blue/green phase {view.phase.name}); bg_connect_timeout_ms is "
         f"{timeout_ms}. No connection was opened; it is safe to retry."
     )
-
-
-def _can_monitor(detection: Detection) -> bool:
-    """Whether monitors can follow a switchover behind this detection."""
-    dialect = detection.dialect
-    if dialect.is_plain or detection.unsupported_reason is not None:
-        return False
-    if detection.probe_failed and not detection.forced:
-        return False
-    return dialect.metadata_source is not None
 
 
 def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
@@ -443,7 +443,7 @@ def _retry_detection(
         _report(watch, ctx, source.host, detection)
         if detection.probe_failed:
             return False
-        if _can_monitor(detection):
+        if detection.monitorable:
             watch.start(_monitor_source(ctx, detection))
         return True
 

@@ -13,7 +13,14 @@ from __future__ import annotations
 from bluegreen.sim import metadata as md
 from bluegreen.sim.scenario import Scenario, Step
 
-__all__ = ["CREATED_AT", "SCENARIOS", "get", "switchover_steps"]
+__all__ = [
+    "CREATED_AT",
+    "LATE_TIMEOUT",
+    "SCENARIOS",
+    "get",
+    "late_completion_steps",
+    "switchover_steps",
+]
 
 CREATED_AT = -8.0
 PREPARATION_AT = -2.281
@@ -25,6 +32,12 @@ COMPLETED_AT = 54.685
 LINGER = 44.0
 #: The switchover timeout of the ``stall`` scenario (AWS minimum: 30 s).
 STALL_TIMEOUT = 30.0
+#: How long every host is unreachable in ``late-completion``: longer than
+#: the ``bg_switchover_timeout_ms`` a client is meant to run it with.
+LATE_BLACKOUT = 20.0
+#: The ``bg_switchover_timeout_ms`` (scenario time) ``late-completion`` is
+#: meant to be played with: it runs out during the blackout.
+LATE_TIMEOUT = 12.0
 
 
 def _created(at: float = CREATED_AT, *, present: bool = True) -> list[Step]:
@@ -87,6 +100,36 @@ def switchover_steps(
         Step(COMPLETED_AT + LINGER, "clear", event="Metadata emptied"),
     ]
     return steps
+
+
+def late_completion_steps() -> list[Step]:
+    """Every host unreachable for :data:`LATE_BLACKOUT` s right after
+    IN_PROGRESS begins, longer than the client's switchover timeout (the
+    plugin releases traffic meanwhile); then the switchover goes through in
+    the order AWS documents it: green promoted, hosts renamed, connections
+    allowed again, and blue DNS moving a second later."""
+    end = LATE_BLACKOUT
+    return [
+        *_created(),
+        *_preparation(),
+        *_in_progress(),
+        Step(0.05, "catch_up"),
+        Step(0.1, "blackout", {"on": True}, "BLACKOUT"),
+        Step(end, "blackout", {"on": False}, "BLACKOUT ended"),
+        Step(end + 0.05, "promote", event="SWITCHED"),
+        Step(end + 0.1, "status", {"status": md.SWITCHOVER_IN_POST_PROCESSING}, "POST"),
+        Step(end + 0.1, "rename", event="Green topology changed"),
+        Step(end + 0.5, "refuse", {"refuse": False}, "Connections allowed"),
+        Step(end + 1.5, "blue_dns", event="Blue DNS updated"),
+        Step(end + 20.0, "green_dns_remove", event="Green DNS removed"),
+        Step(
+            end + 21.0,
+            "status",
+            {"status": md.SWITCHOVER_COMPLETED, "drop": md.ROLE_SOURCE},
+            "COMPLETED",
+        ),
+        Step(end + 21.0 + LINGER, "clear", event="Metadata emptied"),
+    ]
 
 
 def _build() -> dict[str, Scenario]:
@@ -180,6 +223,14 @@ def _build() -> dict[str, Scenario]:
                 Step(POST_AT + 6.1, "blackout", {"on": False}, "BLACKOUT ended"),
             ),
             settled,
+        ),
+        Scenario(
+            "late-completion",
+            f"Every host is unreachable for {LATE_BLACKOUT:.0f} s after IN_PROGRESS "
+            f"begins, longer than a {LATE_TIMEOUT:.0f} s bg_switchover_timeout_ms; "
+            "then the switchover completes, and blue DNS moves 1.5 s later.",
+            tuple(late_completion_steps()),
+            LATE_BLACKOUT + 21.0,
         ),
         Scenario(
             "dns-never-updates",
