@@ -611,7 +611,10 @@ def _print_banner(dep: Deployment) -> None:
         f"database {dep.dbname!r}."
     )
     print("Environment for your application:")
-    for key in ("LD_PRELOAD", "NSS_WRAPPER_HOSTS"):
+    from bluegreen.sim.netns import test_hooks
+
+    env.update(test_hooks())
+    for key in ("LD_PRELOAD", "NSS_WRAPPER_HOSTS", *test_hooks()):
         if key in env:
             print(f"  export {key}={env[key]}")
     if os.environ.get(ISOLATED_ENV) == "1":

@@ -1,7 +1,8 @@
 """Every wrapper setting: name, type, default, allowed values and a one-line doc.
 
-:data:`SETTINGS` is the single registry; the README table is generated from
-it with :func:`settings_table_markdown`. :func:`parse_config` runs once per
+:data:`SETTINGS` is the single registry; :func:`settings_table_markdown`
+renders it, and ``tests/unit/test_readme.py`` checks the README's table
+against it. :func:`parse_config` runs once per
 :func:`bluegreen.connect` call: it separates wrapper settings from driver
 arguments (also inside a psycopg conninfo string), validates them into an
 immutable :class:`Settings` and collects the ``blue-green-monitoring-``
@@ -175,7 +176,7 @@ _REGISTRY: dict[str, Setting] = {
             "bg_switchover_timeout_ms",
             int,
             180000,
-            "After this long a switchover is assumed complete.",
+            "After this long, waiting ends and green names are no longer rejected.",
             minimum=1,
         ),
         Setting(

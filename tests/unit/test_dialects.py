@@ -195,14 +195,11 @@ def test_required_grants() -> None:
     ("value", "expected"),
     [
         (None, None),
-        ("", None),
-        ("auto", None),
-        (" AUTO ", None),
         ("aurora-postgres", Dialect.AURORA_POSTGRES),
-        ("AURORA_MYSQL", Dialect.AURORA_MYSQL),
+        ("aurora-mysql", Dialect.AURORA_MYSQL),
         ("rds-postgres", Dialect.RDS_POSTGRES),
-        ("postgresql", Dialect.POSTGRES),
-        ("mariadb", Dialect.MYSQL),
+        ("postgres", Dialect.POSTGRES),
+        ("mysql", Dialect.MYSQL),
         (Dialect.RDS_MYSQL, Dialect.RDS_MYSQL),
     ],
 )
@@ -211,8 +208,14 @@ def test_dialect_from_setting(value: Any, expected: Dialect | None) -> None:
 
 
 def test_dialect_from_setting_rejects_unknown() -> None:
-    with pytest.raises(ConfigurationError, match=r"wrapper_dialect.*'oracle'.*auto"):
+    with pytest.raises(ConfigurationError, match=r"wrapper_dialect.*'oracle'.*aurora"):
         dialects.dialect_from_setting("oracle")
+
+
+def test_every_setting_choice_is_a_dialect() -> None:
+    from bluegreen.settings import DIALECTS
+
+    assert {dialects.dialect_from_setting(v) for v in DIALECTS} == set(Dialect)
 
 
 # --------------------------------------------------------------------------
@@ -226,7 +229,7 @@ def test_plain_postgres() -> None:
     assert det.metadata_source is None
     assert det.warnings == ()
     assert det.server_version == "16.4"
-    assert not det.supports_blue_green
+    assert not det.monitorable
     assert len(conn.executed) == 1  # one round trip
     assert conn.rollbacks == 1  # left idle: not in autocommit
     assert conn.closed_cursors == 1
@@ -246,8 +249,8 @@ def test_rds_postgres_readable() -> None:
     assert det.dialect is Dialect.RDS_POSTGRES
     assert det.metadata_source == RDS_PG_METADATA
     assert det.metadata_readable and det.missing_grant is None
-    assert det.supports_blue_green
-    assert det.status_query_takes_tag
+    assert det.monitorable and det.metadata_readable
+    assert det.status_query is not None and det.status_query.endswith("(%s)")
     assert (
         det.status_query is not None
         and "rds_tools.show_topology(%s)" in det.status_query
@@ -265,7 +268,7 @@ def test_rds_postgres_missing_grant() -> None:
         "GRANT USAGE ON SCHEMA rds_tools TO app; "
         "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO app;"
     )
-    assert not det.supports_blue_green
+    assert det.monitorable and not det.metadata_readable
     assert any(det.missing_grant in w for w in det.warnings)
 
 
@@ -290,7 +293,7 @@ def test_aurora_postgres_with_topology() -> None:
     assert det.topology_available
     assert det.topology_query == Dialect.AURORA_POSTGRES.topology_query
     assert det.warnings == ()
-    assert det.supports_blue_green
+    assert det.monitorable and det.metadata_readable
 
 
 def test_aurora_postgres_old_version_without_metadata() -> None:
@@ -328,7 +331,7 @@ def test_aurora_global_database_unsupported() -> None:
     det = dialects.detect(conn, "postgres")
     assert det.unsupported_reason is not None
     assert "Global Database" in det.unsupported_reason
-    assert not det.supports_blue_green
+    assert not det.monitorable
     assert "Global Database" in det.warnings[0]
 
 
@@ -438,7 +441,7 @@ def test_rds_mysql_readable() -> None:
     det = dialects.detect(conn, "mysql")
     assert det.dialect is Dialect.RDS_MYSQL
     assert det.metadata_source == MYSQL_METADATA and det.metadata_readable
-    assert not det.status_query_takes_tag
+    assert det.status_query is not None and "%s" not in det.status_query
     assert det.status_query is not None and det.status_query.startswith("SELECT id,")
     assert det.unsupported_reason is None
     assert det.warnings == ()
@@ -478,7 +481,27 @@ def test_aurora_mysql() -> None:
     assert det.unsupported_reason is None
 
 
-def test_aurora_mysql_simulated_topology_table() -> None:
+@pytest.fixture
+def sim_topology(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test hook the simulator sets: its MariaDB publishes the Aurora
+    topology in mysql.replica_host_status."""
+    monkeypatch.setenv("BLUEGREEN_TEST_MYSQL_TOPOLOGY", "mysql.replica_host_status")
+
+
+def test_the_simulator_table_is_not_read_without_the_test_hook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BLUEGREEN_TEST_MYSQL_TOPOLOGY", raising=False)
+    conn = mysql_conn(
+        (MYSQL_METADATA, []),
+        ("FROM mysql.replica_host_status", [("i-1", 1, None)]),
+    )
+    det = dialects.detect(conn, "mysql")
+    assert det.topology_source is None
+    assert not [sql for sql in conn.executed if "mysql.replica_host_status" in sql]
+
+
+def test_aurora_mysql_simulated_topology_table(sim_topology: None) -> None:
     # MariaDB (the simulator) publishes the topology in mysql.replica_host_status
     conn = mysql_conn(
         (MYSQL_METADATA, []),
@@ -492,7 +515,9 @@ def test_aurora_mysql_simulated_topology_table() -> None:
     assert det.topology_available
 
 
-def test_aurora_mysql_topology_is_evidence_for_a_denied_rds_topology() -> None:
+def test_aurora_mysql_topology_is_evidence_for_a_denied_rds_topology(
+    sim_topology: None,
+) -> None:
     # The simulator (MariaDB) has no aurora_version: its readable topology is
     # what says Aurora, and so that a denied mysql.rds_topology exists.
     conn = mysql_conn(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,10 +22,20 @@ AURORA_PG_METADATA = "pg_catalog.get_blue_green_fast_switchover_metadata"
 
 _PG_TOPOLOGY = "pg_catalog.aurora_replica_status"
 _MYSQL_TOPOLOGY = "information_schema.replica_host_status"
-# The simulator runs MariaDB, which cannot add information_schema tables; it
-# publishes the same columns in mysql.replica_host_status, accepted as a
-# fallback topology source when the information_schema table does not exist.
-_MYSQL_SIM_TOPOLOGY = "mysql.replica_host_status"
+
+#: Test hook: a comma-separated list of tables to read the Aurora MySQL
+#: topology from when ``information_schema.replica_host_status`` does not
+#: exist, with the same columns. A simulator whose MariaDB cannot add
+#: information_schema tables (bluegreen's own sets it in the environment it
+#: runs programs in) names its stand-in here; production code never sets it.
+TEST_MYSQL_TOPOLOGY_ENV = "BLUEGREEN_TEST_MYSQL_TOPOLOGY"
+
+
+def mysql_topology_sources() -> tuple[str, ...]:
+    """Where detection looks for the Aurora MySQL topology, in order."""
+    extra = os.environ.get(TEST_MYSQL_TOPOLOGY_ENV, "")
+    return (_MYSQL_TOPOLOGY, *(t.strip() for t in extra.split(",") if t.strip()))
+
 
 #: Rows older than this are ignored by :func:`filter_topology` (except the writer).
 TOPOLOGY_MAX_AGE_S = 300.0
@@ -137,7 +148,7 @@ def topology_query(source: str) -> str:
             "THEN TRUE ELSE FALSE END AS is_writer, last_update_timestamp "
             f"FROM {source}()"
         )
-    if source in (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY):
+    if source in mysql_topology_sources():
         return (
             "SELECT server_id, session_id = 'MASTER_SESSION_ID' AS is_writer, "
             f"last_update_timestamp FROM {source}"
@@ -146,7 +157,11 @@ def topology_query(source: str) -> str:
 
 
 def dialect_from_setting(value: str | Dialect | None) -> Dialect | None:
-    """Parse the ``wrapper_dialect`` setting; None (or ``auto``/empty) = detect.
+    """The dialect named by the ``wrapper_dialect`` setting; None = detect.
+
+    The setting is validated against :data:`bluegreen.settings.DIALECTS`
+    (the :class:`Dialect` values) when it is parsed, so this only maps the
+    validated spelling to its dialect.
 
     A forced dialect trusts the user about the deployment type: :func:`detect`
     does not classify the server, but it still checks that the forced
@@ -155,18 +170,13 @@ def dialect_from_setting(value: str | Dialect | None) -> Dialect | None:
     """
     if value is None or isinstance(value, Dialect):
         return value
-    text = value.strip().lower().replace("_", "-")
-    if text in ("", "auto"):
-        return None
-    aliases = {"postgresql": "postgres", "mariadb": "mysql"}
-    text = aliases.get(text, text)
-    for dialect in Dialect:
-        if dialect.value == text:
-            return dialect
-    allowed = ", ".join(["auto", *(d.value for d in Dialect)])
-    raise ConfigurationError(
-        f"wrapper_dialect: {value!r} is not a known dialect; allowed: {allowed}"
-    )
+    try:
+        return Dialect(value)
+    except ValueError:
+        allowed = ", ".join(d.value for d in Dialect)
+        raise ConfigurationError(
+            f"wrapper_dialect: {value!r} is not a known dialect; allowed: {allowed}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -205,23 +215,26 @@ class Detection:
         )
 
     @property
-    def status_query_takes_tag(self) -> bool:
-        """True if :attr:`status_query` needs the client tag parameter."""
-        return self.metadata_source in (RDS_PG_METADATA, AURORA_PG_METADATA)
-
-    @property
     def topology_query(self) -> str | None:
         """The topology query for the source found, if any."""
         return topology_query(self.topology_source) if self.topology_source else None
 
     @property
-    def supports_blue_green(self) -> bool:
-        """True if the plugin can monitor a switchover through this connection."""
-        return (
-            self.metadata_source is not None
-            and self.metadata_readable
-            and self.unsupported_reason is None
-        )
+    def monitorable(self) -> bool:
+        """Whether the ``bg`` plugin's monitors can follow a switchover here.
+
+        An RDS or Aurora dialect with a blue/green metadata source, not an
+        unsupported deployment, and (unless the dialect was forced) a probe
+        that did not fail. The metadata need not be readable yet: the
+        monitors start anyway and keep looking, so that a GRANT given later,
+        or metadata provisioned later, is picked up.
+        """
+        dialect = self.dialect
+        if dialect.is_plain or self.unsupported_reason is not None:
+            return False
+        if self.probe_failed and not self.forced:
+            return False
+        return dialect.metadata_source is not None
 
     def log_warnings(self, log: logging.Logger, where: str) -> None:
         """Log each warning, prefixed with ``where`` (``host:port``).

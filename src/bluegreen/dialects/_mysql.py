@@ -6,12 +6,11 @@ import logging
 from typing import Any
 
 from ._model import (
-    _MYSQL_SIM_TOPOLOGY,
-    _MYSQL_TOPOLOGY,
     MYSQL_METADATA,
     Detection,
     Dialect,
     _text,
+    mysql_topology_sources,
     topology_query,
 )
 from ._probe import _errno, _finish, _first_value, _metadata_outcome, _Prober
@@ -26,7 +25,6 @@ _ER_NO_SUCH_TABLE = 1146
 _ER_UNKNOWN_TABLE = 1109  # unknown information_schema table
 _DENIED = (_ER_DBACCESS_DENIED, _ER_TABLEACCESS_DENIED, _ER_COLUMNACCESS_DENIED)
 _ABSENT = (_ER_NO_SUCH_TABLE, _ER_UNKNOWN_TABLE)
-_MYSQL_TOPOLOGIES = (_MYSQL_TOPOLOGY, _MYSQL_SIM_TOPOLOGY)
 
 
 def _table_state(
@@ -75,7 +73,7 @@ def _detect_mysql(prober: _Prober, forced: Dialect | None, rds_host: bool) -> De
     # information_schema tables are never hidden; a denied mysql.* stand-in
     # says nothing about existence, so only a topology that reads counts.
     # A forced instance dialect has no topology: no need to look.
-    candidates = () if forced and not forced.is_aurora else _MYSQL_TOPOLOGIES
+    candidates = () if forced and not forced.is_aurora else mysql_topology_sources()
     for candidate in candidates:
         if _table_state(prober, topology_query(candidate))[0] is True:
             topo_source, topo_ok = candidate, True

@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["ISOLATED_ENV", "bring_loopback_up", "main", "run_isolated"]
+__all__ = ["ISOLATED_ENV", "bring_loopback_up", "main", "run_isolated", "test_hooks"]
 
 #: Set to "1" inside an isolated namespace, "0" when isolation was impossible.
 ISOLATED_ENV = "BLUEGREEN_SIM_ISOLATED"
@@ -40,6 +40,17 @@ _SAVED_PYTHONPATH = "_BLUEGREEN_SAVED_PYTHONPATH"
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
+
+
+def test_hooks() -> dict[str, str]:
+    """The library's documented test hooks the simulator needs set in the
+    environment of the programs it runs: MariaDB cannot add the
+    ``information_schema.replica_host_status`` table of Aurora MySQL, so the
+    simulator publishes the topology in ``mysql.replica_host_status`` and
+    names that table through ``BLUEGREEN_TEST_MYSQL_TOPOLOGY``."""
+    from bluegreen.dialects._model import TEST_MYSQL_TOPOLOGY_ENV
+
+    return {TEST_MYSQL_TOPOLOGY_ENV: "mysql.replica_host_status"}
 
 
 def bring_loopback_up() -> None:
@@ -103,6 +114,7 @@ def run_isolated(
         dns = SimDNS(hosts_file)
         env = dict(os.environ)
         env.update(dns.env())
+        env.update(test_hooks())
         prefix = _unshare_prefix()
         if prefix is not None:
             env[ISOLATED_ENV] = "1"

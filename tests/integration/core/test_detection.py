@@ -93,7 +93,7 @@ def test_rds_postgres_missing_grant_then_granted(
         det = dialects.detect(conn, "postgres")
         assert det.dialect is Dialect.RDS_POSTGRES
         assert det.metadata_readable and det.missing_grant is None
-        assert det.supports_blue_green and det.warnings == ()
+        assert det.monitorable and det.metadata_readable and det.warnings == ()
         assert det.status_query is not None
         rows = conn.execute(det.status_query, ("bluegreen-test",)).fetchall()
         assert rows[0][3] == "BLUE_GREEN_DEPLOYMENT_SOURCE"
@@ -225,7 +225,7 @@ def test_rds_mysql_missing_grant_then_granted(mariadb_instance: Any) -> None:
             det = dialects.detect(conn, "mysql")  # readable: no evidence needed
             assert det.dialect is Dialect.RDS_MYSQL
             assert det.metadata_readable and det.missing_grant is None
-            assert det.supports_blue_green and det.warnings == ()
+            assert det.monitorable and det.metadata_readable and det.warnings == ()
             assert det.status_query is not None
             cur = conn.cursor()
             cur.execute(det.status_query)
