@@ -123,6 +123,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0.5,
         help="downtime counts intervals without a success longer than this (s)",
     )
+    p.add_argument(
+        "--switchover-timeout",
+        type=int,
+        metavar="MS",
+        help="bg_switchover_timeout_ms of both wrappers, in real milliseconds "
+        "(default: the wrappers' own, 180000; for late-completion, the "
+        "scenario's intended timeout divided by --speed)",
+    )
     p.add_argument("--no-aws", action="store_true", help="leave the AWS wrapper out")
     p.add_argument(
         "--log",
@@ -136,10 +144,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(args_list)
-    if args.speed <= 0 or args.clients < 1 or args.readers < 0 or args.gap < 0:
+    if (
+        args.speed <= 0
+        or args.clients < 1
+        or args.readers < 0
+        or args.gap < 0
+        or (args.switchover_timeout is not None and args.switchover_timeout < 1)
+    ):
         print(
             "switchover.py: --speed must be > 0, --clients >= 1, --readers and "
-            "--gap >= 0",
+            "--gap >= 0, --switchover-timeout >= 1",
             file=sys.stderr,
         )
         return 2
@@ -210,6 +224,12 @@ def _play(
     host = dep.blue.cluster_endpoint or dep.blue.writer.endpoint
     kwargs = dep.connect_kwargs(host)
     settings = bg_settings(args.speed)
+    timeout_ms = args.switchover_timeout
+    if timeout_ms is None and args.scenario == "late-completion":
+        timeout_ms = round(scenarios.LATE_TIMEOUT * 1000 / args.speed)
+    if timeout_ms is not None:
+        settings["bg_switchover_timeout_ms"] = timeout_ms
+        print(f"bg_switchover_timeout_ms: {timeout_ms} (both wrappers).", flush=True)
     raw = connect_function(dep.engine, via_bluegreen=False, driver=args.driver)
     n = args.clients
     kinds = [
