@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .drivers._surface import Kind
+from .errors import OperationalError
+from .pipeline import Reconnected
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -21,47 +23,93 @@ if TYPE_CHECKING:
     from .connection import Connection
     from .pipeline import ExecuteHook
 
-__all__ = ["HookedContext", "hooked", "hooked_iter"]
+__all__ = ["HookedContext", "hooked", "hooked_iter", "run_hooked"]
 
 _END = object()
+#: How many times a call is rebuilt after the hook replaced the connection.
+_REBUILDS = 3
+
+
+def run_hooked(
+    conn: Connection,
+    hook: ExecuteHook,
+    name: str,
+    make_call: Callable[[], Callable[[], Any]],
+) -> Any:
+    """``hook(conn, name, make_call())``; when the hook replaced the driver
+    connection before making the call (:class:`Reconnected`), the call is
+    made anew, on the new driver connection, and run through the hook again.
+    """
+    for _ in range(_REBUILDS):
+        try:
+            return hook(conn, name, make_call())
+        except Reconnected:
+            continue
+    raise OperationalError(
+        f"{name}(): the connection was replaced {_REBUILDS} times in a row "
+        "without the call being made; it was not sent"
+    )
 
 
 def hooked(
-    conn: Connection, hook: ExecuteHook, name: str, kind: Kind, attr: Any
+    conn: Connection,
+    hook: ExecuteHook,
+    name: str,
+    kind: Kind,
+    attr: Any,
+    rebind: Callable[[], Any] | None = None,
 ) -> Any:
-    """``attr`` (the driver's attribute ``name``), hooked as ``kind`` says."""
+    """``attr`` (the driver's attribute ``name``), hooked as ``kind`` says.
+
+    ``rebind()`` reads the attribute again after the hook replaced the
+    driver connection (None: ``attr`` is used again).
+    """
     if kind is Kind.GET or kind is Kind.GET_SET:
         return attr  # the read itself was hooked by the caller
     if not callable(attr):
         return attr
+    rebind = rebind or (lambda: attr)
     if kind is Kind.CALL or kind is Kind.UNDO or kind is Kind.STREAM:
-        return _HookedCall(conn, hook, name, attr)
+        return _HookedCall(conn, hook, name, attr, rebind)
     if kind is Kind.CONTEXT or kind is Kind.TRANSACTION:
-        return _ContextFactory(conn, hook, name, attr, kind is Kind.TRANSACTION)
+        return _ContextFactory(conn, hook, name, attr, kind is Kind.TRANSACTION, rebind)
     if kind is Kind.ITER:
-        return functools.partial(hooked_iter, conn, hook, name, attr)
+        return functools.partial(hooked_iter, conn, hook, name, attr, rebind)
     return attr
 
 
 class _HookedCall:
     """A bound driver method whose calls go through the hook."""
 
-    __slots__ = ("__wrapped__", "_conn", "_hook", "_name")
+    __slots__ = ("__wrapped__", "_conn", "_hook", "_name", "_rebind")
 
     def __init__(
-        self, conn: Connection, hook: ExecuteHook, name: str, method: Any
+        self,
+        conn: Connection,
+        hook: ExecuteHook,
+        name: str,
+        method: Any,
+        rebind: Callable[[], Any],
     ) -> None:
         self._conn = conn
         self._hook = hook
         self._name = name
+        self._rebind = rebind
         self.__wrapped__ = method
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         method = self.__wrapped__
-        if not args and not kwargs:
-            return self._hook(self._conn, self._name, method)
-        return self._hook(
-            self._conn, self._name, functools.partial(method, *args, **kwargs)
+        call = functools.partial(method, *args, **kwargs) if args or kwargs else method
+        try:
+            return self._hook(self._conn, self._name, call)
+        except Reconnected:
+            pass
+        rebind = self._rebind
+        return run_hooked(
+            self._conn,
+            self._hook,
+            self._name,
+            lambda: functools.partial(rebind(), *args, **kwargs),
         )
 
     def __repr__(self) -> str:
@@ -72,7 +120,7 @@ class _ContextFactory:
     """A driver method returning a context manager (``transaction()``,
     ``copy()``, ``pipeline()``); what it returns is hooked."""
 
-    __slots__ = ("__wrapped__", "_conn", "_hook", "_name", "_transaction")
+    __slots__ = ("__wrapped__", "_conn", "_hook", "_name", "_rebind", "_transaction")
 
     def __init__(
         self,
@@ -81,16 +129,25 @@ class _ContextFactory:
         name: str,
         method: Any,
         transaction: bool,
+        rebind: Callable[[], Any],
     ) -> None:
         self._conn = conn
         self._hook = hook
         self._name = name
         self._transaction = transaction
+        self._rebind = rebind
         self.__wrapped__ = method
 
     def __call__(self, *args: Any, **kwargs: Any) -> HookedContext:
-        cm = self.__wrapped__(*args, **kwargs)
-        return HookedContext(self._conn, self._hook, self._name, cm, self._transaction)
+        rebind = self._rebind
+        return HookedContext(
+            self._conn,
+            self._hook,
+            self._name,
+            self.__wrapped__(*args, **kwargs),
+            self._transaction,
+            lambda: rebind()(*args, **kwargs),
+        )
 
     def __repr__(self) -> str:
         return f"<hooked {self.__wrapped__!r}>"
@@ -107,7 +164,7 @@ class HookedContext:
     error is raised.
     """
 
-    __slots__ = ("_cm", "_conn", "_hook", "_name", "_transaction")
+    __slots__ = ("_cm", "_conn", "_hook", "_name", "_remake", "_transaction")
 
     def __init__(
         self,
@@ -116,15 +173,30 @@ class HookedContext:
         name: str,
         cm: Any,
         transaction: bool,
+        remake: Callable[[], Any] | None = None,
     ) -> None:
         self._conn = conn
         self._hook = hook
         self._name = name
         self._cm = cm
         self._transaction = transaction
+        self._remake = remake
 
     def __enter__(self) -> Any:
-        return self._hook(self._conn, self._name, self._cm.__enter__)
+        try:
+            return self._hook(self._conn, self._name, self._cm.__enter__)
+        except Reconnected:
+            if self._remake is None:
+                raise
+        # The driver's context manager belonged to the replaced connection:
+        # make it again on the new one before entering.
+        remake = self._remake
+
+        def fresh() -> Callable[[], Any]:
+            self._cm = remake()
+            return self._cm.__enter__  # type: ignore[no-any-return]
+
+        return run_hooked(self._conn, self._hook, self._name, fresh)
 
     def __exit__(
         self,
@@ -184,6 +256,7 @@ def hooked_iter(
     hook: ExecuteHook,
     name: str,
     method: Callable[..., Any],
+    rebind: Callable[[], Any],
     *args: Any,
     **kwargs: Any,
 ) -> Iterator[Any]:
@@ -191,7 +264,16 @@ def hooked_iter(
     the query, goes through the hook. Closing this iterator closes the
     driver's."""
     it = iter(method(*args, **kwargs))
-    first = hook(conn, name, functools.partial(next, it, _END))
+    try:
+        first = hook(conn, name, functools.partial(next, it, _END))
+    except Reconnected:
+
+        def fresh() -> Callable[[], Any]:
+            nonlocal it
+            it = iter(rebind()(*args, **kwargs))
+            return functools.partial(next, it, _END)
+
+        first = run_hooked(conn, hook, name, fresh)
     if first is _END:
         return
     yield first

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from ._hooked import hooked
+from ._hooked import hooked, run_hooked
 from .cursor import Cursor
 from .drivers._surface import Kind
+from .pipeline import Reconnected
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -19,7 +20,15 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 _SLOTS = frozenset(
-    {"_bg_raw", "_bg_adapter", "_bg_config", "_bg_pipeline", "_bg_hook", "_bg_closed"}
+    {
+        "_bg_raw",
+        "_bg_adapter",
+        "_bg_config",
+        "_bg_pipeline",
+        "_bg_hook",
+        "_bg_closed",
+        "_bg_assigned",
+    }
 )
 _set = object.__setattr__
 
@@ -35,6 +44,7 @@ class Connection:
 
     __slots__ = (
         "_bg_adapter",
+        "_bg_assigned",
         "_bg_closed",
         "_bg_config",
         "_bg_hook",
@@ -48,6 +58,9 @@ class Connection:
     _bg_pipeline: Pipeline | None
     _bg_hook: ExecuteHook | None
     _bg_closed: bool
+    #: Names the application (or a pool) assigned on the driver connection
+    #: through this proxy: a replacement driver connection takes them over.
+    _bg_assigned: set[str] | None
 
     def __init__(
         self, raw: Any, config: ConnectionConfig, pipeline: Pipeline | None
@@ -58,6 +71,7 @@ class Connection:
         _set(self, "_bg_pipeline", pipeline)
         _set(self, "_bg_hook", pipeline.execute if pipeline is not None else None)
         _set(self, "_bg_closed", False)
+        _set(self, "_bg_assigned", None)
 
     # -- delegation ---------------------------------------------------------
 
@@ -70,8 +84,20 @@ class Connection:
             kind = self._bg_adapter.surface.connection_hooks.get(name)
             if kind is not None:
                 if kind is Kind.GET or kind is Kind.GET_SET:
-                    return hook(self, name, functools.partial(getattr, raw, name))
-                return hooked(self, hook, name, kind, getattr(raw, name))
+                    return run_hooked(
+                        self,
+                        hook,
+                        name,
+                        lambda: functools.partial(getattr, self._bg_raw, name),
+                    )
+                return hooked(
+                    self,
+                    hook,
+                    name,
+                    kind,
+                    getattr(raw, name),
+                    lambda: getattr(self._bg_raw, name),
+                )
         return getattr(raw, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -80,8 +106,19 @@ class Connection:
             return
         raw = self._bg_raw
         hook = self._bg_hook
+        if hook is not None:
+            assigned = self._bg_assigned
+            if assigned is None:
+                assigned = set()
+                _set(self, "_bg_assigned", assigned)
+            assigned.add(name)
         if hook is not None and name in self._bg_adapter.surface.connection_setters:
-            hook(self, name, functools.partial(setattr, raw, name, value))
+            run_hooked(
+                self,
+                hook,
+                name,
+                lambda: functools.partial(setattr, self._bg_raw, name, value),
+            )
         else:
             setattr(raw, name, value)
 
@@ -139,12 +176,22 @@ class Connection:
 
     def cursor(self, *args: Any, **kwargs: Any) -> Cursor:
         """Create a cursor; arguments go to the driver unchanged."""
-        cur = self._bg_raw.cursor(*args, **kwargs)
         hook = self._bg_hook
         if hook is None:
-            return Cursor(cur, self, None, None)
+            return Cursor(self._bg_raw.cursor(*args, **kwargs), self, None, None)
+        if self._bg_adapter.cursor_is_call:
+            # mysql-connector checks the connection (a ping) in cursor().
+            cur = run_hooked(
+                self,
+                hook,
+                "cursor",
+                lambda: functools.partial(self._bg_raw.cursor, *args, **kwargs),
+            )
+        else:
+            cur = self._bg_raw.cursor(*args, **kwargs)
+        raw = self._bg_raw
         streaming = self._bg_adapter.is_streaming_cursor(cur)
-        return Cursor(cur, self, hook, hook if streaming else None)
+        return Cursor(cur, self, hook, hook if streaming else None, raw, (args, kwargs))
 
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
         """psycopg's ``Connection.execute()``: a new cursor, executed.
@@ -165,14 +212,37 @@ class Connection:
         hook = self._bg_hook
         if hook is None:
             return self._bg_raw.commit()
-        return hook(self, "commit", self._bg_raw.commit)
+        try:
+            return hook(self, "commit", self._bg_raw.commit)
+        except Reconnected:
+            return run_hooked(self, hook, "commit", lambda: self._bg_raw.commit)
 
     def rollback(self) -> Any:
         """Roll back the current transaction."""
         hook = self._bg_hook
         if hook is None:
             return self._bg_raw.rollback()
-        return hook(self, "rollback", self._bg_raw.rollback)
+        try:
+            return hook(self, "rollback", self._bg_raw.rollback)
+        except Reconnected:
+            return run_hooked(self, hook, "rollback", lambda: self._bg_raw.rollback)
+
+    def swap_driver_connection(self, raw: Any) -> Any:
+        """Put ``raw`` in place of the driver connection; return the old one.
+
+        For plugins that replace a connection the server dropped (the ``bg``
+        plugin's transparent reconnect): this proxy and its cursors stay
+        valid, and each cursor makes itself a driver cursor on ``raw`` at
+        its next network call. The old driver connection is not closed here.
+        """
+        old = self._bg_raw
+        for name in sorted(self._bg_assigned or ()):
+            try:  # e.g. psycopg_pool's _pool, _expire_at, a row_factory
+                setattr(raw, name, getattr(old, name))
+            except Exception:
+                continue
+        _set(self, "_bg_raw", raw)
+        return old
 
     @property
     def autocommit(self) -> Any:
@@ -189,11 +259,21 @@ class Connection:
         if hook is None:
             return raw.autocommit
         if adapter.autocommit_get_is_call:
-            return hook(
-                self, "autocommit", functools.partial(getattr, raw, "autocommit")
+            return run_hooked(
+                self,
+                hook,
+                "autocommit",
+                lambda: functools.partial(getattr, self._bg_raw, "autocommit"),
             )
         if adapter.autocommit_is_method:
-            return hooked(self, hook, "autocommit", Kind.CALL, raw.autocommit)
+            return hooked(
+                self,
+                hook,
+                "autocommit",
+                Kind.CALL,
+                raw.autocommit,
+                lambda: self._bg_raw.autocommit,
+            )
         return raw.autocommit
 
     @autocommit.setter
@@ -201,10 +281,11 @@ class Connection:
         adapter = self._bg_adapter
         hook = self._bg_hook
         if hook is not None and adapter.autocommit_set_is_call:
-            hook(
+            run_hooked(
                 self,
+                hook,
                 "autocommit",
-                functools.partial(adapter.set_autocommit, self._bg_raw, value),
+                lambda: functools.partial(adapter.set_autocommit, self._bg_raw, value),
             )
         else:
             adapter.set_autocommit(self._bg_raw, value)

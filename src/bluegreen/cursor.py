@@ -6,12 +6,14 @@ attribute check plus the driver call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._hooked import hooked
+from ._hooked import hooked, run_hooked
 from .drivers._surface import Kind
+from .pipeline import Reconnected
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -21,7 +23,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Cursor"]
 
-_SLOTS = frozenset({"_bg_cur", "_bg_conn", "_bg_hook", "_bg_fetch_hook"})
+_SLOTS = frozenset(
+    {"_bg_cur", "_bg_conn", "_bg_hook", "_bg_fetch_hook", "_bg_home", "_bg_make"}
+)
+_NO_ARGS: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
 _set = object.__setattr__
 
 
@@ -33,12 +38,23 @@ class Cursor:
     :attr:`driver_cursor`. Errors from the driver pass through unchanged.
     """
 
-    __slots__ = ("_bg_conn", "_bg_cur", "_bg_fetch_hook", "_bg_hook")
+    __slots__ = (
+        "_bg_conn",
+        "_bg_cur",
+        "_bg_fetch_hook",
+        "_bg_home",
+        "_bg_hook",
+        "_bg_make",
+    )
 
     _bg_cur: Any
     _bg_conn: Connection
     _bg_hook: ExecuteHook | None
     _bg_fetch_hook: ExecuteHook | None
+    #: The driver connection ``_bg_cur`` belongs to.
+    _bg_home: Any
+    #: The arguments the cursor was made with (to make it again).
+    _bg_make: tuple[tuple[Any, ...], dict[str, Any]]
 
     def __init__(
         self,
@@ -46,29 +62,76 @@ class Cursor:
         connection: Connection,
         hook: ExecuteHook | None,
         fetch_hook: ExecuteHook | None,
+        home: Any = None,
+        make: tuple[tuple[Any, ...], dict[str, Any]] = _NO_ARGS,
     ) -> None:
         _set(self, "_bg_cur", cursor)
         _set(self, "_bg_conn", connection)
         _set(self, "_bg_hook", hook)
         _set(self, "_bg_fetch_hook", fetch_hook)
+        _set(self, "_bg_home", home)
+        _set(self, "_bg_make", make)
+
+    def _bg_refresh(self) -> Any:
+        """The driver cursor, made again on the connection's current driver
+        connection if a plugin replaced it (the old one is closed quietly;
+        its settings, such as ``arraysize``, carry over)."""
+        conn = self._bg_conn
+        raw = conn._bg_raw
+        old = self._bg_cur
+        if raw is self._bg_home:
+            return old
+        args, kwargs = self._bg_make
+        new = raw.cursor(*args, **kwargs)
+        adapter = conn._bg_adapter
+        adapter.copy_cursor_state(old, new)
+        # It belonged to a connection the server dropped.
+        with contextlib.suppress(Exception):
+            old.close()
+        _set(self, "_bg_cur", new)
+        _set(self, "_bg_home", raw)
+        return new
+
+    def _bg_again(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """Run ``name`` through the hook again on a driver cursor made anew,
+        after the hook replaced the connection (:class:`Reconnected`)."""
+        hook = self._bg_hook
+        assert hook is not None
+
+        def make() -> Any:
+            return functools.partial(getattr(self._bg_refresh(), name), *args, **kwargs)
+
+        result = run_hooked(self._bg_conn, hook, name, make)
+        return self._bg_cur, result
 
     # -- delegation ---------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
         if name in _SLOTS:
             raise AttributeError(name)
-        attr = getattr(self._bg_cur, name)
         hook = self._bg_hook
-        if hook is not None:
-            conn = self._bg_conn
-            kind = conn._bg_adapter.surface.cursor_hooks.get(name)
-            if kind is Kind.STREAM:
-                hook = self._bg_fetch_hook  # only streaming cursors read then
-                if hook is None:
-                    return attr
-            if kind is not None:
-                return hooked(conn, hook, name, kind, attr)
-        return attr
+        if hook is None:
+            return getattr(self._bg_cur, name)
+        conn = self._bg_conn
+        kind = conn._bg_adapter.surface.cursor_hooks.get(name)
+        if kind is None:
+            return getattr(self._bg_cur, name)
+        if kind is Kind.STREAM:
+            hook = self._bg_fetch_hook  # only streaming cursors read then
+            if hook is None:
+                return getattr(self._bg_cur, name)
+            return hooked(conn, hook, name, kind, getattr(self._bg_cur, name))
+        cur = self._bg_refresh() if conn._bg_raw is not self._bg_home else self._bg_cur
+        return hooked(
+            conn,
+            hook,
+            name,
+            kind,
+            getattr(cur, name),
+            lambda: getattr(self._bg_refresh(), name),
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SLOTS:
@@ -125,11 +188,15 @@ class Cursor:
         if hook is None:
             result = cur.execute(*args, **kwargs)
         else:
-            result = hook(
-                self._bg_conn,
-                "execute",
-                functools.partial(cur.execute, *args, **kwargs),
-            )
+            conn = self._bg_conn
+            if conn._bg_raw is not self._bg_home:
+                cur = self._bg_refresh()
+            try:
+                result = hook(
+                    conn, "execute", functools.partial(cur.execute, *args, **kwargs)
+                )
+            except Reconnected:
+                cur, result = self._bg_again("execute", args, kwargs)
         return self if result is cur else result
 
     def executemany(self, *args: Any, **kwargs: Any) -> Any:
@@ -139,11 +206,17 @@ class Cursor:
         if hook is None:
             result = cur.executemany(*args, **kwargs)
         else:
-            result = hook(
-                self._bg_conn,
-                "executemany",
-                functools.partial(cur.executemany, *args, **kwargs),
-            )
+            conn = self._bg_conn
+            if conn._bg_raw is not self._bg_home:
+                cur = self._bg_refresh()
+            try:
+                result = hook(
+                    conn,
+                    "executemany",
+                    functools.partial(cur.executemany, *args, **kwargs),
+                )
+            except Reconnected:
+                cur, result = self._bg_again("executemany", args, kwargs)
         return self if result is cur else result
 
     def callproc(self, *args: Any, **kwargs: Any) -> Any:
@@ -153,11 +226,15 @@ class Cursor:
         if hook is None:
             result = cur.callproc(*args, **kwargs)
         else:
-            result = hook(
-                self._bg_conn,
-                "callproc",
-                functools.partial(cur.callproc, *args, **kwargs),
-            )
+            conn = self._bg_conn
+            if conn._bg_raw is not self._bg_home:
+                cur = self._bg_refresh()
+            try:
+                result = hook(
+                    conn, "callproc", functools.partial(cur.callproc, *args, **kwargs)
+                )
+            except Reconnected:
+                cur, result = self._bg_again("callproc", args, kwargs)
         return self if result is cur else result
 
     def nextset(self) -> Any:

@@ -56,6 +56,7 @@ __all__ = [
     "Plugin",
     "PluginFactory",
     "PluginRegistry",
+    "Reconnected",
     "register_plugin",
     "registry",
 ]
@@ -66,6 +67,15 @@ T = TypeVar("T")
 HOOKS = ("connect", "execute", "on_close")
 
 ExecuteHook = Callable[["Connection", str, Callable[[], Any]], Any]
+
+
+class Reconnected(Exception):
+    """Raised by an ``execute`` hook, before it makes the call, after it
+    replaced the connection's driver connection (see
+    :meth:`bluegreen.Connection.swap_driver_connection`): the proxies build
+    the call again on the new driver connection and run it through the hooks
+    once more. Never reaches the application."""
+
 
 #: ``method_name`` values of calls that only undo work (rollbacks). A plugin
 #: may delay them, but never refuse them: when it cannot wait any longer it
@@ -261,7 +271,7 @@ def _chain_execute(hooks: list[ExecuteHook]) -> ExecuteHook:
 class Pipeline:
     """The plugins of one connection and their chained hooks."""
 
-    __slots__ = ("close_hooks", "context", "execute", "plugins")
+    __slots__ = ("close_hooks", "connects", "context", "execute", "plugins")
 
     def __init__(
         self,
@@ -269,12 +279,24 @@ class Pipeline:
         context: ConnectContext,
         execute: ExecuteHook | None,
         close_hooks: tuple[Callable[[Connection], None], ...],
+        connects: tuple[Plugin, ...] = (),
     ) -> None:
         self.plugins = plugins
         self.context = context
         #: The chained execute hook, or ``None`` (cursors take the fast path).
         self.execute = execute
         self.close_hooks = close_hooks
+        #: The plugins whose ``connect`` hooks open a driver connection.
+        self.connects = connects
+
+    def reopen(self) -> Any:
+        """Open a new driver connection for the same connection, through
+        every plugin's ``connect`` hook, as when it was first opened."""
+        ctx = self.context
+        call: Callable[[], Any] = ctx.connect
+        for plugin in reversed(self.connects):
+            call = functools.partial(plugin.connect, ctx, call)
+        return call()
 
     @classmethod
     def open(
@@ -310,5 +332,6 @@ class Pipeline:
             ctx,
             _chain_execute(executes) if executes else None,
             tuple(closes),
+            tuple(connects),
         )
         return pipeline, raw

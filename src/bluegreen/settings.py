@@ -11,12 +11,13 @@ settings that apply to monitoring connections only.
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from ._conninfo import mask_value, masked_items, split_conninfo
 from ._log import warnings
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 #: underscore form exists because Python keyword arguments cannot hold dashes.
 MONITORING_PREFIXES = ("blue-green-monitoring-", "blue_green_monitoring_")
 _PREFIX_LEN = len(MONITORING_PREFIXES[0])
+
+#: The type of settings that take a function (``collections.abc.Callable``).
+CALLABLE = cast(type, collections.abc.Callable)
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -70,6 +74,8 @@ class Setting:
 
     def allowed(self) -> str:
         """Describe the allowed values in words (for errors and docs)."""
+        if self.type is CALLABLE:
+            return "a callable taking the connection, or None (keyword argument only)"
         if self.choices:
             text = "one of " + ", ".join(self.choices)
             return text + " (or empty)" if self.optional else text
@@ -85,6 +91,10 @@ class Setting:
 
     def convert(self, value: object) -> Any:
         """Convert and validate *value*; raise ConfigurationError if not allowed."""
+        if self.type is CALLABLE:
+            if value is None or callable(value):
+                return value
+            raise self._error(value)
         if self.optional and (value is None or value == ""):
             return None
         if self.type is bool:
@@ -186,6 +196,20 @@ _REGISTRY: dict[str, Setting] = {
             "Suspend new blue connections while the switchover is in progress.",
         ),
         Setting(
+            "bg_reconnect",
+            bool,
+            True,
+            "Reopen, through the plugin's routing, a connection the switchover "
+            "dropped while idle, and run the call there.",
+        ),
+        Setting(
+            "bg_on_reconnect",
+            CALLABLE,
+            None,
+            "Called with the connection after each transparent reconnect, to "
+            "re-run per-connection setup.",
+        ),
+        Setting(
             "bg_client_tag",
             str,
             f"bluegreen-{__version__}",
@@ -233,6 +257,8 @@ class Settings:
     bg_interval_high_ms: int = 100
     bg_switchover_timeout_ms: int = 180000
     bg_suspend_new_blue_connections: bool = False
+    bg_reconnect: bool = True
+    bg_on_reconnect: Callable[[Any], Any] | None = None
     bg_client_tag: str = f"bluegreen-{__version__}"
 
 

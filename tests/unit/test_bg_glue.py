@@ -87,6 +87,28 @@ def feed_dns(watch: DeploymentWatch, table: dict[str, str | None]) -> None:
     watch.report(lambda t: t.observe_dns(table, now))
 
 
+class _FakeAdapter:
+    """What the plugin asks a connection's adapter during a switchover."""
+
+    @staticmethod
+    def in_transaction(raw: Any) -> bool:
+        return False
+
+    @staticmethod
+    def peer_closed(raw: Any) -> bool:
+        return False
+
+    @staticmethod
+    def is_connection_lost(exc: BaseException, raw: Any) -> bool:
+        return False
+
+
+#: A bluegreen connection as the execute hook sees it (no driver behind it).
+FAKE_CONN: Any = types.SimpleNamespace(
+    driver_connection=None, driver_adapter=_FakeAdapter()
+)
+
+
 def plugin_on(watch: DeploymentWatch, host: str = B) -> BlueGreenPlugin:
     plugin = object.__new__(BlueGreenPlugin)
     plugin.context = types.SimpleNamespace(  # type: ignore[assignment]
@@ -94,6 +116,8 @@ def plugin_on(watch: DeploymentWatch, host: str = B) -> BlueGreenPlugin:
     )
     plugin.watch, plugin.host, plugin.ip, plugin.detection = watch, host, None, None
     plugin.errors = PSYCOPG.errors
+    # Opened after the drop (only suspension is tested with it).
+    plugin.epoch = watch.view.kill_epoch
     return plugin
 
 
@@ -202,7 +226,7 @@ def test_an_execute_on_a_closed_watch_goes_through() -> None:
     plugin = plugin_on(watch)
     watch.close()
     cpu = time.process_time()
-    assert plugin.execute(None, "execute", lambda: "sent") == "sent"  # type: ignore[arg-type]
+    assert plugin.execute(FAKE_CONN, "execute", lambda: "sent") == "sent"  # type: ignore[arg-type]
     assert time.process_time() - cpu < 0.2
 
 
@@ -227,7 +251,7 @@ def test_suspended_call_times_out_on_the_watch_clock() -> None:
     threading.Thread(target=jump).start()
     started = time.monotonic()
     with pytest.raises(SwitchoverTimeoutError) as info:
-        plugin.execute(None, "execute", lambda: "sent")  # type: ignore[arg-type]
+        plugin.execute(FAKE_CONN, "execute", lambda: "sent")  # type: ignore[arg-type]
     assert time.monotonic() - started < 2
     assert isinstance(info.value, psycopg.OperationalError)
     assert "not sent" in str(info.value)

@@ -45,11 +45,35 @@ def in_progress_watch(**settings: Any) -> DeploymentWatch:
     return watch
 
 
+class _FakeAdapter:
+    """What the plugin asks a connection's adapter during a switchover."""
+
+    @staticmethod
+    def in_transaction(raw: Any) -> bool:
+        return False
+
+    @staticmethod
+    def peer_closed(raw: Any) -> bool:
+        return False
+
+    @staticmethod
+    def is_connection_lost(exc: BaseException, raw: Any) -> bool:
+        return False
+
+
+#: A bluegreen connection as the execute hook sees it (no driver behind it).
+FAKE_CONN: Any = types.SimpleNamespace(
+    driver_connection=None, driver_adapter=_FakeAdapter()
+)
+
+
 def plugin_on(watch: DeploymentWatch, settings: Settings) -> BlueGreenPlugin:
     plugin = object.__new__(BlueGreenPlugin)
     plugin.context = types.SimpleNamespace(settings=settings)  # type: ignore[assignment]
     plugin.watch, plugin.host, plugin.ip, plugin.detection = watch, B, None, None
     plugin.errors = adapter_for(psycopg.connect).errors
+    # Opened after the drop (only suspension is tested with it).
+    plugin.epoch = watch.view.kill_epoch
     return plugin
 
 
@@ -62,7 +86,7 @@ def test_a_closed_watch_lets_calls_through_at_once() -> None:
     assert watch.view.passthrough
     plugin = plugin_on(watch, settings)
     started = time.process_time()
-    assert plugin.execute(None, "execute", lambda: "sent") == "sent"  # type: ignore[arg-type]
+    assert plugin.execute(FAKE_CONN, "execute", lambda: "sent") == "sent"  # type: ignore[arg-type]
     assert time.process_time() - started < 0.2
 
 
@@ -175,18 +199,18 @@ def test_a_rollback_is_never_refused_so_the_statement_error_shows() -> None:
     plugin = plugin_on(watch, settings)
     sent: list[str] = []
     with pytest.raises(SwitchoverTimeoutError):
-        plugin.execute(None, "execute", lambda: sent.append("execute"))  # type: ignore[arg-type]
+        plugin.execute(FAKE_CONN, "execute", lambda: sent.append("execute"))  # type: ignore[arg-type]
 
     def app() -> None:
         try:
             raise psycopg.errors.ReadOnlySqlTransaction("read-only")
         except psycopg.Error:
-            plugin.execute(None, "rollback", lambda: sent.append("rollback"))  # type: ignore[arg-type]
+            plugin.execute(FAKE_CONN, "rollback", lambda: sent.append("rollback"))  # type: ignore[arg-type]
             raise
 
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         app()
     assert sent == ["rollback"]
     for name in ("tpc_rollback",):
-        plugin.execute(None, name, lambda n=name: sent.append(n))  # type: ignore[arg-type]
+        plugin.execute(FAKE_CONN, name, lambda n=name: sent.append(n))  # type: ignore[arg-type]
     assert sent == ["rollback", "tpc_rollback"]

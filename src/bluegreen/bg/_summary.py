@@ -11,7 +11,7 @@ table's layout follows the seeds' example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
 from ._tracker import Event
@@ -44,8 +44,11 @@ def format_summary(bg_id: str, events: Sequence[Event]) -> str:
     return "\n".join(lines)
 
 
-def one_line(bg_id: str, events: Sequence[Event]) -> str:
-    """The summary in one sentence, for INFO logs."""
+def one_line(
+    bg_id: str, events: Sequence[Event], counters: Mapping[str, int] | None = None
+) -> str:
+    """The summary in one sentence, for INFO logs (``counters``: the
+    transparent reconnects so far, see ``DeploymentWatch.count``)."""
     parts = []
     for event, offset in zip(events, _offsets(events), strict=True):
         if offset is not None and event.name != "IN_PROGRESS":
@@ -53,6 +56,13 @@ def one_line(bg_id: str, events: Sequence[Event]) -> str:
         else:  # time zero, or no IN_PROGRESS to count from
             parts.append(f"{event.name} at {timestamp(event.wall)}")
     last = events[-1].name if events else "nothing"
-    return f"bg_id {bg_id!r}: switchover ended ({last}): " + (
+    text = f"bg_id {bg_id!r}: switchover ended ({last}): " + (
         ", ".join(parts) or "no switchover phase was observed"
     )
+    if counters:
+        text += (
+            f"; connections reconnected: {counters.get('reconnects', 0)}, not "
+            f"reconnected: {counters.get('refused_in_transaction', 0)} inside a "
+            f"transaction, {counters.get('refused_in_flight', 0)} in flight"
+        )
+    return text

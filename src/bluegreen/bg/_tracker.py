@@ -68,7 +68,19 @@ class RoutingView:
     #: From when an unresolved switchover is polled at the increased
     #: interval instead of the high one (monotonic).
     quiet_at: float | None = None
+    #: How many times a switchover has reached IN_PROGRESS (when RDS drops
+    #: every connection) in this process: a connection opened before the
+    #: latest one was dropped.
+    kill_epoch: int = 0
     version: int = 0
+
+    @property
+    def quiet_calls(self) -> bool:
+        """Calls on open connections need no look: neither PREPARATION (a
+        drop may come any moment) nor IN_PROGRESS (calls wait)."""
+        return (
+            self.phase is not Phase.PREPARATION and self.phase is not Phase.IN_PROGRESS
+        )
 
     @property
     def passthrough(self) -> bool:
@@ -134,6 +146,9 @@ class SwitchoverTracker:
         self.unknown_statuses: set[str] = set()
         self._app_hosts: set[str] = set()
         self._version = 0
+        #: Switchovers that reached IN_PROGRESS (never reset: connections
+        #: compare it with the value they were opened under).
+        self.kill_epoch = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -322,6 +337,7 @@ class SwitchoverTracker:
                 settle_at=settle_at,
                 moved=self._moved_names,
                 quiet_at=quiet_at,
+                kill_epoch=self.kill_epoch,
                 version=self._version,
             )
         return self._view
@@ -330,7 +346,7 @@ class SwitchoverTracker:
         """A pass-through view for a closed watch, with the next version
         number (one counter for every view a watch ever publishes)."""
         self._version += 1
-        self._view = RoutingView(version=self._version)
+        self._view = RoutingView(kill_epoch=self.kill_epoch, version=self._version)
         return self._view
 
     @property
@@ -519,6 +535,8 @@ class SwitchoverTracker:
             # Only a rollback moves backwards, and it sets self.phase itself.
             return False
         self._event(phase.name, at)
+        if self.phase < Phase.IN_PROGRESS <= phase:
+            self.kill_epoch += 1  # RDS drops every connection now
         self.phase = phase
         if phase is Phase.COMPLETED and self.completed_at is None:
             self.completed_at = at

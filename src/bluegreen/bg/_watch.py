@@ -76,6 +76,14 @@ class BlueGreenStatus:
     reason: str | None = None
     #: host -> why switchover protection is off for it.
     unprotected: dict[str, str] = field(default_factory=dict)
+    #: Connections the switchover dropped while idle, reopened transparently.
+    reconnects: int = 0
+    #: Dropped connections not reopened under a call because a transaction
+    #: was open (the driver's error reached the application).
+    refused_in_transaction: int = 0
+    #: Calls the drop interrupted, or that continued an operation begun
+    #: before it (never re-run: the driver's error reached the application).
+    refused_in_flight: int = 0
 
 
 class DeploymentWatch:
@@ -114,6 +122,13 @@ class DeploymentWatch:
         self._blue_ip: str | None = None
         #: subject (host) -> why switchover protection is off for it
         self._unprotected: dict[str, str] = {}
+        #: Counters of the transparent reconnect (see ``count``).
+        self.counters: dict[str, int] = {
+            "reconnects": 0,
+            "refused_in_transaction": 0,
+            "refused_in_flight": 0,
+        }
+        self._count_lock = threading.Lock()
         #: The monitor roles that have read the blue/green status.
         self._reads: frozenset[str] = frozenset()
         self._ready_logged = False
@@ -211,6 +226,7 @@ class DeploymentWatch:
         condition and a pass-through view. The monitors (and their
         connections) stay referenced, never closed."""
         self._cond = threading.Condition()
+        self._count_lock = threading.Lock()
         self._closed = True
         self.view = self.tracker.closed_view()
 
@@ -287,6 +303,14 @@ class DeploymentWatch:
         return monitor_target(
             self.view, role, source.host.lower(), source.port, self._blue_ip
         )
+
+    def count(self, name: str) -> None:
+        """Count one ``reconnects``, ``refused_in_transaction`` (a dropped
+        connection inside a transaction: the driver's error went to the
+        application) or ``refused_in_flight`` (a call the drop interrupted,
+        or one continuing an operation begun before it)."""
+        with self._count_lock:
+            self.counters[name] = self.counters.get(name, 0) + 1
 
     # -- protection -------------------------------------------------------------
 
@@ -459,7 +483,13 @@ class DeploymentWatch:
             messages.append(
                 (logging.DEBUG, "%s", (format_summary(self.bg_id, events),))
             )
-            messages.append((logging.INFO, "%s", (one_line(self.bg_id, events),)))
+            messages.append(
+                (
+                    logging.INFO,
+                    "%s",
+                    (one_line(self.bg_id, events, dict(self.counters)),),
+                )
+            )
 
     # -- status ---------------------------------------------------------------
 
@@ -514,6 +544,9 @@ class DeploymentWatch:
                 protected=protected,
                 reason=reason,
                 unprotected=unprotected,
+                reconnects=self.counters["reconnects"],
+                refused_in_transaction=self.counters["refused_in_transaction"],
+                refused_in_flight=self.counters["refused_in_flight"],
             )
 
     def _why_unprotected(

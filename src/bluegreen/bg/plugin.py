@@ -23,6 +23,7 @@ from ..pipeline import UNDO_CALLS, ConnectContext, Plugin
 from ._hosts import is_ip
 from ._model import Phase
 from ._monitor import MonitorSource
+from ._reconnect import careful_call
 from ._routing import (
     Action,
     HostClass,
@@ -41,7 +42,6 @@ logger = logging.getLogger("bluegreen.bg")
 
 T = TypeVar("T")
 
-_IN_PROGRESS = Phase.IN_PROGRESS
 
 #: The process-wide detection results, one per (family, host, port).
 detections = DetectionCache()
@@ -51,7 +51,7 @@ class BlueGreenPlugin(Plugin):
     """Blue/green switchover support; see the module docstring."""
 
     code = "bg"
-    __slots__ = ("detection", "errors", "host", "ip", "watch")
+    __slots__ = ("detection", "epoch", "errors", "host", "ip", "watch")
 
     def __init__(self, ctx: ConnectContext) -> None:
         super().__init__(ctx)
@@ -63,11 +63,18 @@ class BlueGreenPlugin(Plugin):
         #: The address this connection was opened to, when the plugin chose it
         #: or the application gave one.
         self.ip: str | None = ctx.host if ctx.host and is_ip(ctx.host) else None
+        #: The view's kill_epoch when the driver connection was opened; a
+        #: later one means the switchover dropped it (_reconnect.DEAD: known
+        #: dead).
+        self.epoch: int = self.watch.view.kill_epoch
 
     # -- connect ----------------------------------------------------------------
 
     def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
         watch = self.watch
+        # Read before connecting: a drop noticed while this connection is
+        # being opened counts against it (it may have been opened before).
+        self.epoch = watch.view.kill_epoch
         if watch.view.passthrough:
             conn = call_next()
         else:
@@ -247,11 +254,16 @@ class BlueGreenPlugin(Plugin):
     # -- calls on open connections ---------------------------------------------
 
     def execute(self, conn: Connection, method_name: str, call: Callable[[], T]) -> T:
-        if self.watch.view.phase is not _IN_PROGRESS:
+        view = self.watch.view
+        if view.quiet_calls and self.epoch == view.kill_epoch:
             return call()
-        return self._suspended(method_name, call)
+        return careful_call(self, conn, method_name, call, view)
 
-    def _suspended(self, method_name: str, call: Callable[[], T]) -> T:
+    def wait_while_suspended(self, method_name: str) -> None:
+        """Wait while calls on this connection are suspended (IN_PROGRESS),
+        at most ``bg_connect_timeout_ms``; then raise
+        :class:`SwitchoverTimeoutError`, except for a rollback, which is
+        never refused (it would hide the application's own error)."""
         watch = self.watch
         timeout_ms = self.context.settings.bg_connect_timeout_ms
         clock = watch.clock
@@ -261,12 +273,10 @@ class BlueGreenPlugin(Plugin):
             view = watch.view
             now = clock()
             if not suspends_calls(view, self.host, self.ip, now):
-                return call()
+                return
             if not watch.wait(view.version, deadline, now):
                 if method_name in UNDO_CALLS:
-                    # A rollback is never refused: after a failed statement it
-                    # would hide the application's error behind ours.
-                    return call()
+                    return
                 raise self.errors.SwitchoverTimeoutError(
                     f"{method_name}() on a connection to {self.host} waited "
                     f"{(clock() - started) * 1000:.0f} ms for the "

@@ -109,6 +109,8 @@ class DriverAdapter(ABC):
     autocommit_get_is_call: ClassVar[bool] = False
     #: ``conn.autocommit`` is a method that sends SET autocommit (PyMySQL).
     autocommit_is_method: ClassVar[bool] = False
+    #: ``conn.cursor()`` talks to the server (mysql-connector pings in it).
+    cursor_is_call: ClassVar[bool] = False
 
     __slots__ = ("parsed", "target")
 
@@ -297,6 +299,37 @@ class DriverAdapter(ABC):
         so that those calls go through the proxy's hooked methods.
         """
         return raw.__exit__(exc_type, exc, tb)
+
+    # -- transparent reconnect ------------------------------------------------
+
+    def peer_closed(self, conn: Any) -> bool:
+        """Tell, without blocking and without sending anything, whether the
+        server has closed *conn* (its socket reads end-of-file or an error
+        the server sent before closing). False when the driver cannot tell.
+        """
+        return False
+
+    def session_state(self, conn: Any) -> dict[str, Any]:
+        """What the application may have changed on *conn* since it was
+        opened that a replacement connection must take over, read without
+        network I/O (*conn* may be dead)."""
+        return {}
+
+    def restore_session(self, conn: Any, state: dict[str, Any]) -> None:
+        """Apply ``state`` (from :meth:`session_state`) to the new *conn*."""
+        return None
+
+    #: Cursor attributes an application may set that a cursor made anew on
+    #: a replaced connection takes over.
+    cursor_state: ClassVar[tuple[str, ...]] = ("arraysize",)
+
+    def copy_cursor_state(self, old: Any, new: Any) -> None:
+        """Copy what the application set on cursor ``old`` to ``new``."""
+        for name in self.cursor_state:
+            try:
+                setattr(new, name, getattr(old, name))
+            except Exception:  # not on this cursor class
+                continue
 
     def pool_taking_back(self, raw: Any) -> Any:
         """A pool that takes *raw* back when it is closed, or None.

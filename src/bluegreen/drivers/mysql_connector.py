@@ -9,6 +9,8 @@ certificate lists that IP.
 
 from __future__ import annotations
 
+import contextlib
+import select
 from collections.abc import Sequence
 from typing import Any
 
@@ -144,6 +146,8 @@ SURFACE = Surface(
         "reset": "drops what is left of the cursor's current result",
         "autocommit": "the proxy's getter (SELECT @@session.autocommit) and "
         "setter (SET) are hooked",
+        "cursor": "the proxy's cursor() is hooked: mysql-connector pings the "
+        "server in it",
         "reconnect": "hooked for the wait only: it reconnects where "
         "mysql-connector was told to, without the plugin's routing",
     },
@@ -162,6 +166,7 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     surface = SURFACE
     autocommit_set_is_call = True
     autocommit_get_is_call = True
+    cursor_is_call = True
 
     __slots__ = ()
 
@@ -201,6 +206,8 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
             return False
         if exc.errno in LOST_ERRNOS:
             return True
+        if "Connection not available" in str(exc):
+            return True  # what mysql-connector says when its ping failed
         if conn is not None:
             try:
                 return self.is_closed(conn)
@@ -236,3 +243,53 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
             return [tuple(row) for row in cur.fetchall()]
         finally:
             cur.close()
+
+    # -- transparent reconnect -------------------------------------------------
+
+    def peer_closed(self, conn: Any) -> bool:
+        """The pure-Python connection's socket is readable while idle (MySQL
+        sends nothing then unless it is dropping the connection). The C
+        extension does not expose its socket: it cannot tell (False)."""
+        channel = getattr(conn, "_socket", None)
+        sock = getattr(channel, "sock", None)
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def session_state(self, conn: Any) -> dict[str, Any]:
+        """autocommit, the current database, character set and collation,
+        time zone and SQL mode, as the connection last set them."""
+        state: dict[str, Any] = {}
+        for key, attr in (
+            ("autocommit", "_autocommit"),
+            ("database", "_database"),
+            ("time_zone", "_time_zone"),
+            ("sql_mode", "_sql_mode"),
+        ):
+            value = getattr(conn, attr, None)
+            if value is not None:
+                state[key] = value
+        # (The charset of a dead C connection may not be readable.)
+        with contextlib.suppress(Exception):
+            state["charset"] = (conn.charset, conn.collation)
+        return state
+
+    def restore_session(self, conn: Any, state: dict[str, Any]) -> None:
+        if state.get("database") and state["database"] != getattr(
+            conn, "_database", None
+        ):
+            conn.cmd_init_db(state["database"])
+        charset = state.get("charset")
+        if charset is not None and (conn.charset, conn.collation) != charset:
+            conn.set_charset_collation(*charset)
+        for key in ("time_zone", "sql_mode"):
+            if key in state and getattr(conn, "_" + key, None) != state[key]:
+                setattr(conn, key, state[key])
+        if "autocommit" in state and bool(getattr(conn, "_autocommit", False)) != bool(
+            state["autocommit"]
+        ):
+            conn.autocommit = bool(state["autocommit"])

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.adapt import AdaptersMap
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 
@@ -30,6 +32,15 @@ _PSYCOPG_KWARGS = frozenset(
     {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
 )
 _KNOWN: frozenset[str] | None = None
+#: Server parameters the server reports to the client (GUC_REPORT) that an
+#: application may change with SET, carried over to a replacement connection.
+_REPORTED_PARAMS = (
+    "client_encoding",
+    "TimeZone",
+    "DateStyle",
+    "IntervalStyle",
+    "application_name",
+)
 #: libpq's environment defaults for the parameters the wrapper reads.
 _LIBPQ_ENV = (
     ("host", "PGHOST"),
@@ -132,6 +143,7 @@ class PsycopgAdapter(DriverAdapter):
         {"target_session_attrs", "load_balance_hosts", "row_factory", "cursor_factory"}
     )
     surface = SURFACE
+    cursor_state = ("arraysize", "row_factory", "itersize")
 
     __slots__ = ()
 
@@ -295,3 +307,86 @@ class PsycopgAdapter(DriverAdapter):
         if pool is not None and getattr(pool, "close_returns", False):
             return pool
         return None
+
+    # -- transparent reconnect -------------------------------------------------
+
+    def peer_closed(self, conn: Any) -> bool:
+        """The socket is readable on an idle connection and reading it shows
+        the connection broken (the server's FATAL and end-of-file); a
+        notification or notice arriving instead is left for psycopg."""
+        pgconn = conn.pgconn
+        if pgconn.status != pq.ConnStatus.OK:
+            return True
+        try:
+            readable, _, _ = select.select([pgconn.socket], [], [], 0)
+        except (OSError, ValueError, psycopg.Error):
+            return True
+        if not readable:
+            return False
+        try:
+            pgconn.consume_input()
+        except psycopg.Error:
+            return True
+        return bool(pgconn.status != pq.ConnStatus.OK)
+
+    def session_state(self, conn: Any) -> dict[str, Any]:
+        """autocommit, isolation level, read-only and deferrable flags,
+        prepared-statement settings, row factory, cursor factory, the
+        adapters, and the server parameters psycopg is told about
+        (client encoding, time zone, date and interval styles, application
+        name)."""
+        state: dict[str, Any] = {
+            name: getattr(conn, name)
+            for name in (
+                "autocommit",
+                "isolation_level",
+                "read_only",
+                "deferrable",
+                "prepare_threshold",
+                "prepared_max",
+                "row_factory",
+                "cursor_factory",
+            )
+        }
+        state["adapters"] = conn.adapters
+        params = {}
+        for name in _REPORTED_PARAMS:
+            value = conn.info.parameter_status(name)
+            if value is not None:
+                params[name] = value
+        state["params"] = params
+        return state
+
+    def restore_session(self, conn: Any, state: dict[str, Any]) -> None:
+        """Apply ``state`` to a fresh (idle) connection: the server
+        parameters that differ first (with autocommit on, so that no
+        transaction is left open), then the connection's own settings."""
+        params = state.get("params", {})
+        changed = [
+            (name, value)
+            for name, value in params.items()
+            if conn.info.parameter_status(name) != value
+        ]
+        if changed:
+            conn.autocommit = True
+            for name, value in changed:
+                self.query(
+                    conn, "SELECT pg_catalog.set_config(%s, %s, false)", (name, value)
+                )
+        for name in ("autocommit", "isolation_level", "read_only", "deferrable"):
+            if name in state and getattr(conn, name) != state[name]:
+                setattr(conn, name, state[name])
+        for name in (
+            "prepare_threshold",
+            "prepared_max",
+            "row_factory",
+            "cursor_factory",
+        ):
+            if name in state:
+                setattr(conn, name, state[name])
+        adapters = state.get("adapters")
+        if adapters is not None and adapters is not conn.adapters:
+            # The types the application registered on the old connection
+            # (psycopg has no public setter: the attribute behind
+            # ``conn.adapters`` takes a copy, as psycopg's own connect does).
+            conn._adapters = AdaptersMap(adapters)

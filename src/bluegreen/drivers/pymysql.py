@@ -9,6 +9,7 @@ host name (``ssl_verify_identity``) against the name the application used.
 from __future__ import annotations
 
 import inspect
+import select
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -115,8 +116,20 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
         return not conn.open
 
     def in_transaction(self, conn: Any) -> bool:
-        """The server status flag SERVER_STATUS_IN_TRANS."""
-        return bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+        """The server status flag SERVER_STATUS_IN_TRANS, or, outside
+        autocommit, a last statement that returned rows.
+
+        PyMySQL updates ``server_status`` only from OK packets, not from the
+        end of a result set: after a SELECT that opened a transaction the
+        flag still says idle. A last result without a status of its own (a
+        result set) therefore counts as a transaction outside autocommit.
+        """
+        if conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
+            return True
+        if conn.server_status & SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT:
+            return False
+        last = getattr(conn, "_result", None)
+        return last is not None and last.server_status is None
 
     def get_autocommit(self, conn: Any) -> bool:
         """``conn.get_autocommit()``."""
@@ -167,3 +180,37 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
             if cur.description is None:
                 return []
             return list(cur.fetchall())
+
+    # -- transparent reconnect -------------------------------------------------
+
+    def peer_closed(self, conn: Any) -> bool:
+        """MySQL sends nothing on an idle connection unless it is dropping
+        it: a readable socket means the server closed (or killed) it."""
+        sock = getattr(conn, "_sock", None)
+        if sock is None:
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def session_state(self, conn: Any) -> dict[str, Any]:
+        """autocommit, the current database (``select_db``) and the
+        character set and collation."""
+        db = conn.db
+        return {
+            "autocommit": bool(conn.get_autocommit()),
+            "db": db.decode() if isinstance(db, bytes) else db,
+            "charset": conn.charset,
+            "collation": getattr(conn, "collation", None),
+        }
+
+    def restore_session(self, conn: Any, state: dict[str, Any]) -> None:
+        db = conn.db.decode() if isinstance(conn.db, bytes) else conn.db
+        if state.get("db") and state["db"] != db:
+            conn.select_db(state["db"])
+        if state.get("charset") and state["charset"] != conn.charset:
+            conn.set_character_set(state["charset"], state.get("collation"))
+        if "autocommit" in state and bool(conn.get_autocommit()) != state["autocommit"]:
+            conn.autocommit(state["autocommit"])

@@ -60,6 +60,9 @@ def _in_progress() -> list[Step]:
         Step(0.0, "stop_writes"),
         Step(0.0, "refuse", {"refuse": True}),
         Step(0.0, "drop_connections"),
+        # When the last connection has been dropped (the drop takes a few
+        # milliseconds): nothing that starts later can be in flight at it.
+        Step(0.0, "mark", event="Connections dropped"),
     ]
 
 

@@ -1,0 +1,196 @@
+"""Calls on open connections during and after a switchover: suspension,
+transparent reconnect of connections the switchover dropped while idle, and
+never re-running what may have run.
+
+At IN_PROGRESS, RDS drops every connection to both environments. A
+connection that was idle then (no transaction open) has lost nothing: on its
+next call the plugin opens a new driver connection through its routing
+(:meth:`bluegreen.pipeline.Pipeline.reopen`), carries the session settings
+over, swaps it in under the application's proxy and lets the call run there
+(:class:`~bluegreen.pipeline.Reconnected`). What the plugin never does:
+
+- re-run a call that was in flight when the connection dropped, or a call
+  that continues an operation begun before (fetching from a server-side
+  cursor, ``notifies()``): the driver's error reaches the application;
+- reconnect a connection inside a transaction: its work is lost, and the
+  application must know. The call goes to the dead connection and the
+  driver's error reaches the application; the next call then gets a new
+  connection, so the next transaction works. (A rollback is the exception:
+  rolling back a lost transaction on a new connection loses nothing more.)
+
+How the plugin knows that a connection was dropped, at no cost outside a
+switchover: every connection remembers the view's ``kill_epoch`` from when
+it was opened; a switchover reaching IN_PROGRESS increments it. During
+PREPARATION (before the monitors can tell that IN_PROGRESS began) idle
+connections are also checked for a closed socket before each call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..pipeline import UNDO_CALLS, Reconnected
+from ._model import Phase
+from ._routing import HostClass, classify, suspends_calls
+from ._tracker import RoutingView
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from .plugin import BlueGreenPlugin
+
+__all__ = ["CONTINUATION_CALLS", "DEAD", "careful_call"]
+
+logger = logging.getLogger("bluegreen.bg")
+
+T = TypeVar("T")
+
+#: The epoch of a connection known dead: its next call reconnects.
+DEAD = -1
+
+#: Calls that continue an operation begun earlier on the same connection
+#: (a result being read, a LISTEN, a prepared statement): on a replaced
+#: connection they would read nothing or wait forever, so a dropped
+#: connection is never replaced under them.
+CONTINUATION_CALLS = frozenset(
+    {
+        "fetchone",
+        "fetchmany",
+        "fetchall",
+        "nextset",
+        "scroll",
+        "read_next",
+        "fetchall_unbuffered",
+        "fetchsets",
+        "notifies",
+        "tpc_prepare",
+        "tpc_commit",
+        "tpc_rollback",
+        "next_result",
+        "get_row",
+        "get_rows",
+        "consume_results",
+        "handle_unread_result",
+        "fetch_eof_columns",
+        "fetch_eof_status",
+        "cmd_stmt_execute",
+        "cmd_stmt_fetch",
+        "cmd_stmt_reset",
+        "cmd_stmt_send_long_data",
+    }
+)
+
+
+def careful_call(
+    plugin: BlueGreenPlugin,
+    conn: Connection,
+    name: str,
+    call: Callable[[], T],
+    view: RoutingView,
+) -> T:
+    """A call while a switchover is near, under way or has dropped this
+    connection (see the module docstring)."""
+    if view.phase is Phase.IN_PROGRESS and suspends_calls(
+        view, plugin.host, plugin.ip, plugin.watch.clock()
+    ):
+        plugin.wait_while_suspended(name)
+        view = plugin.watch.view
+    raw = conn.driver_connection
+    adapter = conn.driver_adapter
+    dropped = plugin.epoch != view.kill_epoch
+    busy: bool | None = None
+    if not dropped and view.phase is Phase.PREPARATION:
+        # The drop may have happened before the monitors could read
+        # IN_PROGRESS: an idle connection whose socket shows the server
+        # gone is dropped too. (A transaction's state is read first: the
+        # check may mark the connection broken.)
+        busy = adapter.in_transaction(raw)
+        dropped = not busy and adapter.peer_closed(raw)
+        if dropped:
+            plugin.epoch = DEAD
+    if dropped:
+        kind, _ = classify(view, plugin.host, plugin.ip)
+        if kind is HostClass.OTHER or kind is HostClass.OLD:
+            # Not a host of this deployment: nothing of this switchover's.
+            plugin.epoch = view.kill_epoch
+            return call()
+        if name in CONTINUATION_CALLS:
+            plugin.watch.count("refused_in_flight")
+        elif not plugin.context.settings.bg_reconnect:
+            pass  # as without the feature: the driver's error
+        elif (
+            plugin.epoch == DEAD
+            or name in UNDO_CALLS
+            or not (adapter.in_transaction(raw) if busy is None else busy)
+        ):
+            reconnect(plugin, conn)
+        else:
+            plugin.watch.count("refused_in_transaction")
+            logger.debug(
+                "bg_id %r: a connection to %s was dropped by the switchover "
+                "inside a transaction; %s() goes to it and fails with the "
+                "driver's error, the next call gets a new connection",
+                plugin.watch.bg_id,
+                plugin.host,
+                name,
+            )
+            plugin.epoch = DEAD
+    return _run(plugin, conn, call, view)
+
+
+def _run(
+    plugin: BlueGreenPlugin, conn: Connection, call: Callable[[], T], view: RoutingView
+) -> T:
+    """Make the call. A connection lost under it is marked dead, so that its
+    next call gets a new connection; the error itself reaches the
+    application unchanged (the call may have run)."""
+    try:
+        result = call()
+    except Exception as exc:
+        if conn.driver_adapter.is_connection_lost(exc, conn.driver_connection):
+            if plugin.epoch != DEAD:
+                plugin.watch.count("refused_in_flight")
+            plugin.epoch = DEAD
+        raise
+    # It answered: whatever the epochs say, this connection is alive.
+    plugin.epoch = view.kill_epoch
+    return result
+
+
+def reconnect(plugin: BlueGreenPlugin, conn: Connection) -> None:
+    """Replace the dropped driver connection of ``conn`` and raise
+    :class:`Reconnected` so that the proxy makes the call on the new one."""
+    adapter = conn.driver_adapter
+    pipeline = conn.wrapper_pipeline
+    assert pipeline is not None
+    old = conn.driver_connection
+    state = adapter.session_state(old)
+    new = pipeline.reopen()  # through every plugin's connect hook: routed
+    try:
+        adapter.restore_session(new, state)
+        conn.swap_driver_connection(new)
+    except BaseException:
+        _close_quietly(new)
+        raise
+    _close_quietly(old)
+    watch = plugin.watch
+    watch.count("reconnects")
+    logger.debug(
+        "bg_id %r: reconnected a connection to %s that the switchover dropped "
+        "while idle (now to %s)",
+        watch.bg_id,
+        plugin.host,
+        plugin.ip or plugin.host,
+    )
+    hook: Callable[[Any], Any] | None = plugin.context.settings.bg_on_reconnect
+    if hook is not None:
+        hook(conn)
+    raise Reconnected
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception as exc:
+        logger.debug("Closing a dropped connection failed: %s", exc)
