@@ -297,9 +297,10 @@ def _simulate_parser(sub: Any) -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--mode",
-        choices=["per-op", "long-lived"],
-        help="a connection per operation (per-op, the default), or one per "
-        "client (long-lived)",
+        choices=["per-op", "long-lived", "pool"],
+        help="a connection per operation (per-op, the default), one per "
+        "client (long-lived), or a SQLAlchemy QueuePool per client without "
+        "pre-ping (pool)",
     )
     sim.add_argument(
         "--keep",

@@ -93,3 +93,21 @@ def test_error_key_truncates_long_messages_only():
     assert error_key(None) == error_key("  ") == "unknown error"
     long = error_key("x " * 200, width=40)
     assert len(long) == 40 and long.endswith("...")
+
+
+def test_failure_split_tells_in_flight_from_later_failures() -> None:
+    from bluegreen.sim.accounting import FailureSplit, failure_split
+
+    def rec(start: float, end: float, ok: bool = False, group: str = "g") -> OpRecord:
+        return OpRecord("c", group, "read", start, end, ok)
+
+    records = [
+        rec(0.0, 0.5),  # over before IN_PROGRESS
+        rec(0.5, 1.2),  # running at the drop
+        rec(1.05, 1.3),  # connecting while the drop ran
+        rec(1.2, 1.4),  # began after the drop had finished
+        rec(1.3, 1.5, ok=True),
+        rec(1.3, 1.5, group="other"),
+    ]
+    assert failure_split(records, "g", 1.0, 1.1) == FailureSplit(1, 2, 1)
+    assert failure_split(records, "g", None, None) == FailureSplit(0, 0, 4)

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "ERROR_WIDTH",
+    "FailureSplit",
     "OpRecord",
     "Outcome",
     "error_key",
+    "failure_split",
     "format_outcomes",
     "longest_stall",
     "summarize",
@@ -159,3 +161,39 @@ def format_outcomes(outcomes: Sequence[Outcome], *, errors: bool = True) -> str:
             for message, n in o.errors.most_common(3):
                 lines.append(f"  {o.group}: {n} x {message}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class FailureSplit:
+    """A group's failed operations by when they began, relative to the drop
+    of every connection at IN_PROGRESS."""
+
+    #: Began after the drop had finished: nothing the drop interrupted.
+    after_drop: int = 0
+    #: Running (or connecting) while the drop happened.
+    in_flight: int = 0
+    #: Ended before IN_PROGRESS began.
+    before: int = 0
+
+
+def failure_split(
+    records: Iterable[OpRecord],
+    group: str,
+    in_progress_at: float | None,
+    dropped_at: float | None,
+) -> FailureSplit:
+    """Split ``group``'s failures: before IN_PROGRESS, in flight at the drop
+    (began before it finished and ended after IN_PROGRESS began), after it."""
+    after = flight = before = 0
+    for r in records:
+        if r.group != group or r.ok:
+            continue
+        if dropped_at is None or in_progress_at is None:
+            before += 1
+        elif r.start >= dropped_at:
+            after += 1
+        elif r.end >= in_progress_at:
+            flight += 1
+        else:
+            before += 1
+    return FailureSplit(after, flight, before)

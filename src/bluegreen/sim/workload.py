@@ -5,9 +5,12 @@ host name, through any connect function (the raw driver, or
 ``bluegreen.connect`` bound to it).  Each operation becomes an
 :class:`~bluegreen.sim.accounting.OpRecord` naming the instance that served it.
 
-Two modes: ``"per-op"`` opens a connection for every operation (the case that
-switchover handling is about), ``"long-lived"`` keeps one connection per
-client and reconnects after an error.
+Three modes: ``"per-op"`` opens a connection for every operation (the case
+that switchover handling is about), ``"long-lived"`` keeps one connection per
+client and reconnects after an error, and ``"pool"`` checks a connection out
+of a SQLAlchemy ``QueuePool`` (one per client, no pre-ping) for every
+operation, invalidating it after an error as SQLAlchemy's engine does for a
+lost connection.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 from bluegreen.sim.accounting import OpRecord
 
 __all__ = [
+    "MODES",
     "TABLE",
     "ClientKind",
     "Workload",
@@ -39,6 +43,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TABLE = "bgsim_workload"
+#: The workload's connection styles (see the module docstring).
+MODES = ("per-op", "long-lived", "pool")
 
 Connector = Callable[..., Any]
 
@@ -178,8 +184,8 @@ class Workload:
         mode: str = "per-op",
         pause: float = 0.05,
     ) -> None:
-        if mode not in ("per-op", "long-lived"):
-            raise ValueError(f"mode must be 'per-op' or 'long-lived', not {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.engine = engine
         self.kinds = list(kinds)
         self.connect_kwargs = dict(connect_kwargs)
@@ -223,6 +229,9 @@ class Workload:
     # -- client thread --------------------------------------------------------
     def _client(self, kind: ClientKind, name: str) -> None:
         extra = _timeouts(self.engine, kind.connect)
+        if self.mode == "pool":
+            self._pooled_client(kind, name, extra)
+            return
         conn: Any = None
         for n in itertools.count():
             if self._stop.is_set():
@@ -246,6 +255,46 @@ class Workload:
                 self.records.append(rec)
             self._stop.wait(self.pause)
         _close(conn)
+
+    def _pooled_client(
+        self, kind: ClientKind, name: str, extra: dict[str, Any]
+    ) -> None:
+        from sqlalchemy.pool import QueuePool
+
+        kwargs = {**self.connect_kwargs, **extra}
+        pool = QueuePool(
+            lambda: kind.connect(**kwargs), pool_size=1, max_overflow=0, pre_ping=False
+        )
+        try:
+            # Checked out once before the operations start: the pool holds it.
+            pool.connect().close()
+        except Exception:
+            logger.debug("%s: the first connection failed", name, exc_info=True)
+        try:
+            for n in itertools.count():
+                if self._stop.is_set():
+                    break
+                op = "write" if n % 2 == 0 else "read"
+                wid = next(self._ids) if op == "write" else None
+                start = time.monotonic()
+                conn: Any = None
+                try:
+                    conn = pool.connect()
+                    ident = self._operate(conn, op, wid, name)
+                    rec = self._record(kind, name, op, start, None, ident, wid)
+                except Exception as exc:
+                    rec = self._record(kind, name, op, start, exc, None, wid)
+                    if conn is not None:
+                        # What SQLAlchemy's engine does with a lost connection.
+                        conn.invalidate()
+                finally:
+                    if conn is not None:
+                        _close(conn)
+                with self._lock:
+                    self.records.append(rec)
+                self._stop.wait(self.pause)
+        finally:
+            pool.dispose()
 
     def _operate(self, conn: Any, op: str, wid: int | None, client: str) -> str:
         cur = conn.cursor()

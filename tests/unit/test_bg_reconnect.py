@@ -1,0 +1,203 @@
+"""The transparent reconnect's decisions (bg/_reconnect.py) with fakes: no
+database, no threads. The real-server behaviour is in
+tests/integration/bg/test_bg_reconnect.py."""
+
+from __future__ import annotations
+
+import time
+import types
+from typing import Any
+
+import pytest
+
+from bluegreen.bg._model import ROLE_SOURCE, ROLE_TARGET, Observation, StatusRow
+from bluegreen.bg._reconnect import DEAD, careful_call
+from bluegreen.bg._watch import DeploymentWatch
+from bluegreen.bg.plugin import BlueGreenPlugin
+from bluegreen.pipeline import Reconnected
+from bluegreen.settings import Settings
+
+D = "abc123xyz.us-east-1.rds.amazonaws.com"
+B, G = f"mydb.{D}", f"mydb-green-k7dd3e.{D}"
+
+
+class Lost(Exception):
+    pass
+
+
+class FakeAdapter:
+    def __init__(self) -> None:
+        self.busy = False
+        self.closed_peer = False
+        self.restored: list[dict[str, Any]] = []
+
+    def in_transaction(self, raw: Any) -> bool:
+        return self.busy
+
+    def peer_closed(self, raw: Any) -> bool:
+        return self.closed_peer
+
+    def is_connection_lost(self, exc: BaseException, raw: Any) -> bool:
+        return isinstance(exc, Lost)
+
+    def session_state(self, raw: Any) -> dict[str, Any]:
+        return {"from": raw}
+
+    def restore_session(self, raw: Any, state: dict[str, Any]) -> None:
+        self.restored.append(state)
+
+
+class FakeConn:
+    """What the execute hook sees of a bluegreen connection."""
+
+    def __init__(self) -> None:
+        self.driver_connection: Any = types.SimpleNamespace(name="old", closed=False)
+        self.driver_connection.close = lambda: setattr(
+            self.driver_connection, "closed", True
+        )
+        self.driver_adapter = FakeAdapter()
+        self.opened = 0
+        self.wrapper_pipeline = types.SimpleNamespace(reopen=self._reopen)
+
+    def _reopen(self) -> Any:
+        self.opened += 1
+        return types.SimpleNamespace(name=f"new{self.opened}", close=lambda: None)
+
+    def swap_driver_connection(self, raw: Any) -> Any:
+        old, self.driver_connection = self.driver_connection, raw
+        return old
+
+
+def watch_after_drop(phase: str = "SWITCHOVER_IN_POST_PROCESSING") -> DeploymentWatch:
+    watch = DeploymentWatch("rc", Settings())
+    statuses = ["AVAILABLE", "SWITCHOVER_INITIATED", "SWITCHOVER_IN_PROGRESS", phase]
+    for status in statuses:
+        rows = (
+            StatusRow(B, 5432, ROLE_SOURCE, status),
+            StatusRow(G, 5432, ROLE_TARGET, status),
+        )
+        obs = Observation("blue", time.monotonic(), rows)
+        watch.report(lambda t, o=obs: t.observe(o))
+    return watch
+
+
+def plugin(watch: DeploymentWatch, host: str = B, **settings: Any) -> BlueGreenPlugin:
+    p = object.__new__(BlueGreenPlugin)
+    p.context = types.SimpleNamespace(settings=Settings(**settings))  # type: ignore[assignment]
+    p.watch, p.host, p.ip, p.detection = watch, host, None, None
+    p.epoch = 0  # opened before the switchover
+    return p
+
+
+def call(conn: FakeConn, name: str = "execute", fail: Exception | None = None) -> Any:
+    def run() -> Any:
+        if fail is not None:
+            raise fail
+        return conn.driver_connection.name
+
+    return run
+
+
+def test_an_idle_dropped_connection_is_reopened_and_the_call_rebuilt() -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+    hooked: list[Any] = []
+    p.context.settings = Settings(bg_on_reconnect=hooked.append)  # type: ignore[misc]
+    with pytest.raises(Reconnected):
+        careful_call(p, conn, "execute", call(conn), watch.view)  # type: ignore[arg-type]
+    assert conn.driver_connection.name == "new1"
+    assert conn.driver_adapter.restored[0]["from"].name == "old"
+    assert hooked == [conn]
+    assert watch.counters["reconnects"] == 1
+    # The proxy makes the call again: it runs on the new connection.
+    p.epoch = watch.view.kill_epoch
+    assert careful_call(p, conn, "execute", call(conn), watch.view) == "new1"  # type: ignore[arg-type]
+
+
+def test_inside_a_transaction_the_drivers_error_then_a_new_connection() -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+    conn.driver_adapter.busy = True
+    with pytest.raises(Lost):
+        careful_call(p, conn, "execute", call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
+    assert conn.opened == 0 and p.epoch == DEAD
+    assert watch.counters["refused_in_transaction"] == 1
+    # The transaction was reported lost; the next call gets a new connection.
+    with pytest.raises(Reconnected):
+        careful_call(p, conn, "execute", call(conn), watch.view)  # type: ignore[arg-type]
+    assert conn.opened == 1
+
+
+def test_a_rollback_of_a_lost_transaction_is_reopened() -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+    conn.driver_adapter.busy = True
+    with pytest.raises(Reconnected):
+        careful_call(p, conn, "rollback", call(conn), watch.view)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["fetchone", "notifies", "scroll", "nextset"])
+def test_continuations_are_never_moved_to_a_new_connection(name: str) -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+    with pytest.raises(Lost):
+        careful_call(p, conn, name, call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
+    assert conn.opened == 0
+    assert watch.counters["refused_in_flight"] >= 1
+
+
+def test_switched_off() -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch, bg_reconnect=False), FakeConn()
+    with pytest.raises(Lost):
+        careful_call(p, conn, "execute", call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
+    assert conn.opened == 0
+
+
+def test_a_host_outside_the_deployment_is_not_touched() -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch, host="db.example.com"), FakeConn()
+    assert careful_call(p, conn, "execute", call(conn), watch.view) == "old"  # type: ignore[arg-type]
+    assert p.epoch == watch.view.kill_epoch and conn.opened == 0
+
+
+def test_a_call_that_works_proves_the_connection_alive() -> None:
+    """A connection counted as dropped (an inferred IN_PROGRESS that was not
+    one) that answers is kept."""
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+    conn.driver_adapter.busy = True  # so it is not reopened first
+    assert careful_call(p, conn, "execute", call(conn), watch.view) == "old"  # type: ignore[arg-type]
+    assert p.epoch == watch.view.kill_epoch
+
+
+def test_in_preparation_a_closed_socket_means_dropped() -> None:
+    watch = DeploymentWatch("rc", Settings())
+    for status in ("AVAILABLE", "SWITCHOVER_INITIATED"):
+        rows = (
+            StatusRow(B, 5432, ROLE_SOURCE, status),
+            StatusRow(G, 5432, ROLE_TARGET, status),
+        )
+        obs = Observation("blue", time.monotonic(), rows)
+        watch.report(lambda t, o=obs: t.observe(o))
+    p, conn = plugin(watch), FakeConn()
+    p.epoch = watch.view.kill_epoch
+    assert careful_call(p, conn, "execute", call(conn), watch.view) == "old"  # type: ignore[arg-type]
+    conn.driver_adapter.closed_peer = True
+    with pytest.raises(Reconnected):
+        careful_call(p, conn, "execute", call(conn), watch.view)  # type: ignore[arg-type]
+
+
+def test_an_in_flight_call_that_loses_the_connection_is_not_re_run() -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+    p.epoch = watch.view.kill_epoch  # opened after the drop: alive as far as known
+    runs: list[int] = []
+
+    def in_flight() -> Any:
+        runs.append(1)
+        raise Lost()
+
+    with pytest.raises(Lost):
+        careful_call(p, conn, "execute", in_flight, watch.view)  # type: ignore[arg-type]
+    assert runs == [1] and p.epoch == DEAD
