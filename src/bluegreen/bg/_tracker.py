@@ -74,12 +74,15 @@ class RoutingView:
     kill_epoch: int = 0
     version: int = 0
 
-    @property
-    def quiet_calls(self) -> bool:
-        """Calls on open connections need no look: neither PREPARATION (a
-        drop may come any moment) nor IN_PROGRESS (calls wait)."""
-        return (
-            self.phase is not Phase.PREPARATION and self.phase is not Phase.IN_PROGRESS
+    #: Calls on open connections need no look: neither PREPARATION (a drop
+    #: may come any moment) nor IN_PROGRESS (calls wait). Set from ``phase``
+    #: (a field, not a property: every call of the hot path reads it).
+    quiet_calls: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        quiet = self.phase is not Phase.PREPARATION
+        object.__setattr__(
+            self, "quiet_calls", quiet and self.phase is not Phase.IN_PROGRESS
         )
 
     @property
