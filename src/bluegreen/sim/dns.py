@@ -26,11 +26,13 @@ import os
 import socket
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ._base import SimError
+from ._lookup_lock import lookup_lock_library
 
 __all__ = [
     "SimDNS",
@@ -176,11 +178,25 @@ class SimDNS:
         return self.mapping().get(name.lower())
 
     def env(self) -> dict[str, str]:
-        """Environment variables that make a subprocess resolve through this file."""
+        """Environment variables that make a subprocess resolve through this
+        file: nss_wrapper preloaded, behind the library that serializes
+        every lookup of the process (see :mod:`bluegreen.sim._lookup_lock`)."""
         lib = find_nss_wrapper()
         preload = os.environ.get("LD_PRELOAD", "")
         if "nss_wrapper" not in preload:
             preload = f"{lib} {preload}".strip()
+        if "lookup-lock" not in preload:
+            lock = lookup_lock_library()
+            if lock is None:
+                warnings.warn(
+                    "no C compiler (gcc) to build the library that serializes "
+                    "name lookups: nss_wrapper may crash multi-threaded "
+                    "programs; install gcc (scripts/setup does)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            else:
+                preload = f"{lock} {preload}"
         return {"LD_PRELOAD": preload, "NSS_WRAPPER_HOSTS": str(self.hosts_file)}
 
     # -- changing --------------------------------------------------------------

@@ -145,3 +145,61 @@ def test_runner_gives_a_fresh_namespace_and_hosts_file(sim_dns: SimDNS) -> None:
 def test_runner_usage_errors() -> None:
     assert main([]) == 2
     assert main(["--bogus", "--", "true"]) == 2
+
+
+STRESS = r"""
+import ctypes, socket, sys, threading, time
+from bluegreen.sim.dns import SimDNS
+libc = ctypes.CDLL(None)
+dns = SimDNS.from_environment()
+names = [f"stress{i}.lookup-lock.internal" for i in range(30)]
+dns.update({n: f"127.0.2.{i + 1}" for i, n in enumerate(names)})
+stop = time.monotonic() + float(sys.argv[1])
+
+def c_lookups():  # as libpq and the MySQL C client resolve: outside Python
+    res = ctypes.c_void_p()
+    while time.monotonic() < stop:
+        for n in names[:5]:
+            if libc.getaddrinfo(n.encode(), None, None, ctypes.byref(res)) == 0:
+                libc.freeaddrinfo(res)
+
+def py_lookups():
+    while time.monotonic() < stop:
+        for n in names[5:10]:
+            try:
+                socket.getaddrinfo(n, None)
+            except OSError:
+                pass
+
+def updates():
+    i = 0
+    while time.monotonic() < stop:
+        i += 1
+        dns.update({names[i % 30]: f"127.0.3.{i % 250 + 1}"})
+
+work = (c_lookups, c_lookups, py_lookups, updates)
+threads = [threading.Thread(target=f) for f in work]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+dns.update({n: None for n in names})
+"""
+
+
+def test_lookups_from_c_and_python_while_the_file_changes_do_not_crash(
+    sim_dns: SimDNS,
+) -> None:
+    """nss_wrapper corrupts its heap when a lookup re-reads a replaced hosts
+    file while another thread resolves; libpq resolves in C, outside
+    Python's lock. The preload library serializes every lookup: this
+    program, which segfaulted within seconds without it, must survive."""
+    assert "lookup-lock" in os.environ.get("LD_PRELOAD", "")
+    done = subprocess.run(
+        [sys.executable, "-c", STRESS, "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
