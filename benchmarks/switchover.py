@@ -430,8 +430,13 @@ def _aws_group(
             group.caveat += (
                 ". Its topology monitor then never finds the writer, and each "
                 "blue/green status poll waits up to 5 s for a topology refresh, "
-                "so it can miss short phases: a gap of the simulator, not "
-                "necessarily of the wrapper"
+                "so it sees phases late and can miss IN_PROGRESS"
+            )
+        if engine != "postgres":
+            group.caveat += (
+                ". MariaDB, which plays MySQL here, cannot define Aurora MySQL's "
+                "@@aurora_server_id or any information_schema table "
+                "(docs/simulator.md): a gap of the simulator, not of the wrapper"
             )
     return connect
 

@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import signal
+import string
 import subprocess
 import tempfile
 import threading
@@ -35,6 +37,8 @@ R = TypeVar("R")
 
 #: Bump when the layout of a template data directory changes.
 TEMPLATE_FORMAT = 1
+
+_RESOURCE_ID_ALPHABET = string.ascii_uppercase + string.digits
 
 
 class SimError(Exception):
@@ -266,8 +270,11 @@ class Instance(abc.ABC):
     ``name`` (the simulated instance id), ``host`` (the IP), ``port``,
     ``socket_dir``, ``data_dir``, ``admin_user``/``admin_password`` (a
     superuser), ``app_user``/``app_password`` (a plain account), ``dbname``
-    (a database the app user owns or has all rights on), and ``endpoint`` /
-    ``original_endpoint`` (host names maintained by the deployment).
+    (a database the app user owns or has all rights on), ``endpoint`` /
+    ``original_endpoint`` (host names maintained by the deployment),
+    ``server_id`` (MariaDB's ``@@server_id``) and ``resource_id`` (the DBI
+    resource id RDS would give the instance: ``db-`` and 26 characters, fixed
+    for its life, renames included).
     """
 
     engine: ClassVar[str]
@@ -299,6 +306,9 @@ class Instance(abc.ABC):
         self.socket_dir = root_dir / "run"
         self.log_file = root_dir / "server.log"
         self.server_id = server_id
+        self.resource_id = "db-" + "".join(
+            secrets.choice(_RESOURCE_ID_ALPHABET) for _ in range(26)
+        )
         self.admin_user = admin_user
         self.admin_password = admin_password
         self.app_user = app_user

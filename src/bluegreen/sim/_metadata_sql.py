@@ -45,10 +45,11 @@ BEGIN
     RAISE EXCEPTION 'blue/green deployment metadata is not available'
       USING ERRCODE = 'XX000';
   END IF;
-  RETURN QUERY SELECT r.version, r.endpoint, r.port, r.role, r.status
-    FROM jsonb_to_recordset(coalesce(s->'topology', '[]'::jsonb))
-      AS r(id int, version text, endpoint text, port int, role text, status text)
-    ORDER BY r.id;
+  RETURN QUERY SELECT r.id, r.endpoint, r.port, r.role, r.status, r.version
+    FROM ROWS FROM (jsonb_to_recordset(coalesce(s->'topology', '[]'::jsonb))
+        AS (id text, version text, endpoint text, port int, role text, status text))
+      WITH ORDINALITY AS r(id, version, endpoint, port, role, status, n)
+    ORDER BY r.n;
 END
 """
 
@@ -63,7 +64,22 @@ BEGIN
 END
 """
 
-_PG_RETURNS = "TABLE(version text, endpoint text, port integer, role text, status text)"
+# The columns (and their order) of the MySQL table, which the AWS drivers'
+# tests expect from the PostgreSQL functions too.
+_PG_RETURNS = (
+    "TABLE(id text, endpoint text, port integer, role text, status text, version text)"
+)
+
+
+def _pg_identity_fn(name: str, key: str) -> str:
+    """A function returning ``key`` of the state file: the instance's own id
+    or resource id (its owner can read the file, its callers cannot)."""
+    return (
+        f"CREATE OR REPLACE FUNCTION {name}() RETURNS text "
+        "LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog "
+        f"AS $body$SELECT {_PG_READ}->>'{key}'$body$"
+    )
+
 
 # Shown in pg_settings: a placeholder GUC such as rds.extensions is hidden there.
 _PG_SETTINGS_VIEW = """
@@ -85,6 +101,10 @@ def pg_ddl(flavor: str, present: bool, grants: bool, app: str) -> list[str]:
     if flavor == "aurora":
         fn = "pg_catalog.get_blue_green_fast_switchover_metadata"
         rep = "pg_catalog.aurora_replica_status"
+        # An Aurora built-in, there whether a blue/green deployment is or not.
+        out.append(
+            _pg_identity_fn("pg_catalog.aurora_db_instance_identifier", "instance_id")
+        )
         if not present:
             return [*out, f"DROP FUNCTION IF EXISTS {fn}(text)"]
         return [
@@ -110,6 +130,14 @@ def pg_ddl(flavor: str, present: bool, grants: bool, app: str) -> list[str]:
         f"AS $body${_PG_TOPOLOGY_BODY}$body$",
         f"REVOKE ALL ON FUNCTION {fn}(text) FROM PUBLIC",
     ]
+    for name, key in (
+        ("rds_tools.dbi_resource_id", "resource_id"),
+        ("rds_tools.db_instance_identifier", "instance_id"),
+    ):
+        stmts += [
+            _pg_identity_fn(name, key),
+            f"REVOKE ALL ON FUNCTION {name}() FROM PUBLIC",
+        ]
     if grants:
         stmts += [
             f'GRANT USAGE ON SCHEMA rds_tools TO "{app}"',

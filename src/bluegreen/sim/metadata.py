@@ -3,14 +3,23 @@
 Every simulated instance shows the metadata a client would read on AWS:
 
 * MySQL (RDS and Aurora): the table ``mysql.rds_topology`` (``id, endpoint,
-  port, role, status, version``); Aurora MySQL also has
-  ``mysql.replica_host_status``, the simulator's stand-in for
-  ``information_schema.replica_host_status``.
-* RDS PostgreSQL: ``rds_tools.show_topology(text)`` and ``rds.extensions``
-  containing ``rds_tools``.
-* Aurora PostgreSQL: ``pg_catalog.get_blue_green_fast_switchover_metadata(text)``,
-  ``pg_catalog.aurora_replica_status()`` and ``rds.extensions`` containing
-  ``aurora_stat_utils``.
+  port, role, status, version``; ``id`` is the ``@@server_id`` of the
+  instance the row names); Aurora MySQL also has ``mysql.replica_host_status``,
+  the simulator's stand-in for ``information_schema.replica_host_status``.
+* RDS PostgreSQL: ``rds_tools.show_topology(text)`` (the same columns; ``id``
+  is the DBI resource id of the instance the row names),
+  ``rds_tools.dbi_resource_id()``, ``rds_tools.db_instance_identifier()`` and
+  ``rds.extensions`` containing ``rds_tools``.
+* Aurora PostgreSQL: ``pg_catalog.get_blue_green_fast_switchover_metadata(text)``
+  (as ``show_topology``), ``pg_catalog.aurora_replica_status()``,
+  ``pg_catalog.aurora_db_instance_identifier()`` and ``rds.extensions``
+  containing ``aurora_stat_utils``.
+
+The identity functions answer for the instance they run on: its instance id
+(which the switchover renames change, see :meth:`MetadataController.rename`)
+and its resource id (``Instance.resource_id``, which never changes).  MariaDB
+cannot add Aurora MySQL's ``@@aurora_server_id`` variable or
+``information_schema`` tables, so Aurora MySQL has no identity surface.
 
 The content is per instance, as on AWS: a status may freeze on one instance
 and vanish on another.  For MariaDB the rows live in the real table, written
@@ -79,9 +88,13 @@ _CONF_FILE = "bgsim.conf"
 
 @dataclass(frozen=True)
 class TopologyRow:
-    """One row of the blue/green status metadata."""
+    """One row of the blue/green status metadata.
 
-    id: int
+    ``id`` names the instance of ``endpoint`` as RDS does: its ``@@server_id``
+    on MySQL, its DBI resource id (``db-...``) on PostgreSQL.
+    """
+
+    id: int | str
     endpoint: str
     port: int
     role: str
@@ -101,6 +114,8 @@ class ReplicaRow:
 
 @dataclass
 class _InstanceState:
+    #: The instance id the server reports for itself (renamed at switchover).
+    instance_id: str = ""
     rows: list[TopologyRow] = dataclasses.field(default_factory=list)
     replicas: list[ReplicaRow] = dataclasses.field(default_factory=list)
     mode: str = MetadataMode.OK
@@ -140,7 +155,9 @@ class MetadataController:
         self.instances = list(instances)
         self.app_user = app_user
         self.grants = grants
-        self._state = {inst.name: _InstanceState() for inst in instances}
+        self._state = {
+            inst.name: _InstanceState(instance_id=inst.name) for inst in instances
+        }
         self._lock = threading.RLock()
 
     # -- set-up ---------------------------------------------------------------
@@ -182,7 +199,10 @@ class MetadataController:
         """Remove every surface (best effort; used between scenarios)."""
         with self._lock:
             for inst in self.instances:
-                self._state[inst.name] = _InstanceState(mode=MetadataMode.ABSENT)
+                self._state[inst.name] = _InstanceState(
+                    instance_id=self._state[inst.name].instance_id,
+                    mode=MetadataMode.ABSENT,
+                )
             for inst in self._primaries_first():
                 with contextlib.suppress(Exception):
                     self._apply(inst, force=True)
@@ -230,9 +250,14 @@ class MetadataController:
 
     def rename(self, instances: Iterable[Any] = ()) -> None:
         """Apply the switchover renames to endpoints and topology ids:
-        blue names get ``-old1``, green names lose ``-green-xxxxxx``."""
+        blue names get ``-old1``, green names lose ``-green-xxxxxx``.
+
+        The instances' own ids are renamed on ``instances`` (default: all),
+        frozen ones included: freezing stops the metadata, not the rename.
+        """
         with self._lock:
-            targets = self._targets(instances)
+            chosen = list(instances)
+            targets = self._targets(chosen)
             for inst in targets:
                 st = self._state[inst.name]
                 st.rows = [
@@ -243,7 +268,11 @@ class MetadataController:
                     dataclasses.replace(r, server_id=switchover_name(r.server_id))
                     for r in st.replicas
                 ]
-            self._apply_each(targets)
+            renamed = chosen or self.instances
+            for inst in renamed:
+                st = self._state[inst.name]
+                st.instance_id = switchover_name(st.instance_id)
+            self._apply_each([*targets, *(i for i in renamed if i not in targets)])
 
     def clear(self, instances: Iterable[Any] = ()) -> None:
         """Empty the status table (it still exists)."""
@@ -253,6 +282,11 @@ class MetadataController:
         """Whether ``instance`` no longer receives updates."""
         with self._lock:
             return self._state[instance.name].frozen
+
+    def instance_id(self, instance: Any) -> str:
+        """The instance id ``instance`` reports for itself."""
+        with self._lock:
+            return self._state[instance.name].instance_id
 
     def rows(self, instance: Any) -> list[TopologyRow]:
         """The rows the simulator last wrote to ``instance``."""
@@ -340,6 +374,8 @@ class MetadataController:
     def _pg_apply(self, inst: Any, st: _InstanceState, force: bool) -> None:
         state = {
             "mode": st.mode,
+            "instance_id": st.instance_id,
+            "resource_id": inst.resource_id,
             "topology": [dataclasses.asdict(r) for r in st.rows],
             "replicas": [
                 {

@@ -147,16 +147,19 @@ class _Context:
 
 
 def initial_rows(deployment: Any, status: str | None) -> list[md.TopologyRow]:
-    """One status row per instance: blue = SOURCE, green = TARGET."""
+    """One status row per instance: blue = SOURCE, green = TARGET.
+
+    Each row's ``id`` names its instance as RDS does: ``@@server_id`` on
+    MySQL, the DBI resource id on PostgreSQL.
+    """
     rows = []
-    n = 0
     for env, role in (
         (deployment.blue, md.ROLE_SOURCE),
         (deployment.green, md.ROLE_TARGET),
     ):
         for inst in env.instances:
-            n += 1
-            rows.append(md.TopologyRow(n, inst.endpoint, inst.port, role, status))
+            row_id = inst.server_id if inst.engine == "mariadb" else inst.resource_id
+            rows.append(md.TopologyRow(row_id, inst.endpoint, inst.port, role, status))
     return rows
 
 
