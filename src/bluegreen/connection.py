@@ -213,9 +213,11 @@ class Connection:
         if hook is None:
             return self._bg_raw.commit()
         try:
-            return hook(self, "commit", self._bg_raw.commit)
+            result = hook(self, "commit", self._bg_raw.commit)
         except Reconnected:
-            return run_hooked(self, hook, "commit", lambda: self._bg_raw.commit)
+            result = run_hooked(self, hook, "commit", lambda: self._bg_raw.commit)
+        self._bg_adapter.transaction_ended(self._bg_raw)
+        return result
 
     def rollback(self) -> Any:
         """Roll back the current transaction."""
@@ -223,9 +225,11 @@ class Connection:
         if hook is None:
             return self._bg_raw.rollback()
         try:
-            return hook(self, "rollback", self._bg_raw.rollback)
+            result = hook(self, "rollback", self._bg_raw.rollback)
         except Reconnected:
-            return run_hooked(self, hook, "rollback", lambda: self._bg_raw.rollback)
+            result = run_hooked(self, hook, "rollback", lambda: self._bg_raw.rollback)
+        self._bg_adapter.transaction_ended(self._bg_raw)
+        return result
 
     def swap_driver_connection(self, raw: Any) -> Any:
         """Put ``raw`` in place of the driver connection; return the old one.

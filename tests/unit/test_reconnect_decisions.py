@@ -37,6 +37,9 @@ class FakeAdapter:
     def peer_closed(self, raw: Any) -> bool:
         return self.closed_peer
 
+    def is_closed(self, raw: Any) -> bool:
+        return False
+
     def is_connection_lost(self, exc: BaseException, raw: Any) -> bool:
         return isinstance(exc, Lost)
 
@@ -201,3 +204,48 @@ def test_an_in_flight_call_that_loses_the_connection_is_not_re_run() -> None:
     with pytest.raises(Lost):
         careful_call(p, conn, "execute", in_flight, watch.view)  # type: ignore[arg-type]
     assert runs == [1] and p.epoch == DEAD
+
+
+def test_a_rollback_during_in_progress_never_waits_for_a_new_connection() -> None:
+    """Rolling back a dropped connection while no connection can be had:
+    the rollback goes to the old connection (the driver's own outcome), the
+    connection stays known dead, and a rollback that sent nothing does not
+    count as proof that it is alive."""
+    watch = watch_after_drop("SWITCHOVER_IN_PROGRESS")
+    p, conn = plugin(watch, bg_connect_timeout_ms=50), FakeConn()
+    ran: list[str] = []
+
+    def rollback() -> None:
+        ran.append("rollback")  # psycopg with no transaction: nothing sent
+
+    careful_call(p, conn, "rollback", rollback, watch.view)  # type: ignore[arg-type]
+    assert ran == ["rollback"] and conn.opened == 0
+    assert p.epoch == DEAD
+
+
+def test_a_rollback_whose_reconnect_fails_goes_to_the_old_connection() -> None:
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+
+    def refuse() -> Any:
+        raise OSError("the green host refuses")
+
+    conn.wrapper_pipeline.reopen = refuse
+    ran: list[str] = []
+    careful_call(p, conn, "rollback", lambda: ran.append("old"), watch.view)  # type: ignore[arg-type]
+    assert ran == ["old"] and p.epoch == DEAD
+
+
+def test_a_rollback_of_a_connection_the_server_closed_sends_nothing() -> None:
+    """The server closed the dropped connection (its socket says so): it has
+    rolled the transaction back itself. The rollback sends nothing and
+    raises nothing, so that an application rolling back after an error
+    re-raises its own error, not the driver's 'connection lost'."""
+    watch = watch_after_drop("SWITCHOVER_IN_PROGRESS")
+    p, conn = plugin(watch, bg_connect_timeout_ms=50), FakeConn()
+    conn.driver_adapter.closed_peer = True
+    ran: list[str] = []
+    assert (
+        careful_call(p, conn, "rollback", lambda: ran.append("x"), watch.view) is None
+    )  # type: ignore[arg-type]
+    assert ran == [] and p.epoch == DEAD

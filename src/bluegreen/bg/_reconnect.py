@@ -114,15 +114,16 @@ def careful_call(
         if kind is HostClass.OTHER or kind is HostClass.OLD:
             # Not a host of this deployment: nothing of this switchover's.
             plugin.epoch = view.kill_epoch
-            return call()
+            return call()  # (not a host of this switchover)
         if name in CONTINUATION_CALLS:
             plugin.watch.count("refused_in_flight")
         elif not plugin.context.settings.bg_reconnect:
             pass  # as without the feature: the driver's error
-        elif (
-            plugin.epoch == DEAD
-            or name in UNDO_CALLS
-            or not (adapter.in_transaction(raw) if busy is None else busy)
+        elif name in UNDO_CALLS:
+            if _undo_on_dropped(plugin, conn, view):
+                return None  # type: ignore[return-value]
+        elif plugin.epoch == DEAD or not (
+            adapter.in_transaction(raw) if busy is None else busy
         ):
             reconnect(plugin, conn)
         else:
@@ -136,11 +137,21 @@ def careful_call(
                 name,
             )
             plugin.epoch = DEAD
-    return _run(plugin, conn, call, view)
+    return _run(plugin, conn, name, call, view)
+
+
+#: Calls that may succeed without a word to the server (psycopg sends nothing
+#: to commit or roll back when no transaction is open): their success does
+#: not prove a connection alive.
+_MAYBE_LOCAL = UNDO_CALLS | {"commit"}
 
 
 def _run(
-    plugin: BlueGreenPlugin, conn: Connection, call: Callable[[], T], view: RoutingView
+    plugin: BlueGreenPlugin,
+    conn: Connection,
+    name: str,
+    call: Callable[[], T],
+    view: RoutingView,
 ) -> T:
     """Make the call. A connection lost under it is marked dead, so that its
     next call gets a new connection; the error itself reaches the
@@ -153,9 +164,42 @@ def _run(
                 plugin.watch.count("refused_in_flight")
             plugin.epoch = DEAD
         raise
-    # It answered: whatever the epochs say, this connection is alive.
-    plugin.epoch = view.kill_epoch
+    if name not in _MAYBE_LOCAL:
+        # It answered: whatever the epochs say, this connection is alive.
+        plugin.epoch = view.kill_epoch
     return result
+
+
+def _undo_on_dropped(
+    plugin: BlueGreenPlugin, conn: Connection, view: RoutingView
+) -> bool:
+    """A rollback on a dropped connection; True when nothing is left to do.
+
+    On a new connection when one can be had at once (the rollback then
+    succeeds, and an application rolling back after an error re-raises its
+    own error). Never waiting for one, and never failing with the wrapper's
+    error: during IN_PROGRESS, or when reopening fails, the connection is
+    looked at. If the server has closed it (its socket says so), the server
+    has rolled the transaction back already: there is nothing to send, and
+    no error either (the driver's "connection lost" from a rollback would
+    hide the application's error behind it). Otherwise the rollback goes to
+    the old connection, for the driver's own outcome. Either way the next
+    call reconnects."""
+    if view.effective_phase(plugin.watch.clock()) is not Phase.IN_PROGRESS:
+        try:
+            reconnect(plugin, conn)
+        except Reconnected:
+            raise
+        except Exception as exc:
+            logger.debug(
+                "bg_id %r: reopening a dropped connection for a rollback failed (%s)",
+                plugin.watch.bg_id,
+                exc,
+            )
+    plugin.epoch = DEAD
+    adapter = conn.driver_adapter
+    raw = conn.driver_connection
+    return bool(adapter.is_closed(raw) or adapter.peer_closed(raw))
 
 
 def reconnect(plugin: BlueGreenPlugin, conn: Connection) -> None:

@@ -145,6 +145,23 @@ class BlueGreenPlugin(Plugin):
                     exc,
                 )
                 continue
+            if (
+                action is Action.DIRECT
+                and not view.switched
+                and view.timed_out(now)
+                and (watch.look_again() or watch.view.switched)
+            ):
+                # Opened by DNS while the switchover was unresolved, and it
+                # went through meanwhile (the connection may have waited on
+                # a host that came back renamed): it may be the old blue.
+                _close_quietly(conn)
+                logger.debug(
+                    "bg_id %r: the switchover went through while a connection "
+                    "to %s was being opened by DNS; connecting again",
+                    settings.bg_id,
+                    host,
+                )
+                continue
             if not route.retry_on_failure or self._keep(conn, view, deadline, now):
                 return conn
             logger.debug(

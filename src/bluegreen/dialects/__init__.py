@@ -119,6 +119,7 @@ def detect(
         autocommit=state.get_autocommit(conn) if state is not None else None,
         query=getattr(state, "query", None),
     )
+    prober.ended = getattr(state, "transaction_ended", None)
     try:
         if family == "postgres":
             result = _detect_postgres(prober, forced)

@@ -85,6 +85,8 @@ class _Prober:
         self.autocommit = _autocommit(conn) if autocommit is None else autocommit
         self.error_aborts = error_aborts
         self._query = query
+        #: Tells the driver adapter that a rollback ended the transaction.
+        self.ended: Callable[[Any], None] | None = None
 
     def rows(
         self, sql: str, params: Sequence[Any] | None = None
@@ -122,6 +124,9 @@ class _Prober:
             self.conn.rollback()
         except Exception:
             logger.debug("rollback after a detection probe failed", exc_info=True)
+            return
+        if self.ended is not None:
+            self.ended(self.conn)
 
 
 def _metadata_outcome(

@@ -243,6 +243,11 @@ class DriverAdapter(ABC):
     def in_transaction(self, conn: Any) -> bool:
         """Tell, without network I/O, whether a transaction is open on *conn*."""
 
+    def transaction_ended(self, conn: Any) -> None:
+        """A commit or rollback of *conn* went through (drivers that cannot
+        tell an open transaction from their own state record it here)."""
+        return None
+
     @abstractmethod
     def get_autocommit(self, conn: Any) -> bool:
         """Return the autocommit state of *conn*."""

@@ -8,6 +8,7 @@ host name (``ssl_verify_identity``) against the name the application used.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import select
 import socket
@@ -23,6 +24,10 @@ from ._surface import EXCEPTION_ATTRS, PROXY_CONNECTION, PROXY_CURSOR, Surface, 
 from .base import DriverParams
 
 __all__ = ["LOST_ERRNOS", "PyMySQLAdapter"]
+
+#: Attribute bluegreen sets on a PyMySQL connection: its last result when a
+#: commit or rollback ended the transaction (see in_transaction).
+_ENDED = "_bluegreen_transaction_ended_at"
 
 SURFACE = Surface(
     connection=table(
@@ -129,7 +134,17 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
         if conn.server_status & SERVER_STATUS.SERVER_STATUS_AUTOCOMMIT:
             return False
         last = getattr(conn, "_result", None)
-        return last is not None and last.server_status is None
+        return (
+            last is not None
+            and last.server_status is None
+            and last is not getattr(conn, _ENDED, None)
+        )
+
+    def transaction_ended(self, conn: Any) -> None:
+        """A commit or rollback went through: the last result set (which
+        PyMySQL keeps) no longer means an open transaction."""
+        with contextlib.suppress(AttributeError):
+            setattr(conn, _ENDED, getattr(conn, "_result", None))
 
     def get_autocommit(self, conn: Any) -> bool:
         """``conn.get_autocommit()``."""

@@ -84,6 +84,15 @@ class Harness:
 
         return pymysql.connect
 
+    def target_error(self) -> type[Exception]:
+        """The driver's OperationalError class."""
+        return self.dep_adapter().operational_error()
+
+    def dep_adapter(self) -> Any:
+        from bluegreen.drivers import adapter_for
+
+        return adapter_for(self.target())
+
     def kwargs(self, host: str) -> dict[str, Any]:
         """Driver arguments for ``host``: any name, current or from before the
         renames (the simulator's instances share credentials)."""

@@ -107,10 +107,11 @@ def test_plain_mariadb_probed_once_across_drivers(
     for _ in range(3):
         conn = bluegreen.connect(pymysql.connect, **pymysql_kw())
         try:
+            # Detection left no transaction open (autocommit is off).
+            assert not conn.driver_adapter.in_transaction(conn.driver_connection)
             cur = conn.cursor()
             cur.execute("SELECT 6 * 7")
             assert cur.fetchone() == (42,)
-            assert not conn.driver_adapter.in_transaction(conn.driver_connection)
         finally:
             conn.close()
         conn = bluegreen.connect(mysql.connector.connect, **myc_kw())

@@ -40,6 +40,8 @@ COVERAGE = [
     ("metadata-errors", "aurora-postgres"),
     ("blackout", "aurora-mysql"),
     ("blackout", "rds-postgres"),
+    ("late-completion", "aurora-postgres"),
+    ("late-completion", "rds-mysql"),
     ("dns-never-updates", "rds-mysql"),
     ("dns-late", "aurora-postgres"),
     ("metadata-late", "aurora-mysql"),
@@ -68,6 +70,9 @@ class Observer:
             s.action == "grants" and not s.args["granted"] for s in sc.steps
         )
         self.frozen = sc.name == "rds-pg-frozen-metadata"
+        #: late-completion allows connections only after POST and the
+        #: renames: what those events let a client see is checked then.
+        self.late = sc.name == "late-completion"
         self.next_id = 100
         self.written_on_green: int | None = None
 
@@ -145,6 +150,16 @@ class Observer:
         assert resolve(self.blue_name) == self.blue.host
 
     def on_post(self) -> None:
+        if self.late:
+            assert self.cv.refused(self.green)
+            return
+        self.post_checks()
+
+    def on_connections_allowed(self) -> None:
+        self.post_checks()
+        self.renamed_checks()
+
+    def post_checks(self) -> None:
         assert not self.cv.refused(self.green)
         assert self.statuses(self.green) == {md.SWITCHOVER_IN_POST_PROCESSING}
         assert 42 in self.cv.ids(self.green)  # written on blue before
@@ -158,10 +173,21 @@ class Observer:
         assert self.cv.refused(self.green, timeout=1)
 
     def on_blackout_ended(self) -> None:
+        if self.late:  # back, but still refusing until the switchover is done
+            assert self.cv.refused(self.green)
+            assert self.cv.refused(self.blue)
+            return
         assert not self.cv.refused(self.green)
         assert not self.cv.refused(self.blue)
 
     def on_green_topology_changed(self) -> None:
+        if self.late:
+            # Renamed before connections are allowed again (AWS's order).
+            assert resolve(names.old_blue_name(self.blue_name)) == self.blue.host
+            return
+        self.renamed_checks()
+
+    def renamed_checks(self) -> None:
         if self.frozen:
             assert self.statuses(self.blue) == {md.SWITCHOVER_IN_POST_PROCESSING}
             assert self.rows(self.green) == []
