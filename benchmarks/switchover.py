@@ -100,9 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--readers", type=int, default=1, help="readers per environment")
     p.add_argument(
         "--mode",
-        choices=["per-op", "long-lived"],
+        choices=["per-op", "long-lived", "pool"],
         default="per-op",
-        help="a connection per operation (default), or one per client",
+        help="a connection per operation (default), one per client, or a "
+        "SQLAlchemy QueuePool per client (no pre-ping)",
     )
     p.add_argument(
         "--driver",
@@ -304,6 +305,8 @@ def _play(
     print(format_timeline(timeline))
     assert workload.window is not None
     measured = (workload.window[0], stopped)
+    began = player.event("IN_PROGRESS")
+    dropped = player.event("Connections dropped")
     for g in groups:
         g.stuck = stuck[g.group]
         if g.available:
@@ -314,6 +317,8 @@ def _play(
                 final_ids=final_ids,
                 window=measured,
                 gap=args.gap,
+                in_progress_at=player.monotonic_at(began.offset) if began else None,
+                dropped_at=player.monotonic_at(dropped.offset) if dropped else None,
             )
     return RunResult(
         deployment=args.deployment,

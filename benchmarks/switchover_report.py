@@ -32,7 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bluegreen.sim.accounting import OpRecord, Outcome, role_at, summarize
+from bluegreen.sim.accounting import (
+    FailureSplit,
+    OpRecord,
+    Outcome,
+    failure_split,
+    role_at,
+    summarize,
+)
 from bluegreen.sim.scenario import Event
 
 __all__ = [
@@ -78,6 +85,8 @@ class GroupResult:
     stuck: int = 0  #: clients still inside an operation when the run ended
     outcome: Outcome | None = None
     downtime: float = 0.0  #: mean seconds per client, see module docs
+    #: Failures by when they began, relative to the drop at IN_PROGRESS.
+    split: FailureSplit | None = None
 
 
 @dataclass
@@ -165,6 +174,8 @@ def summarize_group(
     final_ids: set[int] | None,
     window: tuple[float, float],
     gap: float,
+    in_progress_at: float | None = None,
+    dropped_at: float | None = None,
 ) -> None:
     """Fill in ``result`` from the records of its group."""
     # An operation that ended after the stop counts as ending at the stop.
@@ -185,6 +196,7 @@ def summarize_group(
         # A client without a single record stalled for the whole window.
         result.outcome.longest_stall = window[1] - window[0]
     result.downtime = downtime_per_client(mine, names, window, gap)
+    result.split = failure_split(mine, result.group, in_progress_at, dropped_at)
 
 
 # -- text ---------------------------------------------------------------------
@@ -193,19 +205,22 @@ def summarize_group(
 def markdown_table(run: RunResult, *, errors: int = 3) -> str:
     """One row per client group, then the most frequent errors per group."""
     head = (
-        "| client group | ops | failed | longest stall | old-blue writes "
+        "| client group | ops | failed | of which began after the drop "
+        "| in flight at it | longest stall | old-blue writes "
         "| stale reads | lost writes | downtime / client |"
     )
-    lines = [head, "|---|--:|--:|--:|--:|--:|--:|--:|"]
+    lines = [head, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
     notes: list[str] = []
     for g in run.groups:
         o = g.outcome
         if not g.available or o is None:
-            lines.append(f"| {g.group} | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
+            lines.append(f"| {g.group} |" + " n/a |" * 9)
             notes.append(f"{g.group} unavailable: {g.reason}")
             continue
+        split = g.split or FailureSplit()
         lines.append(
-            f"| {g.group} | {o.ops} | {o.failed} | {o.longest_stall:.2f} s "
+            f"| {g.group} | {o.ops} | {o.failed} | {split.after_drop} "
+            f"| {split.in_flight} | {o.longest_stall:.2f} s "
             f"| {o.old_blue_writes} | {o.stale_reads} | {o.lost_writes} "
             f"| {g.downtime:.2f} s |"
         )
