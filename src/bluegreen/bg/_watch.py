@@ -314,11 +314,15 @@ class DeploymentWatch:
 
     # -- protection -------------------------------------------------------------
 
-    def unprotected(self, subject: str, reason: str, *, loud: bool = True) -> None:
+    def unprotected(
+        self, subject: str, reason: str, *, loud: bool = True, kind: str = ""
+    ) -> None:
         """Switchover protection is off for ``subject`` (a host), because of
         ``reason``. ``loud``: say so at WARNING, again every
         :data:`~bluegreen._log.REPEAT_S` seconds for as long as it lasts
-        (a plain server, where no switchover can happen, is not loud)."""
+        (a plain server, where no switchover can happen, is not loud).
+        ``kind`` names the cause (``denied``, ``query``, ``connect``...): a
+        new cause is logged at once, the same one at that rate."""
         with self._cond:
             if self._closed:
                 return
@@ -326,7 +330,7 @@ class DeploymentWatch:
         if loud:
             warnings.warn(
                 logger,
-                ("protection-off", self.bg_id, subject),
+                ("protection-off", self.bg_id, subject, kind),
                 "bg_id %r: switchover protection is OFF for %s: %s",
                 self.bg_id,
                 subject,
@@ -341,7 +345,11 @@ class DeploymentWatch:
         with self._cond:
             if self._unprotected.pop(subject, None) is None:
                 return
-        if warnings.forget(("protection-off", self.bg_id, subject)):
+        forgotten = [
+            warnings.forget(("protection-off", self.bg_id, subject, kind))
+            for kind in _OFF_KINDS
+        ]
+        if any(forgotten):
             logger.info(
                 "bg_id %r: switchover protection is back on for %s",
                 self.bg_id,
@@ -368,7 +376,7 @@ class DeploymentWatch:
                 f"the {role} monitor cannot read the blue/green metadata "
                 f"({error}); it keeps trying"
             )
-        self.unprotected(host, reason)
+        self.unprotected(host, reason, kind="denied" if denied and grant else "query")
 
     def monitor_failed(self, role: str, host: str, error: str) -> None:
         """A monitor could not connect. Outside a switchover (when the hosts
@@ -381,6 +389,7 @@ class DeploymentWatch:
             host,
             f"the {role} monitor cannot connect to read the blue/green status "
             f"({error}); it keeps trying",
+            kind="connect",
         )
 
     def monitor_read(self, role: str, host: str) -> None:
@@ -565,6 +574,10 @@ class DeploymentWatch:
             return "the monitor threads are not running"
         missing = " and ".join(sorted(wanted - self._reads))
         return f"the {missing} monitor has not read the blue/green status yet"
+
+
+#: The causes :meth:`DeploymentWatch.unprotected` is told about.
+_OFF_KINDS = ("", "denied", "query", "connect", "detection", "unsupported", "plain")
 
 
 def _wake_all(cond: threading.Condition) -> None:

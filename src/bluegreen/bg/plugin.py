@@ -434,7 +434,15 @@ def _report(
         or detection.probe_failed
         or rds.is_rds_host(host)
     )
-    watch.unprotected(host, off, loud=loud)
+    if detection.unsupported_reason is not None:
+        kind = "unsupported"
+    elif detection.probe_failed:
+        kind = "detection"
+    elif detection.dialect.is_plain:
+        kind = "plain"
+    else:  # the metadata is missing or cannot be read
+        kind = "denied" if detection.missing_grant else "query"
+    watch.unprotected(host, off, loud=loud, kind=kind)
     if not loud:
         logger.debug("bg_id %r: %s: %s", watch.bg_id, where, off)
 
