@@ -437,7 +437,7 @@ class Deployment:
         def wait_marker(inst: Instance) -> None:
             query = _MARKER_SEEN + (_SUBSCRIPTION_READY if id(inst) in green else "")
             params = [marker, _SUBSCRIPTION] if id(inst) in green else [marker]
-            while not inst.execute_admin(query, params)[0][0]:
+            while not _marker_seen(inst, query, params):
                 if time.monotonic() > deadline:
                     raise SimError(f"{inst.name} did not catch up within {timeout} s")
                 time.sleep(0.01)
@@ -559,6 +559,21 @@ class Deployment:
             inst.execute_admin(
                 f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO "{user}"'
             )
+
+
+def _marker_seen(inst: Instance, query: str, params: list[Any]) -> bool:
+    """Whether ``inst`` shows the marker; False while it has no marker table.
+
+    A green standby is cloned from its writer before the writer creates the
+    marker table, so just after ``start()`` it may not have replayed that
+    ``CREATE TABLE`` yet: that is "not caught up", not an error.
+    """
+    try:
+        return bool(inst.execute_admin(query, params)[0][0])
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) == "42P01":  # undefined_table
+            return False
+        raise
 
 
 def _bump_marker(conn: Any) -> int:
