@@ -295,13 +295,30 @@ class PostgresInstance(Instance):
         return self._primary is not None
 
     def drop_connections(self) -> int:
+        """Terminate the sessions all at once, and return once they are gone.
+
+        ``pg_terminate_backend`` only signals a backend, which then sends
+        its FATAL and exits when it is next scheduled (milliseconds later
+        on a busy machine). Waiting for the exits makes the end of the drop
+        exact: a statement sent after this returns cannot have been in
+        flight at it (the benchmarks split failures on that instant).
+        """
         rows = self.execute_admin(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
             "AND usename IS DISTINCT FROM %s",
             [self.admin_user],
         )
-        return int(rows[0][0])
+        pids = [int(pid) for pid, signalled in rows if signalled]
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline:
+            left = self.execute_admin(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids]
+            )
+            if not int(left[0][0]):
+                break
+            time.sleep(0.001)
+        return len(pids)
 
     def refuse_connections(self, refuse: bool = True) -> None:
         """Reject every non-admin login in pg_hba.conf and reload.

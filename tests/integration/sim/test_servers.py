@@ -107,7 +107,11 @@ def test_pg_refuse_and_drop_connections(pg_instance: Instance) -> None:
             with pytest.raises(psycopg.OperationalError, match=r"pg_hba\.conf rejects"):
                 pg_app(pg_instance)
             assert conn.execute("SELECT 1").fetchone() == (1,)  # open sessions live on
+            pid = conn.info.backend_pid
             assert pg_instance.drop_connections() >= 1
+            # Returned once the backend is gone, not just signalled.
+            gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+            assert pg_instance.execute_admin(gone, [pid]) == [(0,)]
             with pytest.raises(psycopg.OperationalError):
                 conn.execute("SELECT 1")
             assert pg_instance.execute_admin("SELECT 1") == [(1,)]  # admin unaffected
