@@ -23,6 +23,7 @@ from bluegreen.bg._watch import DeploymentWatch
 from bluegreen.bg.plugin import BlueGreenPlugin
 from bluegreen.drivers import adapter_for
 from bluegreen.drivers.base import DriverParams
+from bluegreen.pipeline import OPEN
 from bluegreen.settings import Settings
 
 D = "abc123xyz.us-east-1.rds.amazonaws.com"
@@ -48,6 +49,8 @@ def in_progress_watch(**settings: Any) -> DeploymentWatch:
 class _FakeAdapter:
     """What the plugin asks a connection's adapter during a switchover."""
 
+    unsent_on_loss: frozenset[str] = frozenset()
+
     @staticmethod
     def in_transaction(raw: Any) -> bool:
         return False
@@ -63,7 +66,10 @@ class _FakeAdapter:
 
 #: A bluegreen connection as the execute hook sees it (no driver behind it).
 FAKE_CONN: Any = types.SimpleNamespace(
-    driver_connection=None, driver_adapter=_FakeAdapter()
+    driver_connection=None,
+    driver_adapter=_FakeAdapter(),
+    _bg_gate=OPEN,
+    refresh_gate=lambda: None,
 )
 
 

@@ -14,7 +14,7 @@ from bluegreen.bg._model import ROLE_SOURCE, ROLE_TARGET, Observation, StatusRow
 from bluegreen.bg._reconnect import DEAD, careful_call
 from bluegreen.bg._watch import DeploymentWatch
 from bluegreen.bg.plugin import BlueGreenPlugin
-from bluegreen.pipeline import Reconnected
+from bluegreen.pipeline import HOOKED, Gate, Reconnected
 from bluegreen.settings import Settings
 
 D = "abc123xyz.us-east-1.rds.amazonaws.com"
@@ -26,6 +26,9 @@ class Lost(Exception):
 
 
 class FakeAdapter:
+    #: As mysql-connector: its cursor() pings before anything else.
+    unsent_on_loss = frozenset({"cursor"})
+
     def __init__(self) -> None:
         self.busy = False
         self.closed_peer = False
@@ -61,6 +64,13 @@ class FakeConn:
         self.driver_adapter = FakeAdapter()
         self.opened = 0
         self.wrapper_pipeline = types.SimpleNamespace(reopen=self._reopen)
+        #: The plugin whose gate this connection takes (tests set it).
+        self.gatekeeper: BlueGreenPlugin | None = None
+        self._bg_gate: Gate = HOOKED
+
+    def refresh_gate(self) -> None:
+        keeper = self.gatekeeper
+        self._bg_gate = HOOKED if keeper is None else keeper.gate()
 
     def _reopen(self) -> Any:
         self.opened += 1
@@ -71,9 +81,7 @@ class FakeConn:
         return old
 
 
-def watch_after_drop(phase: str = "SWITCHOVER_IN_POST_PROCESSING") -> DeploymentWatch:
-    watch = DeploymentWatch("rc", Settings())
-    statuses = ["AVAILABLE", "SWITCHOVER_INITIATED", "SWITCHOVER_IN_PROGRESS", phase]
+def feed(watch: DeploymentWatch, *statuses: str) -> None:
     for status in statuses:
         rows = (
             StatusRow(B, 5432, ROLE_SOURCE, status),
@@ -81,6 +89,11 @@ def watch_after_drop(phase: str = "SWITCHOVER_IN_POST_PROCESSING") -> Deployment
         )
         obs = Observation("blue", time.monotonic(), rows)
         watch.report(lambda t, o=obs: t.observe(o))
+
+
+def watch_after_drop(phase: str = "SWITCHOVER_IN_POST_PROCESSING") -> DeploymentWatch:
+    watch = DeploymentWatch("rc", Settings())
+    feed(watch, "AVAILABLE", "SWITCHOVER_INITIATED", "SWITCHOVER_IN_PROGRESS", phase)
     return watch
 
 
@@ -146,7 +159,12 @@ def test_continuations_are_never_moved_to_a_new_connection(name: str) -> None:
     with pytest.raises(Lost):
         careful_call(p, conn, name, call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
     assert conn.opened == 0
-    assert watch.counters["refused_in_flight"] >= 1
+    assert watch.counters["refused_in_flight"] == 1
+    # Read-ahead rows still served on the dead connection refuse nothing.
+    p2, conn2 = plugin(watch), FakeConn()
+    careful_call(p2, conn2, name, call(conn2), watch.view)  # type: ignore[arg-type]
+    careful_call(p2, conn2, name, call(conn2), watch.view)  # type: ignore[arg-type]
+    assert watch.counters["refused_in_flight"] == 1
 
 
 def test_switched_off() -> None:
@@ -249,3 +267,132 @@ def test_a_rollback_of_a_connection_the_server_closed_sends_nothing() -> None:
         careful_call(p, conn, "rollback", lambda: ran.append("x"), watch.view) is None
     )  # type: ignore[arg-type]
     assert ran == [] and p.epoch == DEAD
+
+
+# -- the gate: calls skip the hook only while it would do nothing ------------
+
+
+def test_the_gate_follows_the_phase_and_closes_for_good_on_a_drop() -> None:
+    watch = DeploymentWatch("gate", Settings())
+    feed(watch, "AVAILABLE")
+    before = plugin(watch)
+    before.epoch = watch.view.kill_epoch
+    gate = before.gate()
+    assert gate.calm
+    feed(watch, "SWITCHOVER_INITIATED")  # PREPARATION: a drop may come
+    assert not gate.calm
+    assert before.gate() is gate
+    feed(watch, "SWITCHOVER_IN_PROGRESS", "SWITCHOVER_IN_POST_PROCESSING")
+    feed(watch, "SWITCHOVER_COMPLETED")
+    # The switchover dropped what was open before it: that gate stays shut
+    # whatever the phase, and the connection gets no calm gate any more.
+    assert not gate.calm
+    assert before.gate() is HOOKED
+    after = plugin(watch)
+    after.epoch = watch.view.kill_epoch
+    assert after.gate() is not gate
+    assert after.gate().calm == watch.view.quiet_calls
+
+
+def test_a_reconnected_connection_gets_the_calm_gate_back() -> None:
+    watch = watch_after_drop("SWITCHOVER_COMPLETED")
+    p, conn = plugin(watch), FakeConn()
+    conn.gatekeeper = p
+    conn.refresh_gate()
+    assert conn._bg_gate is HOOKED  # opened before the drop
+
+    def reopen() -> Any:  # the plugin's connect hook sets the epoch
+        p.epoch = watch.view.kill_epoch
+        return types.SimpleNamespace(name="new", close=lambda: None)
+
+    conn.wrapper_pipeline.reopen = reopen
+    with pytest.raises(Reconnected):
+        careful_call(p, conn, "execute", call(conn), watch.view)  # type: ignore[arg-type]
+    assert conn._bg_gate.calm == watch.view.quiet_calls
+    assert conn._bg_gate is watch.gate_for(watch.view.kill_epoch)
+
+
+def test_a_connection_lost_under_a_call_loses_its_gate() -> None:
+    watch = watch_after_drop("SWITCHOVER_COMPLETED")
+    p, conn = plugin(watch), FakeConn()
+    p.epoch = watch.view.kill_epoch
+    conn.gatekeeper = p
+    with pytest.raises(Lost):
+        careful_call(p, conn, "execute", call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
+    assert p.epoch == DEAD and conn._bg_gate is HOOKED
+
+
+def test_a_closed_watch_opens_its_gate() -> None:
+    watch = DeploymentWatch("gate-closed", Settings())
+    feed(watch, "AVAILABLE", "SWITCHOVER_INITIATED")
+    p = plugin(watch)
+    p.epoch = watch.view.kill_epoch
+    gate = p.gate()
+    assert not gate.calm
+    watch.close()
+    assert watch.gate_for(watch.view.kill_epoch).calm
+
+
+# -- calls that send nothing of the application's before failing -------------
+
+
+def watch_in_preparation() -> DeploymentWatch:
+    watch = DeploymentWatch("prep", Settings())
+    feed(watch, "AVAILABLE", "SWITCHOVER_INITIATED")
+    return watch
+
+
+def test_a_ping_first_call_that_finds_the_connection_lost_is_made_again() -> None:
+    """mysql-connector's cursor() pings: when the drop came before the
+    monitors could see IN_PROGRESS (and the C extension shows no socket to
+    look at), the ping's failure is the first sign, and nothing of the
+    application's was sent: reconnect and make the call again."""
+    watch = watch_in_preparation()
+    p, conn = plugin(watch), FakeConn()
+    p.epoch = watch.view.kill_epoch
+    with pytest.raises(Reconnected):
+        careful_call(p, conn, "cursor", call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
+    assert conn.opened == 1 and watch.counters["reconnects"] == 1
+
+
+@pytest.mark.parametrize("case", ["a statement", "in a transaction", "switched off"])
+def test_what_may_have_been_sent_is_never_made_again(case: str) -> None:
+    watch = watch_in_preparation()
+    settings = {"bg_reconnect": False} if case == "switched off" else {}
+    p, conn = plugin(watch, **settings), FakeConn()
+    p.epoch = watch.view.kill_epoch
+    conn.driver_adapter.busy = case == "in a transaction"
+    name = "execute" if case == "a statement" else "cursor"
+    with pytest.raises(Lost):
+        careful_call(p, conn, name, call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
+    assert conn.opened == 0 and p.epoch == DEAD
+
+
+def test_a_failed_reopen_leaves_the_drivers_own_error() -> None:
+    watch = watch_in_preparation()
+    p, conn = plugin(watch), FakeConn()
+    p.epoch = watch.view.kill_epoch
+
+    def reopen() -> Any:
+        raise ConnectionRefusedError("host unreachable")
+
+    conn.wrapper_pipeline.reopen = reopen
+    with pytest.raises(Lost):
+        careful_call(p, conn, "cursor", call(conn, fail=Lost()), watch.view)  # type: ignore[arg-type]
+    assert p.epoch == DEAD
+
+
+def test_a_fetch_served_from_memory_does_not_prove_a_dropped_connection_alive() -> None:
+    """mysql-connector's C extension reads rows ahead: a fetchone() on a
+    connection the switchover dropped may succeed. The connection must stay
+    known dropped, or its gate would open and the next call would go
+    straight to the dead connection, again and again."""
+    watch = watch_after_drop()
+    p, conn = plugin(watch), FakeConn()
+    conn.gatekeeper = p
+    assert careful_call(p, conn, "fetchone", call(conn), watch.view) == "old"  # type: ignore[arg-type]
+    assert p.epoch != watch.view.kill_epoch
+    conn.refresh_gate()
+    assert not conn._bg_gate.calm
+    with pytest.raises(Reconnected):  # the next call gets a new connection
+        careful_call(p, conn, "cursor", call(conn), watch.view)  # type: ignore[arg-type]

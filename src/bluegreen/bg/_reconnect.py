@@ -108,15 +108,15 @@ def careful_call(
         busy = adapter.in_transaction(raw)
         dropped = not busy and adapter.peer_closed(raw)
         if dropped:
-            plugin.epoch = DEAD
+            _set_epoch(plugin, conn, DEAD)
     if dropped:
         kind, _ = classify(view, plugin.host, plugin.ip)
         if kind is HostClass.OTHER or kind is HostClass.OLD:
             # Not a host of this deployment: nothing of this switchover's.
-            plugin.epoch = view.kill_epoch
+            _set_epoch(plugin, conn, view.kill_epoch)
             return call()  # (not a host of this switchover)
         if name in CONTINUATION_CALLS:
-            plugin.watch.count("refused_in_flight")
+            pass  # never moved; counted (once) if it fails, in _run
         elif not plugin.context.settings.bg_reconnect:
             pass  # as without the feature: the driver's error
         elif name in UNDO_CALLS:
@@ -136,14 +136,24 @@ def careful_call(
                 plugin.host,
                 name,
             )
-            plugin.epoch = DEAD
-    return _run(plugin, conn, name, call, view)
+            _set_epoch(plugin, conn, DEAD)
+    resend = (
+        name in adapter.unsent_on_loss
+        and plugin.context.settings.bg_reconnect
+        and not (adapter.in_transaction(raw) if busy is None else busy)
+    )
+    return _run(plugin, conn, name, call, view, resend)
 
 
-#: Calls that may succeed without a word to the server (psycopg sends nothing
-#: to commit or roll back when no transaction is open): their success does
-#: not prove a connection alive.
-_MAYBE_LOCAL = UNDO_CALLS | {"commit"}
+#: Hosts whose connections the switchover drops (see ``classify``).
+_SWITCHED = frozenset({HostClass.BLUE, HostClass.GREEN_NAME, HostClass.GREEN_IP})
+
+#: Calls that may succeed without a word to the server, so that their
+#: success does not prove a connection alive: psycopg sends nothing to commit
+#: or roll back when no transaction is open, and a fetch may be served from
+#: rows the driver already read (mysql-connector's C extension reads ahead
+#: on an "unbuffered" cursor).
+_MAYBE_LOCAL = UNDO_CALLS | CONTINUATION_CALLS | {"commit"}
 
 
 def _run(
@@ -152,21 +162,45 @@ def _run(
     name: str,
     call: Callable[[], T],
     view: RoutingView,
+    resend: bool = False,
 ) -> T:
     """Make the call. A connection lost under it is marked dead, so that its
     next call gets a new connection; the error itself reaches the
-    application unchanged (the call may have run)."""
+    application unchanged (the call may have run).
+
+    With ``resend``, the call is one that sends nothing of the
+    application's before it can fail (mysql-connector's ``cursor()`` pings
+    first), on an idle connection: a connection found lost by it is
+    replaced at once and the call made again on the new one, when the
+    host is one of this switchover's and a new connection can be had."""
     try:
         result = call()
     except Exception as exc:
         if conn.driver_adapter.is_connection_lost(exc, conn.driver_connection):
+            if resend and classify(view, plugin.host, plugin.ip)[0] in _SWITCHED:
+                _set_epoch(plugin, conn, DEAD)
+                try:
+                    reconnect(plugin, conn)
+                except Reconnected:
+                    raise
+                except Exception as reopen_exc:
+                    logger.debug(
+                        "bg_id %r: reopening a connection to %s that %s() "
+                        "found lost failed (%s)",
+                        plugin.watch.bg_id,
+                        plugin.host,
+                        name,
+                        reopen_exc,
+                    )
+                # Out of the inner handler: the driver's own error again.
+                raise
             if plugin.epoch != DEAD:
                 plugin.watch.count("refused_in_flight")
-            plugin.epoch = DEAD
+            _set_epoch(plugin, conn, DEAD)
         raise
     if name not in _MAYBE_LOCAL:
         # It answered: whatever the epochs say, this connection is alive.
-        plugin.epoch = view.kill_epoch
+        _set_epoch(plugin, conn, view.kill_epoch)
     return result
 
 
@@ -196,10 +230,17 @@ def _undo_on_dropped(
                 plugin.watch.bg_id,
                 exc,
             )
-    plugin.epoch = DEAD
+    _set_epoch(plugin, conn, DEAD)
     adapter = conn.driver_adapter
     raw = conn.driver_connection
     return bool(adapter.is_closed(raw) or adapter.peer_closed(raw))
+
+
+def _set_epoch(plugin: BlueGreenPlugin, conn: Connection, epoch: int) -> None:
+    """What the plugin now knows of the connection, and its gate to match
+    (a connection of a past epoch, or dead, has its calls looked at)."""
+    plugin.epoch = epoch
+    conn.refresh_gate()
 
 
 def reconnect(plugin: BlueGreenPlugin, conn: Connection) -> None:
@@ -214,6 +255,7 @@ def reconnect(plugin: BlueGreenPlugin, conn: Connection) -> None:
     try:
         adapter.restore_session(new, state)
         conn.swap_driver_connection(new)
+        conn.refresh_gate()  # the reopening set the plugin's epoch
     except BaseException:
         _close_quietly(new)
         raise

@@ -111,14 +111,20 @@ class DriverAdapter(ABC):
     autocommit_is_method: ClassVar[bool] = False
     #: ``conn.cursor()`` talks to the server (mysql-connector pings in it).
     cursor_is_call: ClassVar[bool] = False
+    #: Calls that send nothing of the application's before they can find
+    #: the connection lost (mysql-connector's ``cursor()`` pings first): on
+    #: an idle connection a switchover dropped, they may be made again on a
+    #: new connection.
+    unsent_on_loss: ClassVar[frozenset[str]] = frozenset()
 
-    __slots__ = ("parsed", "target")
+    __slots__ = ("_errors", "parsed", "target")
 
     def __init__(self, target: ConnectFunction) -> None:
         self.target = target
         #: Memo of :func:`bluegreen.settings.parse_config`, owned by the adapter
         #: so that a throwaway adapter takes its entries with it.
         self.parsed: dict[Any, Any] = {}
+        self._errors: DriverErrors | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -169,7 +175,10 @@ class DriverAdapter(ABC):
     def errors(self) -> DriverErrors:
         """The wrapper's connection errors as this driver's own
         ``OperationalError`` subclasses (built once per driver)."""
-        return driver_errors(self.operational_error())
+        errors = self._errors
+        if errors is None:
+            errors = self._errors = driver_errors(self.operational_error())
+        return errors
 
     def known_parameters(self) -> frozenset[str] | None:
         """Every parameter name the driver's connect function accepts, or

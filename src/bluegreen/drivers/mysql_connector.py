@@ -167,6 +167,7 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     autocommit_set_is_call = True
     autocommit_get_is_call = True
     cursor_is_call = True
+    unsent_on_loss = frozenset({"cursor"})
 
     __slots__ = ()
 
