@@ -1,14 +1,15 @@
 """The Cursor proxy: the driver's cursor with plugin hooks on network calls.
 
 When no plugin of the connection hooks ``execute``, every method is one
-attribute check plus the driver call.
+attribute check plus the driver call; while the connection's gate is calm
+(see :class:`~.pipeline.Gate`), a few more, and no callable is built.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._hooked import hooked, run_hooked
@@ -18,16 +19,50 @@ from .pipeline import Reconnected
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from .connection import Connection
+    from .connection import Connection, ConnectionState
     from .pipeline import ExecuteHook
 
 __all__ = ["Cursor"]
 
 _SLOTS = frozenset(
-    {"_bg_cur", "_bg_conn", "_bg_hook", "_bg_fetch_hook", "_bg_home", "_bg_make"}
+    {"_bg", "_bg_cur", "_bg_conn", "_bg_hook", "_bg_fetch_hook", "_bg_home", "_bg_make"}
 )
 _NO_ARGS: tuple[tuple[Any, ...], dict[str, Any]] = ((), {})
+#: An argument the application did not pass.
+_NO: Any = object()
 _set = object.__setattr__
+
+
+def _args(first: Any, second: Any, rest: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The positional arguments as the application passed them."""
+    if second is not _NO:
+        return (first, second, *rest)
+    return rest if first is _NO else (first, *rest)
+
+
+class CursorState:
+    """What every call on a cursor reads, held in one object (see
+    :class:`~bluegreen.connection.ConnectionState` for why)."""
+
+    __slots__ = ("conn", "cur", "fetch_hook", "home", "hook")
+
+    def __init__(
+        self,
+        cur: Any,
+        conn: ConnectionState,
+        hook: ExecuteHook | None,
+        fetch_hook: ExecuteHook | None,
+        home: Any,
+    ) -> None:
+        #: The driver cursor.
+        self.cur = cur
+        #: The state of the cursor's connection (shared, changed in place).
+        self.conn = conn
+        self.hook = hook
+        #: The hook of fetches: streaming cursors only.
+        self.fetch_hook = fetch_hook
+        #: The driver connection ``cur`` belongs to.
+        self.home = home
 
 
 class Cursor:
@@ -38,21 +73,10 @@ class Cursor:
     :attr:`driver_cursor`. Errors from the driver pass through unchanged.
     """
 
-    __slots__ = (
-        "_bg_conn",
-        "_bg_cur",
-        "_bg_fetch_hook",
-        "_bg_home",
-        "_bg_hook",
-        "_bg_make",
-    )
+    __slots__ = ("_bg", "_bg_conn", "_bg_make")
 
-    _bg_cur: Any
+    _bg: CursorState
     _bg_conn: Connection
-    _bg_hook: ExecuteHook | None
-    _bg_fetch_hook: ExecuteHook | None
-    #: The driver connection ``_bg_cur`` belongs to.
-    _bg_home: Any
     #: The arguments the cursor was made with (to make it again).
     _bg_make: tuple[tuple[Any, ...], dict[str, Any]]
 
@@ -65,12 +89,35 @@ class Cursor:
         home: Any = None,
         make: tuple[tuple[Any, ...], dict[str, Any]] = _NO_ARGS,
     ) -> None:
-        _set(self, "_bg_cur", cursor)
+        _set(self, "_bg", CursorState(cursor, connection._bg, hook, fetch_hook, home))
         _set(self, "_bg_conn", connection)
-        _set(self, "_bg_hook", hook)
-        _set(self, "_bg_fetch_hook", fetch_hook)
-        _set(self, "_bg_home", home)
         _set(self, "_bg_make", make)
+
+    # The state's fields under their former names (not for hot paths).
+
+    @property
+    def _bg_cur(self) -> Any:
+        return self._bg.cur
+
+    @_bg_cur.setter
+    def _bg_cur(self, cur: Any) -> None:
+        self._bg.cur = cur
+
+    @property
+    def _bg_hook(self) -> ExecuteHook | None:
+        return self._bg.hook
+
+    @property
+    def _bg_fetch_hook(self) -> ExecuteHook | None:
+        return self._bg.fetch_hook
+
+    @property
+    def _bg_home(self) -> Any:
+        return self._bg.home
+
+    @_bg_home.setter
+    def _bg_home(self, home: Any) -> None:
+        self._bg.home = home
 
     def _bg_refresh(self) -> Any:
         """The driver cursor, made again on the connection's current driver
@@ -88,8 +135,9 @@ class Cursor:
         # It belonged to a connection the server dropped.
         with contextlib.suppress(Exception):
             old.close()
-        _set(self, "_bg_cur", new)
-        _set(self, "_bg_home", raw)
+        st = self._bg
+        st.cur = new
+        st.home = raw
         return new
 
     def _bg_again(
@@ -111,19 +159,20 @@ class Cursor:
     def __getattr__(self, name: str) -> Any:
         if name in _SLOTS:
             raise AttributeError(name)
-        hook = self._bg_hook
+        st = self._bg
+        hook = st.hook
         if hook is None:
-            return getattr(self._bg_cur, name)
-        conn = self._bg_conn
-        kind = conn._bg_adapter.surface.cursor_hooks.get(name)
+            return getattr(st.cur, name)
+        kind = st.conn.adapter.surface.cursor_hooks.get(name)
         if kind is None:
-            return getattr(self._bg_cur, name)
+            return getattr(st.cur, name)
+        conn = self._bg_conn
         if kind is Kind.STREAM:
-            hook = self._bg_fetch_hook  # only streaming cursors read then
+            hook = st.fetch_hook  # only streaming cursors read then
             if hook is None:
-                return getattr(self._bg_cur, name)
-            return hooked(conn, hook, name, kind, getattr(self._bg_cur, name))
-        cur = self._bg_refresh() if conn._bg_raw is not self._bg_home else self._bg_cur
+                return getattr(st.cur, name)
+            return hooked(conn, hook, name, kind, getattr(st.cur, name))
+        cur = self._bg_refresh() if st.conn.raw is not st.home else st.cur
         return hooked(
             conn,
             hook,
@@ -137,7 +186,7 @@ class Cursor:
         if name in _SLOTS:
             _set(self, name, value)
         else:
-            setattr(self._bg_cur, name, value)
+            setattr(self._bg.cur, name, value)
 
     def __repr__(self) -> str:
         return f"<bluegreen.Cursor wrapping {type(self._bg_cur).__qualname__}>"
@@ -157,12 +206,12 @@ class Cursor:
     @property
     def description(self) -> Sequence[Any] | None:
         """PEP 249 ``description`` of the last result."""
-        return self._bg_cur.description  # type: ignore[no-any-return]
+        return self._bg.cur.description  # type: ignore[no-any-return]
 
     @property
     def rowcount(self) -> int:
         """PEP 249 ``rowcount``."""
-        return self._bg_cur.rowcount  # type: ignore[no-any-return]
+        return self._bg.cur.rowcount  # type: ignore[no-any-return]
 
     @property
     def lastrowid(self) -> Any:
@@ -180,82 +229,94 @@ class Cursor:
 
     # -- network-bound calls --------------------------------------------------
 
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
+    # The first two arguments are taken apart so that the common calls,
+    # execute(query) and execute(query, params), are forwarded without
+    # packing and unpacking *args and **kwargs (a third of the proxy's cost).
+
+    def execute(
+        self, query: Any = _NO, params: Any = _NO, /, *rest: Any, **kwargs: Any
+    ) -> Any:
         """Execute a statement; return what the driver returns (this proxy
         instead of the driver cursor)."""
-        cur = self._bg_cur
-        hook = self._bg_hook
-        if hook is None:
-            result = cur.execute(*args, **kwargs)
+        st = self._bg
+        cur = st.cur
+        if st.hook is None or ((cs := st.conn).gate.calm and cs.raw is st.home):
+            if params is not _NO and not rest and not kwargs:
+                result = cur.execute(query, params)
+            elif params is _NO and query is not _NO and not kwargs:
+                result = cur.execute(query)
+            else:
+                result = cur.execute(*_args(query, params, rest), **kwargs)
         else:
-            conn = self._bg_conn
-            if conn._bg_raw is not self._bg_home:
-                cur = self._bg_refresh()
-            try:
-                result = hook(
-                    conn, "execute", functools.partial(cur.execute, *args, **kwargs)
-                )
-            except Reconnected:
-                cur, result = self._bg_again("execute", args, kwargs)
+            cur, result = self._bg_call("execute", _args(query, params, rest), kwargs)
         return self if result is cur else result
 
-    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+    def executemany(
+        self, query: Any = _NO, params_seq: Any = _NO, /, *rest: Any, **kwargs: Any
+    ) -> Any:
         """Execute a statement for each parameter set."""
-        cur = self._bg_cur
-        hook = self._bg_hook
-        if hook is None:
-            result = cur.executemany(*args, **kwargs)
+        st = self._bg
+        cur = st.cur
+        if st.hook is None or ((cs := st.conn).gate.calm and cs.raw is st.home):
+            if params_seq is not _NO and not rest and not kwargs:
+                result = cur.executemany(query, params_seq)
+            else:
+                result = cur.executemany(*_args(query, params_seq, rest), **kwargs)
         else:
-            conn = self._bg_conn
-            if conn._bg_raw is not self._bg_home:
-                cur = self._bg_refresh()
-            try:
-                result = hook(
-                    conn,
-                    "executemany",
-                    functools.partial(cur.executemany, *args, **kwargs),
-                )
-            except Reconnected:
-                cur, result = self._bg_again("executemany", args, kwargs)
+            cur, result = self._bg_call(
+                "executemany", _args(query, params_seq, rest), kwargs
+            )
         return self if result is cur else result
 
     def callproc(self, *args: Any, **kwargs: Any) -> Any:
         """Call a stored procedure."""
-        cur = self._bg_cur
-        hook = self._bg_hook
-        if hook is None:
+        st = self._bg
+        cur = st.cur
+        if st.hook is None or ((cs := st.conn).gate.calm and cs.raw is st.home):
             result = cur.callproc(*args, **kwargs)
         else:
-            conn = self._bg_conn
-            if conn._bg_raw is not self._bg_home:
-                cur = self._bg_refresh()
-            try:
-                result = hook(
-                    conn, "callproc", functools.partial(cur.callproc, *args, **kwargs)
-                )
-            except Reconnected:
-                cur, result = self._bg_again("callproc", args, kwargs)
+            cur, result = self._bg_call("callproc", args, kwargs)
         return self if result is cur else result
+
+    def _bg_call(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """Call ``name`` through the hook; return the driver cursor it ran on
+        and its result."""
+        hook = self._bg_hook
+        assert hook is not None
+        conn = self._bg_conn
+        cur = self._bg_refresh() if conn._bg_raw is not self._bg_home else self._bg_cur
+        try:
+            result = hook(
+                conn, name, functools.partial(getattr(cur, name), *args, **kwargs)
+            )
+        except Reconnected:
+            return self._bg_again(name, args, kwargs)
+        return cur, result
 
     def nextset(self) -> Any:
         """Move to the next result set."""
-        hook = self._bg_hook
-        if hook is None:
-            return self._bg_cur.nextset()
+        st = self._bg
+        hook = st.hook
+        if hook is None or st.conn.gate.calm:
+            return st.cur.nextset()
         return hook(self._bg_conn, "nextset", self._bg_cur.nextset)
 
     def fetchone(self) -> Any:
         """Fetch the next row, or ``None``."""
-        hook = self._bg_fetch_hook
-        if hook is None:
-            return self._bg_cur.fetchone()
-        return hook(self._bg_conn, "fetchone", self._bg_cur.fetchone)
+        st = self._bg
+        hook = st.fetch_hook
+        if hook is None or st.conn.gate.calm:
+            return st.cur.fetchone()
+        return hook(self._bg_conn, "fetchone", st.cur.fetchone)
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
         """Fetch the next rows (``size`` defaults to :attr:`arraysize`)."""
-        hook = self._bg_fetch_hook
-        if hook is None:
-            return self._bg_cur.fetchmany(*args, **kwargs)
+        st = self._bg
+        hook = st.fetch_hook
+        if hook is None or st.conn.gate.calm:
+            return st.cur.fetchmany(*args, **kwargs)
         return hook(
             self._bg_conn,
             "fetchmany",
@@ -264,20 +325,52 @@ class Cursor:
 
     def fetchall(self) -> Any:
         """Fetch all remaining rows."""
-        hook = self._bg_fetch_hook
-        if hook is None:
-            return self._bg_cur.fetchall()
-        return hook(self._bg_conn, "fetchall", self._bg_cur.fetchall)
+        st = self._bg
+        hook = st.fetch_hook
+        if hook is None or st.conn.gate.calm:
+            return st.cur.fetchall()
+        return hook(self._bg_conn, "fetchall", st.cur.fetchall)
 
-    def __iter__(self) -> Cursor:
-        return self
+    def __iter__(self) -> Any:
+        """The rows, as the driver's own iterator yields them (a streaming
+        cursor's fetches a batch per round trip: psycopg's named cursors
+        ``itersize`` rows), each step through the hooks where fetching is
+        hooked."""
+        st = self._bg
+        hook = st.fetch_hook
+        if hook is None:
+            return iter(st.cur)
+        return self._bg_stream(hook)
+
+    def _bg_stream(self, hook: ExecuteHook) -> Iterator[Any]:
+        it = iter(self._bg.cur)
+        conn = self._bg_conn
+        cs = self._bg.conn
+        step = functools.partial(next, it, _NO)
+        while True:
+            gate = cs.gate
+            if gate.calm:
+                # The gate is read again before each step: after a row is
+                # handed out and before the driver's iterator is resumed.
+                for row in it:
+                    yield row
+                    if not gate.calm:
+                        break
+                else:
+                    return
+            else:
+                row = hook(conn, "fetchmany", step)
+                if row is _NO:
+                    return
+                yield row
 
     def __next__(self) -> Any:
-        hook = self._bg_fetch_hook
-        if hook is None:
-            row = self._bg_cur.fetchone()
+        st = self._bg
+        hook = st.fetch_hook
+        if hook is None or st.conn.gate.calm:
+            row = st.cur.fetchone()
         else:
-            row = hook(self._bg_conn, "fetchone", self._bg_cur.fetchone)
+            row = hook(self._bg_conn, "fetchone", st.cur.fetchone)
         if row is None:
             raise StopIteration
         return row

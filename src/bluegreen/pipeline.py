@@ -27,6 +27,12 @@ Which hooks a plugin overrides is detected once, from its class; only those
 are chained. When no plugin of a connection overrides ``execute``, cursors
 call the driver directly after a single attribute check.
 
+A plugin whose ``execute`` hook, most of the time, does nothing but make the
+call can say so with a :class:`Gate` (see :meth:`Plugin.gate`): while the
+gate is calm the proxies make the call themselves, without building it as a
+callable and without entering the hook. The plugin closes the gate the
+moment its hook must see calls again.
+
 Plugin codes map to factories (a :class:`Plugin` subclass or any callable
 taking a :class:`ConnectContext`), or lazily to ``"module:attribute"``
 strings imported on first use.
@@ -48,10 +54,13 @@ if TYPE_CHECKING:
     from .settings import ConnectionConfig, Settings
 
 __all__ = [
+    "HOOKED",
     "HOOKS",
+    "OPEN",
     "UNDO_CALLS",
     "ConnectContext",
     "ExecuteHook",
+    "Gate",
     "Pipeline",
     "Plugin",
     "PluginFactory",
@@ -82,6 +91,31 @@ class Reconnected(Exception):
 #: makes the call, so that an application rolling back after an error never
 #: sees the plugin's error instead of its own.
 UNDO_CALLS = frozenset({"rollback", "tpc_rollback"})
+
+
+class Gate:
+    """Whether the ``execute`` hooks of a connection may be skipped.
+
+    While :attr:`calm` is true, the proxies make each call straight on the
+    driver; once it is false, every call goes through the hooks. A plugin
+    owns its gates and flips them from any thread: a call that read
+    ``calm`` just before it flipped runs as it would have run a moment
+    earlier (the same race as a hook that reads its state, then calls).
+    """
+
+    __slots__ = ("calm",)
+
+    def __init__(self, calm: bool) -> None:
+        self.calm = calm
+
+    def __repr__(self) -> str:
+        return f"<Gate {'calm' if self.calm else 'hooked'}>"
+
+
+#: The gate of connections without ``execute`` hooks (never closes).
+OPEN = Gate(True)
+#: The gate of connections whose hooks see every call (never opens).
+HOOKED = Gate(False)
 
 
 class ConnectContext:
@@ -139,6 +173,15 @@ class Plugin:
 
     def on_close(self, conn: Connection) -> None:
         """The application closed *conn*."""
+
+    def gate(self) -> Gate | None:
+        """A :class:`Gate` that is calm while this plugin's ``execute`` hook
+        would only make the call, so that the proxies may skip it; ``None``
+        (the default): the hook sees every call. Asked when the connection
+        is opened, and again when the plugin calls
+        :meth:`bluegreen.Connection.refresh_gate`. Only a connection whose
+        single ``execute`` hook is this plugin's uses it."""
+        return None
 
 
 PluginFactory = Callable[[ConnectContext], Plugin]
@@ -271,7 +314,14 @@ def _chain_execute(hooks: list[ExecuteHook]) -> ExecuteHook:
 class Pipeline:
     """The plugins of one connection and their chained hooks."""
 
-    __slots__ = ("close_hooks", "connects", "context", "execute", "plugins")
+    __slots__ = (
+        "close_hooks",
+        "connects",
+        "context",
+        "execute",
+        "gatekeeper",
+        "plugins",
+    )
 
     def __init__(
         self,
@@ -280,6 +330,7 @@ class Pipeline:
         execute: ExecuteHook | None,
         close_hooks: tuple[Callable[[Connection], None], ...],
         connects: tuple[Plugin, ...] = (),
+        gatekeeper: Plugin | None = None,
     ) -> None:
         self.plugins = plugins
         self.context = context
@@ -288,6 +339,18 @@ class Pipeline:
         self.close_hooks = close_hooks
         #: The plugins whose ``connect`` hooks open a driver connection.
         self.connects = connects
+        #: The plugin whose ``execute`` hook is the only one, if any.
+        self.gatekeeper = gatekeeper
+
+    def gate(self) -> Gate:
+        """The gate of a connection of this pipeline, now: :data:`OPEN`
+        without ``execute`` hooks, the single hooking plugin's gate, or
+        :data:`HOOKED`."""
+        if self.execute is None:
+            return OPEN
+        keeper = self.gatekeeper
+        gate = keeper.gate() if keeper is not None else None
+        return HOOKED if gate is None else gate
 
     def reopen(self) -> Any:
         """Open a new driver connection for the same connection, through
@@ -311,6 +374,7 @@ class Pipeline:
         plugins: list[Plugin] = []
         connects: list[Plugin] = []
         executes: list[ExecuteHook] = []
+        hooking: list[Plugin] = []
         closes: list[Callable[[Connection], None]] = []
         for factory, hooks in plan:
             plugin = factory(ctx)
@@ -321,6 +385,7 @@ class Pipeline:
                 connects.append(plugin)
             if "execute" in hooks:
                 executes.append(plugin.execute)
+                hooking.append(plugin)
             if "on_close" in hooks:
                 closes.append(plugin.on_close)
         call: Callable[[], Any] = ctx.connect
@@ -333,5 +398,6 @@ class Pipeline:
             _chain_execute(executes) if executes else None,
             tuple(closes),
             tuple(connects),
+            hooking[0] if len(hooking) == 1 else None,
         )
         return pipeline, raw

@@ -30,6 +30,7 @@ from bluegreen.bg._watch import DeploymentWatch
 from bluegreen.bg.plugin import BlueGreenPlugin
 from bluegreen.drivers import adapter_for
 from bluegreen.errors import SwitchoverTimeoutError
+from bluegreen.pipeline import OPEN
 from bluegreen.settings import Settings
 
 D = "abc123xyz.us-east-1.rds.amazonaws.com"
@@ -90,6 +91,8 @@ def feed_dns(watch: DeploymentWatch, table: dict[str, str | None]) -> None:
 class _FakeAdapter:
     """What the plugin asks a connection's adapter during a switchover."""
 
+    unsent_on_loss: frozenset[str] = frozenset()
+
     @staticmethod
     def in_transaction(raw: Any) -> bool:
         return False
@@ -105,7 +108,10 @@ class _FakeAdapter:
 
 #: A bluegreen connection as the execute hook sees it (no driver behind it).
 FAKE_CONN: Any = types.SimpleNamespace(
-    driver_connection=None, driver_adapter=_FakeAdapter()
+    driver_connection=None,
+    driver_adapter=_FakeAdapter(),
+    _bg_gate=OPEN,
+    refresh_gate=lambda: None,
 )
 
 

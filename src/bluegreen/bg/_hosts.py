@@ -29,6 +29,12 @@ def is_ip(host: str) -> bool:
     # have no colon: skip the exception that ip_address would raise.
     if not host or (host[0] not in "0123456789[" and ":" not in host):
         return False
+    return _is_ip_literal(host)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_ip_literal(host: str) -> bool:
+    # (Cached: a pool connects to the same few addresses over and over.)
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

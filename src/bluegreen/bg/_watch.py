@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._log import REPEAT_S, warnings
+from ..pipeline import HOOKED, Gate
 from ..settings import Settings
 from ._hosts import is_ip
 from ._monitor import Detector, DnsWatcher, MetadataMonitor, MonitorSource, resolve
@@ -113,6 +114,12 @@ class DeploymentWatch:
         )
         #: The published routing view; replaced on every change.
         self.view: RoutingView = self.tracker.view()
+        # The gate of connections opened at the view's kill_epoch: calm
+        # while calls need no look (see gate_for).
+        self._gate: tuple[int, Gate] = (
+            self.view.kill_epoch,
+            Gate(self.view.quiet_calls),
+        )
         self.source: MonitorSource | None = None
         self.hosts: frozenset[str] = frozenset()
         #: Host names (lowercase) whose detection result this watch has taken in.
@@ -214,6 +221,7 @@ class DeploymentWatch:
             # Nobody follows the switchover any more: connections that still
             # hold this watch pass through instead of waiting on it.
             self.view = self.tracker.closed_view()
+            self._update_gate()
             self._cond.notify_all()
         deadline = time.monotonic() + timeout
         for worker in workers:
@@ -229,12 +237,32 @@ class DeploymentWatch:
         self._count_lock = threading.Lock()
         self._closed = True
         self.view = self.tracker.closed_view()
+        self._update_gate()
 
     def threads(self) -> list[threading.Thread]:
         """The running threads of this watch."""
         return [w for w in self._workers if w.is_alive()]
 
     # -- used by connections --------------------------------------------------
+
+    def gate_for(self, epoch: int) -> Gate:
+        """The :class:`~bluegreen.pipeline.Gate` of a connection opened at
+        ``epoch`` (a ``kill_epoch``): calm while its calls need no look.
+        A connection of an earlier epoch gets :data:`~bluegreen.pipeline.HOOKED`:
+        the switchover dropped it, and its next call must see that."""
+        current, gate = self._gate  # one read: the pair changes as a whole
+        return gate if epoch == current else HOOKED
+
+    def _update_gate(self) -> None:
+        """Follow a new view (under the condition): the gate of a past
+        epoch closes for good; the current one is calm while calls are."""
+        view = self.view
+        epoch, gate = self._gate
+        if view.kill_epoch != epoch:
+            gate.calm = False
+            self._gate = (view.kill_epoch, Gate(view.quiet_calls))
+        else:
+            gate.calm = view.quiet_calls
 
     def note_host(self, host: str | None) -> None:
         """Record a host name applications connect with."""
@@ -442,6 +470,7 @@ class DeploymentWatch:
             return  # a closed watch keeps its pass-through view for good
         tracker = self.tracker
         self.view = tracker.view()
+        self._update_gate()
         self._cond.notify_all()
         events = tracker.events
         if len(events) < self._logged_events:  # a new deployment cycle

@@ -19,7 +19,7 @@ from .. import rds
 from ..connection import Connection
 from ..dialects import Detection, DetectionCache, Dialect, detect, dialect_from_setting
 from ..errors import ConfigurationError
-from ..pipeline import UNDO_CALLS, ConnectContext, Plugin
+from ..pipeline import HOOKED, UNDO_CALLS, ConnectContext, Gate, Plugin
 from ._hosts import is_ip
 from ._model import Phase
 from ._monitor import MonitorSource
@@ -273,8 +273,15 @@ class BlueGreenPlugin(Plugin):
     def execute(self, conn: Connection, method_name: str, call: Callable[[], T]) -> T:
         view = self.watch.view
         if view.quiet_calls and self.epoch == view.kill_epoch:
+            if conn._bg_gate is HOOKED:
+                conn.refresh_gate()  # (its gate was of an epoch since gone)
             return call()
         return careful_call(self, conn, method_name, call, view)
+
+    def gate(self) -> Gate:
+        """Calm while the connection is of the current epoch and calls need
+        no look (no switchover near): the proxies then skip :meth:`execute`."""
+        return self.watch.gate_for(self.epoch)
 
     def wait_while_suspended(self, method_name: str) -> None:
         """Wait while calls on this connection are suspended (IN_PROGRESS),

@@ -121,6 +121,34 @@ def test_streaming_cursor_fetches_are_hooked(
         cur.close()
 
 
+class CountingServerCursor(psycopg.ServerCursor[Any]):
+    """Counts one-row fetches (a round trip each on a named cursor)."""
+
+    one_row_fetches = 0
+
+    def fetchone(self) -> Any:
+        CountingServerCursor.one_row_fetches += 1
+        return super().fetchone()
+
+
+def test_iterating_a_streaming_cursor_fetches_in_batches(
+    pg_kw: Any, plugins: list[tuple[str, ...]]
+) -> None:
+    """The proxy iterates with the driver's own iterator (itersize rows per
+    round trip), each step through the hook, never row by row."""
+    with bluegreen.connect(psycopg.connect, plugins="test-rec", **pg_kw()) as c:
+        c.server_cursor_factory = CountingServerCursor
+        cur = c.cursor(name="batched")
+        cur.itersize = 50
+        cur.execute("SELECT g FROM generate_series(1, 120) g")
+        plugins.clear()
+        CountingServerCursor.one_row_fetches = 0
+        assert [r[0] for r in cur] == list(range(1, 121))
+        assert CountingServerCursor.one_row_fetches == 0
+        assert plugins.count(("rec", "before", "fetchmany")) == 121  # + the end
+        cur.close()
+
+
 def test_connect_only_plugin_keeps_fast_path(
     pg_kw: Any, plugins: list[tuple[str, ...]]
 ) -> None:
