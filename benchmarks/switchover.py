@@ -165,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_isolated([sys.executable, script, *args_list])
     warnings = _watch_logs(args.verbose, args.log)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C tears down even when started with SIGINT ignored (see the CLI).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         run = _benchmark(args, warnings)
     except KeyboardInterrupt:

@@ -390,6 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C (or kill -INT) tears the deployment down even when the command
+    # was started with SIGINT ignored (a background job of a script, some CI
+    # runners): Python then leaves it ignored unless told otherwise.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _simulate(args)
     except KeyboardInterrupt:
