@@ -379,15 +379,19 @@ class Connection:
         this proxy, so that the next ``getconn()`` hands out a protected
         connection again, never the bare driver connection.
         """
-        raw = self._bg_raw
-        pool = self._bg_adapter.pool_taking_back(raw)
-        if pool is not None and not self._bg_adapter.is_closed(raw):
-            pool.putconn(self)
-            return
+        st = self._bg
+        raw = st.raw
+        adapter = st.adapter
+        if adapter.returns_to_pools:
+            pool = adapter.pool_taking_back(raw)
+            if pool is not None and not adapter.is_closed(raw):
+                pool.putconn(self)
+                return
         try:
             raw.close()
         finally:
-            self._bg_notify_close()
+            if not self._bg_closed:
+                self._bg_notify_close()
 
     def _bg_notify_close(self) -> None:
         if self._bg_closed:

@@ -126,7 +126,7 @@ class ConnectContext:
     another host, or to an IP standing for the host name.
     """
 
-    __slots__ = ("adapter", "config", "host", "params", "port", "settings")
+    __slots__ = ("adapter", "config", "host", "memo", "params", "port", "settings")
 
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config
@@ -136,6 +136,10 @@ class ConnectContext:
         endpoint = config.endpoint()
         self.host: str | None = endpoint.host
         self.port: int = endpoint.port
+        #: Values a plugin derives from the configuration alone, kept by the
+        #: plugin under its code: :meth:`Pipeline.open` gives every
+        #: connection of one configuration the same (read-only) context.
+        self.memo: dict[str, Any] = {}
 
     def connect(
         self, host: str | None = None, ip: str | None = None, port: int | None = None
@@ -209,6 +213,20 @@ class _Entry:
         self.factory = factory
         if isinstance(factory, type) and issubclass(factory, Plugin):
             self.hooks = overridden_hooks(factory)
+
+
+class _Step:
+    """One plugin of a connect plan, with the hooks it has."""
+
+    __slots__ = ("closes", "connects", "executes", "factory", "hooks")
+
+    def __init__(self, factory: PluginFactory, hooks: frozenset[str] | None) -> None:
+        self.factory = factory
+        #: ``None``: the hooks are those of the instance (asked per connection).
+        self.hooks = hooks
+        self.connects = hooks is not None and "connect" in hooks
+        self.executes = hooks is not None and "execute" in hooks
+        self.closes = hooks is not None and "on_close" in hooks
 
 
 class PluginRegistry:
@@ -367,10 +385,44 @@ class Pipeline:
     ) -> tuple[Pipeline, Any]:
         """Create the plugins of *config* and open the driver connection.
 
-        Return the pipeline and the driver connection.
+        Return the pipeline and the driver connection. What depends on the
+        configuration alone (the plugins' factories and hooks, the
+        :class:`ConnectContext`) is worked out on its first connection and
+        kept on *config* (which :func:`~bluegreen.settings.parse_config`
+        hands out again for the same arguments), as long as the registry's
+        plan for its plugins stays the same.
         """
-        plan = (registry if reg is None else reg).plan(config.settings.plugins)
-        ctx = ConnectContext(config)
+        reg = registry if reg is None else reg
+        plan = reg.plan(config.settings.plugins)
+        kept = config._opener
+        if kept is None or kept[0] is not plan:
+            ctx = ConnectContext(config)
+            steps = tuple(_Step(factory, hooks) for factory, hooks in plan)
+            object.__setattr__(config, "_opener", (plan, ctx, steps))
+        else:
+            _, ctx, steps = kept
+        if len(steps) == 1 and steps[0].hooks is not None:
+            return cls._open_one(ctx, steps[0])
+        return cls._open_many(ctx, plan)
+
+    @classmethod
+    def _open_one(cls, ctx: ConnectContext, step: _Step) -> tuple[Pipeline, Any]:
+        """:meth:`open` for one plugin whose hooks are known (``bg``)."""
+        plugin = step.factory(ctx)
+        raw = plugin.connect(ctx, ctx.connect) if step.connects else ctx.connect()
+        executes = step.executes
+        pipeline = cls(
+            (plugin,),
+            ctx,
+            plugin.execute if executes else None,
+            (plugin.on_close,) if step.closes else (),
+            (plugin,) if step.connects else (),
+            plugin if executes else None,
+        )
+        return pipeline, raw
+
+    @classmethod
+    def _open_many(cls, ctx: ConnectContext, plan: _Plan) -> tuple[Pipeline, Any]:
         plugins: list[Plugin] = []
         connects: list[Plugin] = []
         executes: list[ExecuteHook] = []

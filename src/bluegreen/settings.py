@@ -283,6 +283,9 @@ class ConnectionConfig:
     _endpoint: Endpoint | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    #: What :meth:`~bluegreen.pipeline.Pipeline.open` works out once per
+    #: configuration: (the registry's plan, the context, its steps).
+    _opener: Any = field(default=None, init=False, repr=False, compare=False)
 
     def endpoint(self) -> Endpoint:
         """Where the application asked to connect (computed once)."""

@@ -276,3 +276,38 @@ def test_registration_change_reaches_the_next_connection(reg: PluginRegistry) ->
     reg.unregister("b")
     with pytest.raises(ConfigurationError, match="unknown plugin code 'b'"):
         open_conn(reg, "a,b")
+
+
+def test_connect_plan_is_worked_out_once_per_configuration(reg: PluginRegistry) -> None:
+    adapter = FakeAdapter(pymysql.connect)
+    kwargs = {"plugins": "a", "host": "db.example"}
+    config = parse_config(adapter, None, dict(kwargs))
+    first, _ = Pipeline.open(config, reg)
+    again = parse_config(adapter, None, dict(kwargs))  # the same argument objects
+    assert again is config
+    second, _ = Pipeline.open(again, reg)
+    # One context per configuration, read-only and shared; new plugins.
+    assert second.context is first.context
+    assert second.plugins[0] is not first.plugins[0]
+    assert [p.context for p in second.plugins] == [first.context]
+
+
+def test_connect_plan_follows_a_new_registration(reg: PluginRegistry) -> None:
+    adapter = FakeAdapter(pymysql.connect)
+    config = parse_config(adapter, None, {"plugins": "a", "host": "db.example"})
+    first, _ = Pipeline.open(config, reg)
+    reg.register("a", make_plugin("a2", ("execute",)))  # replaces "a"
+    second, _ = Pipeline.open(config, reg)
+    assert type(second.plugins[0]).__name__ == "Pa2"
+    assert second.context is not first.context
+    assert second.connects == () and second.execute is not None
+
+
+def test_bg_plugin_derives_its_fixed_values_once_per_configuration() -> None:
+    from bluegreen.bg.plugin import BlueGreenPlugin
+
+    config = parse_config(adapter_for(pymysql.connect), None, {"host": "10.1.2.3"})
+    ctx = ConnectContext(config)
+    one, two = BlueGreenPlugin(ctx), BlueGreenPlugin(ctx)
+    assert one.fixed is two.fixed is ctx.memo["bg"]
+    assert one.ip == "10.1.2.3" and one.fixed.key[1:3] == ("10.1.2.3", 3306)

@@ -47,22 +47,43 @@ T = TypeVar("T")
 detections = DetectionCache()
 
 
+class _Fixed:
+    """What the plugin derives from a connection's configuration alone (kept
+    in :attr:`ConnectContext.memo <bluegreen.pipeline.ConnectContext.memo>`,
+    so worked out once per configuration)."""
+
+    __slots__ = ("errors", "forced", "host", "ip", "key")
+
+    def __init__(self, ctx: ConnectContext) -> None:
+        self.errors = ctx.adapter.errors
+        self.ip = ctx.host if ctx.host and is_ip(ctx.host) else None
+        #: The dialect the ``wrapper_dialect`` setting forces, if any.
+        self.forced = dialect_from_setting(ctx.settings.wrapper_dialect)
+        self.host = (ctx.host or "").lower()
+        #: The key of the host's detection in the process-wide cache.
+        self.key = (ctx.adapter.family, self.host, ctx.port, self.forced)
+
+
 class BlueGreenPlugin(Plugin):
     """Blue/green switchover support; see the module docstring."""
 
     code = "bg"
-    __slots__ = ("detection", "epoch", "errors", "host", "ip", "watch")
+    __slots__ = ("detection", "epoch", "errors", "fixed", "host", "ip", "watch")
 
     def __init__(self, ctx: ConnectContext) -> None:
         super().__init__(ctx)
         self.detection: Detection | None = None
         self.watch: DeploymentWatch = registry.get(ctx.settings.bg_id, ctx.settings)
+        fixed: _Fixed | None = ctx.memo.get("bg")
+        if fixed is None:
+            fixed = ctx.memo["bg"] = _Fixed(ctx)
+        self.fixed = fixed
         #: The wrapper's errors as this driver's own OperationalError.
-        self.errors = ctx.adapter.errors
+        self.errors = fixed.errors
         self.host = ctx.host
         #: The address this connection was opened to, when the plugin chose it
         #: or the application gave one.
-        self.ip: str | None = ctx.host if ctx.host and is_ip(ctx.host) else None
+        self.ip: str | None = fixed.ip
         #: The view's kill_epoch when the driver connection was opened; a
         #: later one means the switchover dropped it (_reconnect.DEAD: known
         #: dead).
@@ -244,10 +265,10 @@ class BlueGreenPlugin(Plugin):
         ) from exc
 
     def _detect(self, ctx: ConnectContext, conn: Any) -> None:
-        family = ctx.adapter.family
-        forced = dialect_from_setting(ctx.settings.wrapper_dialect)
-        host = (ctx.host or "").lower()
-        key = (family, host, ctx.port, forced)
+        fixed = self.fixed
+        forced = fixed.forced
+        host = fixed.host
+        key = fixed.key
         detection = detections.get(key)
         watch = self.watch
         if detection is None:

@@ -345,6 +345,10 @@ class DriverAdapter(ABC):
             except Exception:  # not on this cursor class
                 continue
 
+    #: Whether :meth:`pool_taking_back` may return a pool (``close()`` skips
+    #: asking otherwise).
+    returns_to_pools: ClassVar[bool] = False
+
     def pool_taking_back(self, raw: Any) -> Any:
         """A pool that takes *raw* back when it is closed, or None.
 

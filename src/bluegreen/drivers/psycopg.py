@@ -300,6 +300,8 @@ class PsycopgAdapter(DriverAdapter):
             proxy.close()
         return None
 
+    returns_to_pools = True
+
     def pool_taking_back(self, raw: Any) -> Any:
         """The psycopg_pool pool that takes ``raw`` back on ``close()``
         (``close_returns=True``), or None."""
