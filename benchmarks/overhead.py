@@ -287,6 +287,105 @@ def bench_driver(
     return rows
 
 
+async def _async_sample(connect: Any, calls: int, blocks: int) -> tuple[float, float]:
+    """execute+fetchone per call on the raw driver's cursor and on the
+    bluegreen cursor of one asyncio connection, in alternating blocks."""
+    conn = await connect()
+    try:
+        raw_cur = conn.driver_connection.cursor()
+        bg_cur = conn.cursor()
+
+        async def timed(cur: Any, n: int) -> float:
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await cur.execute("SELECT 1")
+                await cur.fetchone()
+            return time.perf_counter() - t0
+
+        await timed(raw_cur, calls // 10)
+        await timed(bg_cur, calls // 10)
+        raw = wrapped = 0.0
+        per_block = max(1, calls // blocks)
+        for i in range(blocks):
+            if i % 2:
+                wrapped += await timed(bg_cur, per_block)
+                raw += await timed(raw_cur, per_block)
+            else:
+                raw += await timed(raw_cur, per_block)
+                wrapped += await timed(bg_cur, per_block)
+        total = per_block * blocks
+        return raw / total, wrapped / total
+    finally:
+        await conn.close()
+
+
+def bench_async(
+    kwargs: dict[str, Any], rounds: int, calls: int, connects: int
+) -> list[Row]:
+    """psycopg's AsyncConnection: the raw driver against
+    ``bluegreen.connect_async`` with ``plugins=""`` and ``plugins="bg"``,
+    execute+fetchone paired on one connection, connect+close paired per
+    round, on one event loop."""
+    import asyncio
+
+    import psycopg
+
+    target = psycopg.AsyncConnection.connect
+    driver = "psycopg async / PostgreSQL"
+    variants: list[tuple[str, Any]] = [
+        ("raw driver", lambda: target(**kwargs)),
+        (
+            'bluegreen plugins=""',
+            lambda: bluegreen.connect_async(target, plugins="", **kwargs),
+        ),
+        (
+            'bluegreen plugins="bg"',
+            lambda: bluegreen.connect_async(target, plugins="bg", **kwargs),
+        ),
+    ]
+
+    async def main() -> list[Row]:
+        for _, connect in variants:
+            await (await connect()).close()
+        pairs: dict[str, list[tuple[float, float]]] = {v[0]: [] for v in variants[1:]}
+        conn_times: dict[str, list[float]] = {v[0]: [] for v in variants}
+        conn_ratios: dict[str, list[float]] = {v[0]: [] for v in variants}
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(rounds):
+                for label, connect in variants[1:][i % 2 :] + variants[1:][: i % 2]:
+                    pairs[label].append(await _async_sample(connect, calls, 10))
+                sums = dict.fromkeys(conn_times, 0.0)
+                for j in range(connects):
+                    k = (i + j) % len(variants)
+                    for label, connect in variants[k:] + variants[:k]:
+                        t0 = time.perf_counter()
+                        await (await connect()).close()
+                        sums[label] += time.perf_counter() - t0
+                for label, total in sums.items():
+                    conn_times[label].append(total / connects)
+                    conn_ratios[label].append(total / sums["raw driver"])
+        finally:
+            gc.enable()
+        rows: list[Row] = []
+        raw_med = statistics.median(r for ps in pairs.values() for r, _ in ps)
+        rows.append(
+            Row(driver, "execute+fetchone", "raw driver", raw_med * 1e6, 1.0, 0.0)
+        )
+        for label, ps in pairs.items():
+            ratio, iqr = _spread([w / r for r, w in ps])
+            med = statistics.median(w for _, w in ps)
+            rows.append(Row(driver, "execute+fetchone", label, med * 1e6, ratio, iqr))
+        for label in conn_times:
+            ratio, iqr = _spread(conn_ratios[label])
+            med = statistics.median(conn_times[label])
+            rows.append(Row(driver, "connect+close", label, med * 1e6, ratio, iqr))
+        return rows
+
+    return asyncio.run(main())
+
+
 class SameDriver:
     """The driver's own connection dressed as a bluegreen one (its cursors
     are the driver's): measured against the raw driver like the wrapper, it
@@ -606,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
                     args.calls,
                     args.connects,
                 )
+        if not args.in_process:
+            print("measuring psycopg async / PostgreSQL ...", flush=True)
+            rows += bench_async(pg_kwargs, args.rounds, args.calls, args.connects)
     print()
     print("In process (driver cursor replaced by a stub answering from memory):")
     print_in_process(in_rows)

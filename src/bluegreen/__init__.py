@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from ._version import __version__
+from .aio import AsyncConnection, AsyncCursor, connect_async
 from .connection import Connection
 from .cursor import Cursor
 from .drivers import adapter_for
@@ -39,6 +40,8 @@ from .pipeline import ConnectContext, Pipeline, Plugin, register_plugin
 from .settings import Settings, parse_config
 
 __all__ = [
+    "AsyncConnection",
+    "AsyncCursor",
     "ConfigurationError",
     "ConnectContext",
     "Connection",
@@ -61,6 +64,7 @@ __all__ = [
     "__version__",
     "apilevel",
     "connect",
+    "connect_async",
     "connection_proxy",
     "paramstyle",
     "register_plugin",

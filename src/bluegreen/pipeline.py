@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .errors import ConfigurationError
@@ -177,6 +177,22 @@ class Plugin:
 
     def on_close(self, conn: Connection) -> None:
         """The application closed *conn*."""
+
+    # The hooks of asyncio connections (bluegreen.connect_async). A plugin
+    # that overrides connect or execute must override its asyncio twin too
+    # to serve asyncio connections; connect_async refuses it otherwise.
+
+    async def connect_async(
+        self, ctx: ConnectContext, call_next: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """:meth:`connect` for an asyncio connection: ``await call_next()``."""
+        return await call_next()
+
+    async def execute_async(
+        self, conn: Any, method_name: str, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """:meth:`execute` for an asyncio connection: ``await call()``."""
+        return await call()
 
     def gate(self) -> Gate | None:
         """A :class:`Gate` that is calm while this plugin's ``execute`` hook
@@ -329,6 +345,25 @@ def _chain_execute(hooks: list[ExecuteHook]) -> ExecuteHook:
     return run
 
 
+def _inherits(kind: type, name: str) -> bool:
+    """Whether plugin class ``kind`` has :class:`Plugin`'s own ``name``."""
+    return getattr(kind, name, None) is getattr(Plugin, name)
+
+
+def _chain_execute_async(
+    hooks: list[Callable[..., Awaitable[Any]]],
+) -> Callable[..., Awaitable[Any]]:
+    if len(hooks) == 1:
+        return hooks[0]
+    outer = hooks[0]
+    inner = _chain_execute_async(hooks[1:])
+
+    async def run(conn: Any, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        return await outer(conn, name, lambda: inner(conn, name, call))
+
+    return run
+
+
 class Pipeline:
     """The plugins of one connection and their chained hooks."""
 
@@ -370,6 +405,71 @@ class Pipeline:
         gate = keeper.gate() if keeper is not None else None
         return HOOKED if gate is None else gate
 
+    async def reopen_async(self) -> Any:
+        """:meth:`reopen` for an asyncio connection."""
+        ctx = self.context
+        call: Callable[[], Awaitable[Any]] = ctx.connect
+        for plugin in reversed(self.connects):
+            call = functools.partial(plugin.connect_async, ctx, call)
+        return await call()
+
+    @classmethod
+    async def open_async(
+        cls, config: ConnectionConfig, reg: PluginRegistry | None = None
+    ) -> tuple[Pipeline, Any]:
+        """:meth:`open` for an asyncio driver: the plugins' ``connect_async``
+        hooks, awaited, and their ``execute_async`` hooks chained.
+
+        Raise :class:`ConfigurationError` for a plugin that hooks ``connect``
+        or ``execute`` without the asyncio twin of that hook."""
+        reg = registry if reg is None else reg
+        codes = config.settings.plugins
+        plan = reg.plan(codes)
+        ctx = cls._context(config, plan)[0]
+        plugins: list[Plugin] = []
+        connects: list[Plugin] = []
+        executes: list[Callable[..., Awaitable[Any]]] = []
+        hooking: list[Plugin] = []
+        closes: list[Callable[[Connection], None]] = []
+        for code, (factory, hooks) in zip(codes, plan, strict=True):
+            plugin = factory(ctx)
+            kind = type(plugin)
+            if hooks is None:
+                hooks = overridden_hooks(kind)
+            missing = [
+                f"{h}_async"
+                for h in ("connect", "execute")
+                if h in hooks
+                and getattr(kind, f"{h}_async") is getattr(Plugin, f"{h}_async")
+            ]
+            if missing:
+                raise ConfigurationError(
+                    f"plugin {code!r} ({kind.__qualname__}) cannot serve asyncio "
+                    f"connections: it overrides {', '.join(m[:-6] for m in missing)} "
+                    f"but not {', '.join(missing)}"
+                )
+            plugins.append(plugin)
+            if "connect" in hooks:
+                connects.append(plugin)
+            if "execute" in hooks:
+                executes.append(plugin.execute_async)
+                hooking.append(plugin)
+            if "on_close" in hooks:
+                closes.append(plugin.on_close)
+        call: Callable[[], Awaitable[Any]] = ctx.connect
+        for plugin in reversed(connects):
+            call = functools.partial(plugin.connect_async, ctx, call)
+        raw = await call()
+        pipeline = cls(
+            tuple(plugins),
+            ctx,
+            _chain_execute_async(executes) if executes else None,
+            tuple(closes),
+            tuple(connects),
+            hooking[0] if len(hooking) == 1 else None,
+        )
+        return pipeline, raw
+
     def reopen(self) -> Any:
         """Open a new driver connection for the same connection, through
         every plugin's ``connect`` hook, as when it was first opened."""
@@ -394,16 +494,23 @@ class Pipeline:
         """
         reg = registry if reg is None else reg
         plan = reg.plan(config.settings.plugins)
+        ctx, steps = cls._context(config, plan)
+        if len(steps) == 1 and steps[0].hooks is not None:
+            return cls._open_one(ctx, steps[0])
+        return cls._open_many(ctx, plan)
+
+    @staticmethod
+    def _context(
+        config: ConnectionConfig, plan: _Plan
+    ) -> tuple[ConnectContext, tuple[_Step, ...]]:
+        """The context and steps of *config*, made on its first connection."""
         kept = config._opener
         if kept is None or kept[0] is not plan:
             ctx = ConnectContext(config)
             steps = tuple(_Step(factory, hooks) for factory, hooks in plan)
             object.__setattr__(config, "_opener", (plan, ctx, steps))
-        else:
-            _, ctx, steps = kept
-        if len(steps) == 1 and steps[0].hooks is not None:
-            return cls._open_one(ctx, steps[0])
-        return cls._open_many(ctx, plan)
+            return ctx, steps
+        return kept[1], kept[2]
 
     @classmethod
     def _open_one(cls, ctx: ConnectContext, step: _Step) -> tuple[Pipeline, Any]:

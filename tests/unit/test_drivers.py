@@ -73,7 +73,7 @@ def test_asyncio_targets_say_why_and_what_to_do() -> None:
         with pytest.raises(bluegreen.UnsupportedDriverError) as info:
             bluegreen.connect(target, plugins="")
         msg = str(info.value)
-        assert "asyncio" in msg and "asyncio.to_thread" in msg
+        assert "asyncio" in msg and "bluegreen.connect_async" in msg
     with pytest.raises(bluegreen.UnsupportedDriverError) as info:
         bluegreen.connect(print, plugins="")
     assert "asyncio" not in str(info.value)

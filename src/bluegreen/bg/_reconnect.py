@@ -27,20 +27,23 @@ connections are also checked for a closed socket before each call.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
 from ..pipeline import UNDO_CALLS, Reconnected
 from ._model import Phase
 from ._routing import HostClass, classify, suspends_calls
+from ._steps import Call, Close, Steps, Wait, adrive, drive
 from ._tracker import RoutingView
 
 if TYPE_CHECKING:
     from ..connection import Connection
     from .plugin import BlueGreenPlugin
 
-__all__ = ["CONTINUATION_CALLS", "DEAD", "careful_call"]
+__all__ = ["CONTINUATION_CALLS", "DEAD", "careful_call", "careful_call_async"]
 
 logger = logging.getLogger("bluegreen.bg")
 
@@ -82,6 +85,29 @@ CONTINUATION_CALLS = frozenset(
 )
 
 
+class Restore(NamedTuple):
+    """Carry the session ``state`` over to the new driver connection ``new``
+    (:meth:`~bluegreen.drivers.base.DriverAdapter.restore_session`)."""
+
+    new: Any
+    state: dict[str, Any]
+
+
+class OnReconnect(NamedTuple):
+    """Call the application's ``bg_on_reconnect`` ``hook`` with ``conn``."""
+
+    hook: Callable[[Any], Any]
+    conn: Any
+
+
+class _Reopen(NamedTuple):
+    """Open a new driver connection for the same connection, through every
+    plugin's connect hook (:meth:`~bluegreen.pipeline.Pipeline.reopen`)."""
+
+
+REOPEN = _Reopen()
+
+
 def careful_call(
     plugin: BlueGreenPlugin,
     conn: Connection,
@@ -89,12 +115,95 @@ def careful_call(
     call: Callable[[], T],
     view: RoutingView,
 ) -> T:
+    """:func:`careful_steps` on this thread."""
+    result: T = drive(
+        careful_steps(plugin, conn, name, call, view),
+        functools.partial(_do, plugin, conn),
+    )
+    return result
+
+
+async def careful_call_async(
+    plugin: BlueGreenPlugin,
+    conn: Any,
+    name: str,
+    call: Callable[[], Awaitable[T]],
+    view: RoutingView,
+) -> T:
+    """:func:`careful_steps` on the event loop (``call`` returns an
+    awaitable; so does every effect)."""
+    result: T = await adrive(
+        careful_steps(plugin, conn, name, call, view),
+        functools.partial(_ado, plugin, conn),
+    )
+    return result
+
+
+async def _ado(plugin: BlueGreenPlugin, conn: Any, effect: Any) -> Any:
+    """Carry out one effect of :func:`careful_steps` on the event loop."""
+    kind = type(effect)
+    if kind is Call:
+        return await effect.call()
+    adapter = conn.driver_adapter
+    if effect is REOPEN:
+        pipeline = conn.wrapper_pipeline
+        assert pipeline is not None
+        return await pipeline.reopen_async()
+    if kind is Restore:
+        await adapter.arestore_session(effect.new, effect.state)
+        return None
+    if kind is OnReconnect:
+        outcome = effect.hook(effect.conn)
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        return outcome
+    if kind is Close:
+        await adapter.aclose_quietly(effect.conn)
+        return None
+    if kind is Wait:
+        return await plugin.watch.wait_async(
+            effect.version, effect.deadline, effect.since
+        )
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+def _do(plugin: BlueGreenPlugin, conn: Connection, effect: Any) -> Any:
+    """Carry out one effect of :func:`careful_steps`, blocking."""
+    kind = type(effect)
+    if kind is Call:
+        return effect.call()
+    if effect is REOPEN:
+        pipeline = conn.wrapper_pipeline
+        assert pipeline is not None
+        return pipeline.reopen()
+    if kind is Restore:
+        conn.driver_adapter.restore_session(effect.new, effect.state)
+        return None
+    if kind is OnReconnect:
+        return effect.hook(effect.conn)
+    if kind is Close:
+        _close_quietly(effect.conn)
+        return None
+    if kind is Wait:
+        return plugin.watch.wait(effect.version, effect.deadline, effect.since)
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+def careful_steps(
+    plugin: BlueGreenPlugin,
+    conn: Any,
+    name: str,
+    call: Callable[[], Any],
+    view: RoutingView,
+) -> Steps[Any]:
     """A call while a switchover is near, under way or has dropped this
-    connection (see the module docstring)."""
+    connection (see the module docstring), as effects (:mod:`._steps`):
+    the outcome is the call's result. ``conn`` is the application's
+    connection proxy (synchronous or asyncio)."""
     if view.phase is Phase.IN_PROGRESS and suspends_calls(
         view, plugin.host, plugin.ip, plugin.watch.clock()
     ):
-        plugin.wait_while_suspended(name)
+        yield from plugin.suspended_steps(name)
         view = plugin.watch.view
     raw = conn.driver_connection
     adapter = conn.driver_adapter
@@ -114,18 +223,18 @@ def careful_call(
         if kind is HostClass.OTHER or kind is HostClass.OLD:
             # Not a host of this deployment: nothing of this switchover's.
             _set_epoch(plugin, conn, view.kill_epoch)
-            return call()  # (not a host of this switchover)
+            return (yield Call(call))  # (not a host of this switchover)
         if name in CONTINUATION_CALLS:
             pass  # never moved; counted (once) if it fails, in _run
         elif not plugin.context.settings.bg_reconnect:
             pass  # as without the feature: the driver's error
         elif name in UNDO_CALLS:
-            if _undo_on_dropped(plugin, conn, view):
-                return None  # type: ignore[return-value]
+            if (yield from _undo_on_dropped(plugin, conn, view)):
+                return None
         elif plugin.epoch == DEAD or not (
             adapter.in_transaction(raw) if busy is None else busy
         ):
-            reconnect(plugin, conn)
+            yield from reconnect_steps(plugin, conn)
         else:
             plugin.watch.count("refused_in_transaction")
             logger.debug(
@@ -142,7 +251,7 @@ def careful_call(
         and plugin.context.settings.bg_reconnect
         and not (adapter.in_transaction(raw) if busy is None else busy)
     )
-    return _run(plugin, conn, name, call, view, resend)
+    return (yield from _run(plugin, conn, name, call, view, resend))
 
 
 #: Hosts whose connections the switchover drops (see ``classify``).
@@ -158,12 +267,12 @@ _MAYBE_LOCAL = UNDO_CALLS | CONTINUATION_CALLS | {"commit"}
 
 def _run(
     plugin: BlueGreenPlugin,
-    conn: Connection,
+    conn: Any,
     name: str,
-    call: Callable[[], T],
+    call: Callable[[], Any],
     view: RoutingView,
     resend: bool = False,
-) -> T:
+) -> Steps[Any]:
     """Make the call. A connection lost under it is marked dead, so that its
     next call gets a new connection; the error itself reaches the
     application unchanged (the call may have run).
@@ -174,13 +283,13 @@ def _run(
     replaced at once and the call made again on the new one, when the
     host is one of this switchover's and a new connection can be had."""
     try:
-        result = call()
+        result = yield Call(call)
     except Exception as exc:
         if conn.driver_adapter.is_connection_lost(exc, conn.driver_connection):
             if resend and classify(view, plugin.host, plugin.ip)[0] in _SWITCHED:
                 _set_epoch(plugin, conn, DEAD)
                 try:
-                    reconnect(plugin, conn)
+                    yield from reconnect_steps(plugin, conn)
                 except Reconnected:
                     raise
                 except Exception as reopen_exc:
@@ -205,8 +314,8 @@ def _run(
 
 
 def _undo_on_dropped(
-    plugin: BlueGreenPlugin, conn: Connection, view: RoutingView
-) -> bool:
+    plugin: BlueGreenPlugin, conn: Any, view: RoutingView
+) -> Steps[bool]:
     """A rollback on a dropped connection; True when nothing is left to do.
 
     On a new connection when one can be had at once (the rollback then
@@ -221,7 +330,7 @@ def _undo_on_dropped(
     call reconnects."""
     if view.effective_phase(plugin.watch.clock()) is not Phase.IN_PROGRESS:
         try:
-            reconnect(plugin, conn)
+            yield from reconnect_steps(plugin, conn)
         except Reconnected:
             raise
         except Exception as exc:
@@ -236,30 +345,28 @@ def _undo_on_dropped(
     return bool(adapter.is_closed(raw) or adapter.peer_closed(raw))
 
 
-def _set_epoch(plugin: BlueGreenPlugin, conn: Connection, epoch: int) -> None:
+def _set_epoch(plugin: BlueGreenPlugin, conn: Any, epoch: int) -> None:
     """What the plugin now knows of the connection, and its gate to match
     (a connection of a past epoch, or dead, has its calls looked at)."""
     plugin.epoch = epoch
     conn.refresh_gate()
 
 
-def reconnect(plugin: BlueGreenPlugin, conn: Connection) -> None:
+def reconnect_steps(plugin: BlueGreenPlugin, conn: Any) -> Steps[NoReturn]:
     """Replace the dropped driver connection of ``conn`` and raise
     :class:`Reconnected` so that the proxy makes the call on the new one."""
     adapter = conn.driver_adapter
-    pipeline = conn.wrapper_pipeline
-    assert pipeline is not None
     old = conn.driver_connection
     state = adapter.session_state(old)
-    new = pipeline.reopen()  # through every plugin's connect hook: routed
+    new = yield REOPEN  # through every plugin's connect hook: routed
     try:
-        adapter.restore_session(new, state)
+        yield Restore(new, state)
         conn.swap_driver_connection(new)
         conn.refresh_gate()  # the reopening set the plugin's epoch
     except BaseException:
-        _close_quietly(new)
+        yield Close(new)
         raise
-    _close_quietly(old)
+    yield Close(old)
     watch = plugin.watch
     watch.count("reconnects")
     logger.debug(
@@ -271,7 +378,7 @@ def reconnect(plugin: BlueGreenPlugin, conn: Connection) -> None:
     )
     hook: Callable[[Any], Any] | None = plugin.context.settings.bg_on_reconnect
     if hook is not None:
-        hook(conn)
+        yield OnReconnect(hook, conn)
     raise Reconnected
 
 

@@ -14,7 +14,9 @@ watches stop their threads and close their connections.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -87,6 +89,10 @@ class BlueGreenStatus:
     refused_in_flight: int = 0
 
 
+#: An asyncio waiter of :meth:`DeploymentWatch.wait_async`.
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
 class DeploymentWatch:
     """The shared state of one ``bg_id``; see the module docstring."""
 
@@ -106,6 +112,9 @@ class DeploymentWatch:
         #: that does not exist, ``(False, None)`` for a failed lookup.
         self.resolve = resolver
         self._cond = threading.Condition()
+        #: The asyncio waiters (:meth:`wait_async`): (loop, future) pairs,
+        #: woken from whichever thread publishes a view.
+        self._async_waiters: set[_Waiter] = set()
         # The threads hold this watch weakly and sleep on the condition:
         # when the watch is collected, wake them so that they end at once.
         weakref.finalize(self, _wake_all, self._cond)
@@ -223,6 +232,7 @@ class DeploymentWatch:
             self.view = self.tracker.closed_view()
             self._update_gate()
             self._cond.notify_all()
+            self._wake_async()
         deadline = time.monotonic() + timeout
         for worker in workers:
             if worker is not threading.current_thread():
@@ -235,6 +245,7 @@ class DeploymentWatch:
         connections) stay referenced, never closed."""
         self._cond = threading.Condition()
         self._count_lock = threading.Lock()
+        self._async_waiters = set()  # the parent's loops are not ours
         self._closed = True
         self.view = self.tracker.closed_view()
         self._update_gate()
@@ -307,6 +318,49 @@ class DeploymentWatch:
         finally:
             for level, msg, args in messages:
                 logger.log(level, msg, *args)
+
+    async def wait_async(self, version: int, deadline: float, since: float) -> bool:
+        """:meth:`wait` for a coroutine: the same outcome, awaited without
+        blocking the event loop (the condition's lock is only taken for the
+        instant of a time-based release). Cancelling it leaves no waiter
+        behind."""
+        loop = asyncio.get_running_loop()
+        while True:
+            view = self.view
+            if view.version != version:
+                return True
+            now = self.clock()
+            if now >= deadline:
+                return False
+            timers = [
+                due
+                for due in (view.release_at, view.settle_at)
+                if due is not None and due > since
+            ]
+            wake = min([deadline, *timers])
+            if now >= wake:
+                messages: list[tuple[int, str, tuple[Any, ...]]] = []
+                with self._cond:
+                    if self.view.version == version and self.tracker.check_time(now):
+                        self._publish(messages)
+                for level, msg, args in messages:
+                    logger.log(level, msg, *args)
+                return True
+            waiter = (loop, loop.create_future())
+            self._async_waiters.add(waiter)
+            try:
+                if self.view.version != version:  # published meanwhile
+                    return True
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(waiter[1], wake - now)
+            finally:
+                self._async_waiters.discard(waiter)
+
+    def _wake_async(self) -> None:
+        """Wake every :meth:`wait_async` (under the condition)."""
+        for loop, future in list(self._async_waiters):
+            with contextlib.suppress(RuntimeError):  # its loop is closed
+                loop.call_soon_threadsafe(_settle, future)
 
     # -- used by the threads ----------------------------------------------------
 
@@ -472,6 +526,8 @@ class DeploymentWatch:
         self.view = tracker.view()
         self._update_gate()
         self._cond.notify_all()
+        if self._async_waiters:
+            self._wake_async()
         events = tracker.events
         if len(events) < self._logged_events:  # a new deployment cycle
             self._logged_events = self._summary_logged = 0
@@ -607,6 +663,11 @@ class DeploymentWatch:
 
 #: The causes :meth:`DeploymentWatch.unprotected` is told about.
 _OFF_KINDS = ("", "denied", "query", "connect", "detection", "unsupported", "plain")
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _wake_all(cond: threading.Condition) -> None:

@@ -11,8 +11,11 @@ privileges give one warning and plain pass-through.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from .. import rds
@@ -23,7 +26,7 @@ from ..pipeline import HOOKED, UNDO_CALLS, ConnectContext, Gate, Plugin
 from ._hosts import is_ip
 from ._model import Phase
 from ._monitor import MonitorSource
-from ._reconnect import careful_call
+from ._reconnect import careful_call, careful_call_async
 from ._routing import (
     Action,
     HostClass,
@@ -32,6 +35,17 @@ from ._routing import (
     preparation_grace,
     route_connect,
     suspends_calls,
+)
+from ._steps import (
+    LOOK_AGAIN,
+    OPEN_NEXT,
+    Close,
+    Open,
+    Resolve,
+    Steps,
+    Wait,
+    adrive,
+    drive,
 )
 from ._tracker import RoutingView
 from ._watch import DeploymentWatch, registry
@@ -108,7 +122,108 @@ class BlueGreenPlugin(Plugin):
             raise
         return conn
 
+    async def connect_async(
+        self, ctx: ConnectContext, call_next: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        """:meth:`connect` for asyncio connections: the same steps, with every
+        wait awaited (:meth:`DeploymentWatch.wait_async`), name lookups in
+        the loop's executor and detection on the new connection itself."""
+        watch = self.watch
+        self.epoch = watch.view.kill_epoch
+        if watch.view.passthrough:
+            conn = await call_next()
+        else:
+            conn = await adrive(
+                self.route_steps(ctx), functools.partial(self._ado, ctx, call_next)
+            )
+        try:
+            await self._detect_async(ctx, conn)
+        except BaseException:
+            await ctx.adapter.arollback_quietly(conn)
+            await ctx.adapter.aclose_quietly(conn)
+            raise
+        return conn
+
+    async def _ado(
+        self, ctx: ConnectContext, call_next: Callable[[], Awaitable[Any]], effect: Any
+    ) -> Any:
+        """Carry out one effect of the glue's steps on the event loop."""
+        kind = type(effect)
+        if kind is Wait:
+            return await self.watch.wait_async(
+                effect.version, effect.deadline, effect.since
+            )
+        if kind is Open:
+            if effect.direct:
+                return await call_next()
+            return await ctx.connect(ip=effect.ip, port=effect.port)
+        if kind is Close:
+            await ctx.adapter.aclose_quietly(effect.conn)
+            return None
+        loop = asyncio.get_running_loop()
+        if kind is Resolve:
+            return await loop.run_in_executor(None, self.watch.resolve, effect.name)
+        if effect is LOOK_AGAIN:
+            return await loop.run_in_executor(None, self.watch.look_again)
+        raise TypeError(f"unknown effect {effect!r}")
+
+    async def _detect_async(self, ctx: ConnectContext, conn: Any) -> None:
+        """:meth:`_detect` for an asyncio connection. The probes are the
+        synchronous ones, run on a worker thread, and each of their queries
+        is sent back to the event loop to run on ``conn``: the loop never
+        waits for the server."""
+        fixed = self.fixed
+        detection = detections.get(fixed.key)
+        fresh = detection is None
+        if detection is None:
+            loop = asyncio.get_running_loop()
+            on_loop = _OnLoop(conn, ctx.adapter, loop)
+
+            def work() -> Detection:
+                return detections.get_or_detect(
+                    fixed.key, lambda: _detect(ctx, on_loop, fixed.forced, on_loop)
+                )
+
+            probing = loop.run_in_executor(None, work)
+            try:
+                detection = await asyncio.shield(probing)
+            except asyncio.CancelledError:
+                # The probes are using this connection: let them end before
+                # the caller closes it.
+                with contextlib.suppress(BaseException):
+                    await probing
+                raise
+        self._take(ctx, detection, fresh)
+
     def _routed_connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        """Open the connection where the routing rules say, waiting and
+        retrying as they say (:meth:`route_steps`, run on this thread)."""
+        return drive(self.route_steps(ctx), functools.partial(self._do, ctx, call_next))
+
+    def _do(
+        self, ctx: ConnectContext, call_next: Callable[[], Any], effect: Any
+    ) -> Any:
+        """Carry out one effect of the glue's steps, blocking (see
+        :mod:`._steps`)."""
+        kind = type(effect)
+        if kind is Wait:
+            return self.watch.wait(effect.version, effect.deadline, effect.since)
+        if kind is Open:
+            if effect.direct:
+                return call_next()
+            return ctx.connect(ip=effect.ip, port=effect.port)
+        if kind is Close:
+            _close_quietly(effect.conn)
+            return None
+        if kind is Resolve:
+            return self.watch.resolve(effect.name)
+        if effect is LOOK_AGAIN:
+            return self.watch.look_again()
+        raise TypeError(f"unknown effect {effect!r}")
+
+    def route_steps(self, ctx: ConnectContext) -> Steps[Any]:
+        """The decisions of a routed connect, as effects (see :mod:`._steps`):
+        the outcome is the driver connection to hand out."""
         watch = self.watch
         settings = ctx.settings
         timeout_ms = settings.bg_connect_timeout_ms
@@ -121,7 +236,7 @@ class BlueGreenPlugin(Plugin):
             view = watch.view
             now = clock()
             if address is None and host and not view.passthrough:
-                address = _address_of(view, host, watch.resolve)
+                address = yield from _address_steps(view, host)
             route = route_connect(
                 view,
                 host,
@@ -133,7 +248,7 @@ class BlueGreenPlugin(Plugin):
                 route.action is Action.DIRECT
                 and not view.switched
                 and view.timed_out(now)
-                and watch.look_again()
+                and (yield LOOK_AGAIN)
             ):
                 # Released by the timer with the switchover unresolved: the
                 # hosts may have been renamed since the DNS watcher's last
@@ -143,7 +258,7 @@ class BlueGreenPlugin(Plugin):
             if action is Action.REJECT:
                 raise self.errors.GreenHostRejectedError(route.reason)
             if action is Action.WAIT:
-                if not watch.wait(view.version, deadline, now):
+                if not (yield Wait(view.version, deadline, now)):
                     raise self.errors.SwitchoverTimeoutError(
                         _timeout_message(host, route, view, timeout_ms, started, now)
                     )
@@ -151,12 +266,13 @@ class BlueGreenPlugin(Plugin):
             try:
                 if action is Action.SUBSTITUTE:
                     self.ip = route.ip
-                    conn = ctx.connect(ip=route.ip, port=route.port)
+                    conn = yield Open(route.ip, route.port)
                 else:
                     self.ip = address
-                    conn = call_next()
+                    conn = yield OPEN_NEXT
             except Exception as exc:
-                if not self._retry_after(exc, route, view, deadline, now):
+                retry = yield from self._retry_steps(exc, route, view, deadline, now)
+                if not retry:
                     raise
                 logger.debug(
                     "bg_id %r: connecting to %s failed during the switchover "
@@ -170,12 +286,12 @@ class BlueGreenPlugin(Plugin):
                 action is Action.DIRECT
                 and not view.switched
                 and view.timed_out(now)
-                and (watch.look_again() or watch.view.switched)
+                and ((yield LOOK_AGAIN) or watch.view.switched)
             ):
                 # Opened by DNS while the switchover was unresolved, and it
                 # went through meanwhile (the connection may have waited on
                 # a host that came back renamed): it may be the old blue.
-                _close_quietly(conn)
+                yield Close(conn)
                 logger.debug(
                     "bg_id %r: the switchover went through while a connection "
                     "to %s was being opened by DNS; connecting again",
@@ -183,7 +299,9 @@ class BlueGreenPlugin(Plugin):
                     host,
                 )
                 continue
-            if not route.retry_on_failure or self._keep(conn, view, deadline, now):
+            if not route.retry_on_failure:
+                return conn
+            if (yield from self._keep_steps(conn, view, deadline, now)):
                 return conn
             logger.debug(
                 "bg_id %r: a connection to %s opened during IN_PROGRESS reached "
@@ -195,6 +313,15 @@ class BlueGreenPlugin(Plugin):
     def _keep(
         self, conn: Any, view: RoutingView, deadline: float, since: float
     ) -> bool:
+        """:meth:`_keep_steps` on this thread."""
+        return drive(
+            self._keep_steps(conn, view, deadline, since),
+            functools.partial(self._do, self.context, _no_next),
+        )
+
+    def _keep_steps(
+        self, conn: Any, view: RoutingView, deadline: float, since: float
+    ) -> Steps[bool]:
         """A connection to a blue host opened while the switchover is in
         progress: hold it until the phase ends. Keep it if blue stays in
         service (rollback, switchover timeout); close it and return False if
@@ -203,17 +330,17 @@ class BlueGreenPlugin(Plugin):
         :class:`SwitchoverTimeoutError`."""
         watch = self.watch
         version = view.version
-        while watch.wait(version, deadline, since):
+        while (yield Wait(version, deadline, since)):
             current = watch.view
             version = current.version
             phase = current.effective_phase(watch.clock())
             if phase is Phase.IN_PROGRESS:
                 continue
             if phase >= Phase.POST:
-                _close_quietly(conn)
+                yield Close(conn)
                 return False
             return True
-        _close_quietly(conn)
+        yield Close(conn)
         timeout_ms = self.context.settings.bg_connect_timeout_ms
         raise self.errors.SwitchoverTimeoutError(
             f"connecting to {self.host} waited {timeout_ms} ms for the blue/green "
@@ -230,6 +357,20 @@ class BlueGreenPlugin(Plugin):
         deadline: float,
         decided: float,
     ) -> bool:
+        """:meth:`_retry_steps` on this thread."""
+        return drive(
+            self._retry_steps(exc, route, view, deadline, decided),
+            functools.partial(self._do, self.context, _no_next),
+        )
+
+    def _retry_steps(
+        self,
+        exc: Exception,
+        route: Route,
+        view: RoutingView,
+        deadline: float,
+        decided: float,
+    ) -> Steps[bool]:
         """After a failed attempt, wait for the phase to move on if the failure
         may come from the switchover; True to try again, False to let the
         driver's error through. A failure during IN_PROGRESS that lasts until
@@ -249,7 +390,7 @@ class BlueGreenPlugin(Plugin):
         else:
             return False
         version = view.version
-        while watch.wait(version, until, decided):
+        while (yield Wait(version, until, decided)):
             current = watch.view
             version = current.version
             if current.effective_phase(watch.clock()) is not phase:
@@ -267,15 +408,23 @@ class BlueGreenPlugin(Plugin):
     def _detect(self, ctx: ConnectContext, conn: Any) -> None:
         fixed = self.fixed
         forced = fixed.forced
-        host = fixed.host
         key = fixed.key
         detection = detections.get(key)
-        watch = self.watch
+        fresh = detection is None
         if detection is None:
             detection = detections.get_or_detect(
                 key, lambda: _detect(ctx, conn, forced)
             )
-        elif host in watch.detected:
+        self._take(ctx, detection, fresh)
+
+    def _take(self, ctx: ConnectContext, detection: Detection, fresh: bool) -> None:
+        """Act on the detection result of this connection's host: report it
+        (once, or again when it was just made), start the monitors (or the
+        detector) if they are not running yet."""
+        watch = self.watch
+        host = self.fixed.host
+        key = self.fixed.key
+        if not fresh and host in watch.detected:
             self.detection = detection
             if watch.started:
                 watch.note_host(ctx.host)
@@ -299,12 +448,30 @@ class BlueGreenPlugin(Plugin):
             return call()
         return careful_call(self, conn, method_name, call, view)
 
+    async def execute_async(
+        self, conn: Any, method_name: str, call: Callable[[], Awaitable[T]]
+    ) -> T:
+        """:meth:`execute` for asyncio connections (the same steps, awaited)."""
+        view = self.watch.view
+        if view.quiet_calls and self.epoch == view.kill_epoch:
+            if conn._bg_gate is HOOKED:
+                conn.refresh_gate()
+            return await call()
+        return await careful_call_async(self, conn, method_name, call, view)
+
     def gate(self) -> Gate:
         """Calm while the connection is of the current epoch and calls need
         no look (no switchover near): the proxies then skip :meth:`execute`."""
         return self.watch.gate_for(self.epoch)
 
     def wait_while_suspended(self, method_name: str) -> None:
+        """:meth:`suspended_steps` on this thread."""
+        drive(
+            self.suspended_steps(method_name),
+            functools.partial(self._do, self.context, _no_next),
+        )
+
+    def suspended_steps(self, method_name: str) -> Steps[None]:
         """Wait while calls on this connection are suspended (IN_PROGRESS),
         at most ``bg_connect_timeout_ms``; then raise
         :class:`SwitchoverTimeoutError`, except for a rollback, which is
@@ -319,7 +486,7 @@ class BlueGreenPlugin(Plugin):
             now = clock()
             if not suspends_calls(view, self.host, self.ip, now):
                 return
-            if not watch.wait(view.version, deadline, now):
+            if not (yield Wait(view.version, deadline, now)):
                 if method_name in UNDO_CALLS:
                     return
                 raise self.errors.SwitchoverTimeoutError(
@@ -338,11 +505,51 @@ def _close_quietly(conn: Any) -> None:
         logger.debug("Closing a superseded connection failed: %s", exc)
 
 
-def _address_of(
-    view: RoutingView,
-    host: str,
-    resolver: Callable[[str], tuple[bool, str | None]],
-) -> str | None:
+class _OnLoop:
+    """An asyncio connection as detection's worker thread sees it: the
+    driver-adapter calls detection makes (:class:`~bluegreen.dialects.
+    ConnectionState`), and ``rollback()``, each run on the connection's
+    event loop and waited for from the thread."""
+
+    __slots__ = ("adapter", "conn", "loop")
+
+    def __init__(
+        self, conn: Any, adapter: Any, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.conn = conn
+        self.adapter = adapter
+        self.loop = loop
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def in_transaction(self, _: Any) -> bool:
+        return bool(self.adapter.in_transaction(self.conn))
+
+    def get_autocommit(self, _: Any) -> bool:
+        return bool(self.adapter.get_autocommit(self.conn))
+
+    def transaction_ended(self, _: Any) -> None:
+        self.adapter.transaction_ended(self.conn)
+
+    def query(self, _: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._run(
+            self.adapter.aquery(self.conn, sql, params)
+        )
+        return rows
+
+    def rollback(self) -> None:
+        self._run(self.conn.rollback())
+
+    def rollback_quietly(self, _: Any) -> None:
+        self._run(self.adapter.arollback_quietly(self.conn))
+
+
+def _no_next() -> Any:
+    raise AssertionError("these steps open no connection")
+
+
+def _address_steps(view: RoutingView, host: str) -> Steps[str | None]:
     """The address of ``host`` when routing needs it: IP literals as they are,
     names outside the inventory resolved (aliases of inventory hosts)."""
     if is_ip(host):
@@ -350,7 +557,7 @@ def _address_of(
     name = host.lower()
     if name in view.inventory.names:
         return None
-    ok, address = resolver(name)
+    ok, address = yield Resolve(name)
     return address if ok else None
 
 
@@ -377,7 +584,7 @@ def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
     query = detection.status_query or dialect.status_query
     assert query is not None
     return MonitorSource(
-        adapter=ctx.adapter,
+        adapter=ctx.adapter.monitor_adapter,
         params=ctx.monitoring_params(),
         host=(ctx.host or "").lower(),
         port=ctx.port,
@@ -400,20 +607,24 @@ def _user(ctx: ConnectContext) -> str:
     return '"' + user.replace('"', '""') + '"'
 
 
-def _detect(ctx: ConnectContext, conn: Any, forced: Dialect | None) -> Detection:
+def _detect(
+    ctx: ConnectContext, conn: Any, forced: Dialect | None, state: Any = None
+) -> Detection:
     """:func:`detect`, degraded to a failed detection on any unexpected error.
 
     A configuration error (a forced dialect of the other family) still
-    propagates; the connection is left idle either way.
+    propagates; the connection is left idle either way. ``state`` is the
+    driver adapter, or what stands for it (:class:`_OnLoop`).
     """
     family = ctx.adapter.family
+    state = ctx.adapter if state is None else state
     try:
-        return detect(conn, family, host=ctx.host, forced=forced, state=ctx.adapter)
+        return detect(conn, family, host=ctx.host, forced=forced, state=state)
     except ConfigurationError:
         raise
     except Exception as exc:
         logger.debug("dialect detection raised", exc_info=True)
-        ctx.adapter.rollback_quietly(conn)
+        state.rollback_quietly(conn)
         return Detection(
             dialect=forced or Dialect.plain(family),
             forced=forced is not None,
@@ -480,7 +691,7 @@ def _retry_detection(
 ) -> Callable[[], bool]:
     """The Detector's attempt: open a monitoring connection to the host,
     detect, and start the monitors once detection succeeds."""
-    adapter = ctx.adapter
+    adapter = ctx.adapter.monitor_adapter
     forced = key[3]
 
     def attempt() -> bool:

@@ -15,11 +15,13 @@ from ..errors import UnsupportedDriverError
 from .base import DriverAdapter, DriverParams, Endpoint
 
 __all__ = [
+    "SUPPORTED_ASYNC_TARGETS",
     "SUPPORTED_TARGETS",
     "DriverAdapter",
     "DriverParams",
     "Endpoint",
     "adapter_for",
+    "async_adapter_for",
 ]
 
 SUPPORTED_TARGETS = (
@@ -61,6 +63,49 @@ def adapter_for(target: Any) -> DriverAdapter:
     return adapter
 
 
+#: The asyncio connect functions bluegreen.connect_async() accepts.
+SUPPORTED_ASYNC_TARGETS = ("psycopg.AsyncConnection.connect",)
+
+
+def async_adapter_for(target: Any) -> DriverAdapter:
+    """The adapter for the asyncio connect function *target*, cached like
+    :func:`adapter_for`'s; :class:`UnsupportedDriverError` for anything else."""
+    try:
+        adapter = _async_adapters.get(target)
+    except TypeError:
+        adapter = None
+    if adapter is not None and adapter.target is target:
+        return adapter
+    owner = getattr(target, "__self__", None)
+    if (getattr(target, "__module__", None) or "").startswith("psycopg"):
+        import psycopg
+
+        if (
+            isinstance(owner, type)
+            and issubclass(owner, psycopg.AsyncConnection)
+            and getattr(target, "__name__", None) == "connect"
+        ):
+            from .psycopg_async import PsycopgAsyncAdapter
+
+            adapter = PsycopgAsyncAdapter(target)
+            if len(_async_adapters) >= _MAX_ADAPTERS:
+                _async_adapters.clear()
+            _async_adapters[target] = adapter
+            return adapter
+    hint = ""
+    if not _is_async(
+        target, (getattr(target, "__module__", None) or "").partition(".")[0]
+    ):
+        hint = " (it opens synchronous connections: use bluegreen.connect())"
+    raise UnsupportedDriverError(
+        f"bluegreen.connect_async() cannot wrap {target!r}{hint}; supported "
+        f"connect functions: {', '.join(SUPPORTED_ASYNC_TARGETS)}"
+    )
+
+
+_async_adapters: dict[Any, DriverAdapter] = {}
+
+
 def _new_adapter(target: Any) -> DriverAdapter:
     module = getattr(target, "__module__", None) or ""
     top = module.partition(".")[0]
@@ -95,12 +140,10 @@ def _new_adapter(target: Any) -> DriverAdapter:
     if _is_async(target, top):
         raise UnsupportedDriverError(
             f"bluegreen.connect() cannot wrap {target!r}: it opens asyncio "
-            "connections, and bluegreen supports only synchronous drivers so far "
-            "(asyncio support is planned). Until then, use the driver's "
-            "synchronous connect function (psycopg.connect, pymysql.connect, "
-            "mysql.connector.connect) through bluegreen, running blocking calls "
-            "in a worker thread (asyncio.to_thread or run_in_executor). "
-            f"Supported connect functions: {', '.join(SUPPORTED_TARGETS)}"
+            "connections; use 'await bluegreen.connect_async(...)', which "
+            f"supports {', '.join(SUPPORTED_ASYNC_TARGETS)} (asyncpg and "
+            "aiomysql are planned). Supported synchronous connect functions: "
+            f"{', '.join(SUPPORTED_TARGETS)}"
         )
     raise UnsupportedDriverError(
         f"bluegreen.connect() cannot wrap {target!r}; supported connect "

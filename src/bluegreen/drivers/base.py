@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -117,6 +118,10 @@ class DriverAdapter(ABC):
     #: new connection.
     unsent_on_loss: ClassVar[frozenset[str]] = frozenset()
 
+    #: Whether the driver's connections are asyncio ones (its ``connect``
+    #: returns an awaitable; see :mod:`bluegreen.aio`).
+    is_async: ClassVar[bool] = False
+
     __slots__ = ("_errors", "parsed", "target")
 
     def __init__(self, target: ConnectFunction) -> None:
@@ -128,6 +133,12 @@ class DriverAdapter(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+    @property
+    def monitor_adapter(self) -> DriverAdapter:
+        """The adapter the monitor threads connect with: this one, or for an
+        asyncio driver a synchronous driver taking the same parameters."""
+        return self
 
     # -- parameters ---------------------------------------------------------
 
@@ -313,6 +324,36 @@ class DriverAdapter(ABC):
         so that those calls go through the proxy's hooked methods.
         """
         return raw.__exit__(exc_type, exc, tb)
+
+    # -- asyncio drivers (is_async) --------------------------------------------
+
+    async def aquery(
+        self, conn: Any, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`query` on an asyncio connection."""
+        raise NotImplementedError(f"{self.name} has no asyncio connections")
+
+    async def aclose_quietly(self, conn: Any) -> None:
+        """Close *conn*, awaiting the driver's ``close()`` if it is a
+        coroutine; errors are logged at DEBUG and ignored."""
+        try:
+            outcome = conn.close()
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception as exc:
+            logger.debug("Ignoring an error while closing: %s", exc)
+
+    async def arollback_quietly(self, conn: Any) -> None:
+        """:meth:`rollback_quietly` on an asyncio connection."""
+        try:
+            if not self.is_closed(conn):
+                await conn.rollback()
+        except Exception as exc:
+            logger.debug("Ignoring an error while rolling back: %s", exc)
+
+    async def arestore_session(self, conn: Any, state: dict[str, Any]) -> None:
+        """:meth:`restore_session` on an asyncio connection."""
+        self.restore_session(conn, state)
 
     # -- transparent reconnect ------------------------------------------------
 

@@ -1,0 +1,95 @@
+"""Adapter for psycopg 3's asyncio connections (``psycopg.AsyncConnection.connect``).
+
+Everything that reads parameters or a connection's local state is the
+synchronous adapter's (the two connection classes share it); what talks to
+the server is awaited here. IP substitution is the same ``host`` +
+``hostaddr`` pair, so TLS still verifies the certificate against the name.
+The monitors are threads and use psycopg's synchronous connections with the
+same parameters (:attr:`monitor_adapter`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.adapt import AdaptersMap
+from psycopg.rows import tuple_row
+
+from .base import DriverAdapter
+from .psycopg import PsycopgAdapter
+
+__all__ = ["PsycopgAsyncAdapter"]
+
+#: Connection settings psycopg sets with ``await conn.set_<name>(value)``.
+_ASYNC_SETTERS = ("autocommit", "isolation_level", "read_only", "deferrable")
+
+
+class PsycopgAsyncAdapter(PsycopgAdapter):
+    """psycopg's ``AsyncConnection``: ``connect()`` returns an awaitable."""
+
+    name = "psycopg-async"
+    is_async = True
+
+    __slots__ = ("_monitor",)
+
+    def __init__(self, target: Any) -> None:
+        super().__init__(target)
+        self._monitor: DriverAdapter | None = None
+
+    @property
+    def monitor_adapter(self) -> DriverAdapter:
+        """psycopg's synchronous adapter, for the monitor threads."""
+        monitor = self._monitor
+        if monitor is None:
+            monitor = self._monitor = PsycopgAdapter(psycopg.Connection.connect)
+        return monitor
+
+    def is_streaming_cursor(self, cursor: Any) -> bool:
+        """Server-side (named) cursors fetch from the network."""
+        return isinstance(cursor, psycopg.AsyncServerCursor)
+
+    def set_autocommit(self, conn: Any, value: bool) -> Any:
+        """``conn.set_autocommit(value)`` (an awaitable)."""
+        return conn.set_autocommit(value)
+
+    async def aquery(
+        self, conn: Any, sql: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`~PsycopgAdapter.query`, awaited: a plain cursor, tuple rows,
+        never prepared."""
+        async with psycopg.AsyncCursor(conn, row_factory=tuple_row) as cur:
+            await cur.execute(sql, params, prepare=False)
+            if cur.description is None:
+                return []
+            return await cur.fetchall()
+
+    async def arestore_session(self, conn: Any, state: dict[str, Any]) -> None:
+        """:meth:`~PsycopgAdapter.restore_session`, awaited."""
+        params = state.get("params", {})
+        changed = [
+            (name, value)
+            for name, value in params.items()
+            if conn.info.parameter_status(name) != value
+        ]
+        if changed:
+            await conn.set_autocommit(True)
+            for name, value in changed:
+                await self.aquery(
+                    conn, "SELECT pg_catalog.set_config(%s, %s, false)", (name, value)
+                )
+        for name in _ASYNC_SETTERS:
+            if name in state and getattr(conn, name) != state[name]:
+                await getattr(conn, f"set_{name}")(state[name])
+        for name in (
+            "prepare_threshold",
+            "prepared_max",
+            "row_factory",
+            "cursor_factory",
+        ):
+            if name in state:
+                setattr(conn, name, state[name])
+        adapters = state.get("adapters")
+        if adapters is not None and adapters is not conn.adapters:
+            conn._adapters = AdaptersMap(adapters)
