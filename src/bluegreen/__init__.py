@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from ._version import __version__
-from .aio import AsyncConnection, AsyncCursor, connect_async
+from .aio import AsyncConnection, AsyncCursor, AsyncpgConnection, connect_async
 from .connection import Connection
 from .cursor import Cursor
 from .drivers import adapter_for
@@ -42,6 +42,7 @@ from .settings import Settings, parse_config
 __all__ = [
     "AsyncConnection",
     "AsyncCursor",
+    "AsyncpgConnection",
     "ConfigurationError",
     "ConnectContext",
     "Connection",

@@ -16,17 +16,28 @@ from typing import Any, cast
 from ..drivers import async_adapter_for
 from ..pipeline import Pipeline
 from ..settings import parse_config
+from ._asyncpg import AsyncpgConnection, AsyncpgTransaction, proxy_class
 from ._proxy import AsyncConnection, AsyncCursor
 
-__all__ = ["AsyncConnection", "AsyncCursor", "connect_async"]
+__all__ = [
+    "AsyncConnection",
+    "AsyncCursor",
+    "AsyncpgConnection",
+    "AsyncpgTransaction",
+    "connect_async",
+]
 
 
 async def connect_async(
     target: Any, conninfo: str | None = None, /, **settings: Any
-) -> AsyncConnection:
+) -> Any:
     """Open an asyncio connection through the driver connect function *target*.
 
-    *target* is ``psycopg.AsyncConnection.connect``. *conninfo* and
+    *target* is ``psycopg.AsyncConnection.connect``, ``asyncpg.connect`` or
+    ``aiomysql.connect``; the result behaves as the driver's connection
+    (an :class:`AsyncConnection`, or an :class:`AsyncpgConnection` for
+    asyncpg, whose API is not PEP 249). *conninfo* (a libpq string or URI
+    for psycopg, a DSN for asyncpg) and
     *settings* are as for :func:`bluegreen.connect`: driver arguments pass
     through unchanged, wrapper settings (``bg_id``, ``plugins``, the
     ``blue-green-monitoring-`` prefix, ...) are validated the same way.
@@ -38,8 +49,9 @@ async def connect_async(
     """
     adapter = async_adapter_for(target)
     config = parse_config(adapter, conninfo, settings)
+    proxy = proxy_class() if adapter.name == "asyncpg" else AsyncConnection
     if not config.settings.plugins:
         raw = await cast(Awaitable[Any], adapter.connect(config.params))
-        return AsyncConnection(raw, config, None)
+        return proxy(raw, config, None)
     pipeline, raw = await Pipeline.open_async(config)
-    return AsyncConnection(raw, config, pipeline)
+    return proxy(raw, config, pipeline)

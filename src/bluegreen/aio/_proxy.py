@@ -11,8 +11,8 @@ cursor made anew). Attributes the proxies do not define are the driver's.
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,7 +38,7 @@ _REBUILDS = 3
 
 
 async def _run_hooked(
-    conn: AsyncConnection,
+    conn: _AsyncBase,
     name: str,
     make_call: Callable[[], Callable[[], Awaitable[Any]]],
 ) -> Any:
@@ -57,13 +57,9 @@ async def _run_hooked(
     )
 
 
-class AsyncConnection:
-    """The proxy :func:`bluegreen.connect_async` returns.
-
-    Behaves like the driver's asyncio connection (``isinstance(conn,
-    psycopg.AsyncConnection)`` holds); the driver's own is
-    :attr:`driver_connection`. Errors from the driver pass through unchanged.
-    """
+class _AsyncBase:
+    """What the asyncio connection proxies share: the state, delegation,
+    the wrapper's properties, closing, and what plugins call."""
 
     __slots__ = ("_bg", "_bg_closed", "_bg_config", "_bg_pipeline")
 
@@ -102,7 +98,7 @@ class AsyncConnection:
         ep = self._bg_config.endpoint()
         state = "closed" if st.adapter.is_closed(st.raw) else "open"
         return (
-            f"<bluegreen.AsyncConnection {st.adapter.name} host={ep.host!r} "
+            f"<bluegreen.{type(self).__name__} {st.adapter.name} host={ep.host!r} "
             f"port={ep.port} {state} at 0x{id(self):x}>"
         )
 
@@ -140,12 +136,76 @@ class AsyncConnection:
     def _bg_gate(self) -> Gate:
         return self._bg.gate
 
+    def close(self) -> Any:
+        """Close the driver connection as the driver does (psycopg: ``await
+        conn.close()``; aiomysql: ``conn.close()`` at once), then tell the
+        plugins (once)."""
+        try:
+            outcome = self._bg.raw.close()
+        except BaseException:
+            self._bg_notify_close()
+            raise
+        if inspect.isawaitable(outcome):
+            return self._bg_closing(outcome)
+        self._bg_notify_close()
+        return outcome
+
+    async def _bg_closing(self, closing: Awaitable[Any]) -> Any:
+        try:
+            return await closing
+        finally:
+            self._bg_notify_close()
+
+    def _bg_notify_close(self) -> None:
+        if self._bg_closed:
+            return
+        _set(self, "_bg_closed", True)
+        pipeline = self._bg_pipeline
+        if pipeline is not None:
+            for on_close in pipeline.close_hooks:
+                on_close(cast(Any, self))
+
+    # -- for plugins --------------------------------------------------------------
+
+    def swap_driver_connection(self, raw: Any) -> Any:
+        """Put ``raw`` in place of the driver connection; return the old one
+        (see :meth:`bluegreen.Connection.swap_driver_connection`)."""
+        old = self._bg.raw
+        self._bg.raw = raw
+        return old
+
+    def refresh_gate(self) -> None:
+        """Ask the pipeline for this connection's gate again."""
+        pipeline = self._bg_pipeline
+        if pipeline is not None:
+            self._bg.gate = pipeline.gate()
+
+
+class AsyncConnection(_AsyncBase):
+    """The proxy :func:`bluegreen.connect_async` returns.
+
+    Behaves like the driver's asyncio connection (``isinstance(conn,
+    psycopg.AsyncConnection)`` holds); the driver's own is
+    :attr:`driver_connection`. Errors from the driver pass through unchanged.
+    """
+
+    __slots__ = ()
+
     # -- calls ----------------------------------------------------------------
 
-    def cursor(self, *args: Any, **kwargs: Any) -> AsyncCursor:
-        """A cursor; arguments go to the driver unchanged."""
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        """A cursor; arguments go to the driver unchanged. As with the
+        driver: psycopg returns it, aiomysql an awaitable (``await
+        conn.cursor()`` or ``async with conn.cursor() as cur``)."""
         st = self._bg
-        cur = st.raw.cursor(*args, **kwargs)
+        if st.adapter.cursor_is_awaitable:
+            return _CursorOpening(self, args, kwargs)
+        return self._bg_wrap(st.raw.cursor(*args, **kwargs), args, kwargs)
+
+    def _bg_wrap(
+        self, cur: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> AsyncCursor:
+        st = self._bg
         hook = st.hook
         if hook is None:
             return AsyncCursor(cur, self, None, None)
@@ -158,10 +218,17 @@ class AsyncConnection:
         self, query: Any, params: Any = None, **kwargs: Any
     ) -> AsyncCursor:
         """psycopg's ``AsyncConnection.execute()``: a new cursor, executed."""
+        self._bg_postgres("execute")
         binary = kwargs.pop("binary", None)
-        cur = self.cursor(binary=True) if binary else self.cursor()
+        cur: AsyncCursor = self.cursor(binary=True) if binary else self.cursor()
         await cur.execute(query, params, **kwargs)
         return cur
+
+    def _bg_postgres(self, name: str) -> None:
+        if self._bg.adapter.family != "postgres":
+            raise AttributeError(
+                f"{type(self._bg.raw).__name__!r} connections have no {name!r}"
+            )
 
     async def commit(self) -> None:
         """Commit the current transaction."""
@@ -180,22 +247,11 @@ class AsyncConnection:
             await _run_hooked(self, name, lambda: getattr(self._bg.raw, name))
         st.adapter.transaction_ended(st.raw)
 
-    async def close(self) -> None:
-        """Close the driver connection, then tell the plugins (once)."""
-        try:
-            await self._bg.raw.close()
-        finally:
-            if not self._bg_closed:
-                _set(self, "_bg_closed", True)
-                pipeline = self._bg_pipeline
-                if pipeline is not None:
-                    for on_close in pipeline.close_hooks:
-                        on_close(cast(Any, self))
-
     def transaction(self, *args: Any, **kwargs: Any) -> _HookedTransaction:
         """psycopg's ``transaction()`` block; entering it (BEGIN or a
         SAVEPOINT) and leaving it (COMMIT or ROLLBACK) go through the
         plugins."""
+        self._bg_postgres("transaction")
         return _HookedTransaction(self, args, kwargs)
 
     async def __aenter__(self) -> AsyncConnection:
@@ -206,36 +262,12 @@ class AsyncConnection:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        """As psycopg's: commit on success, roll back on an exception (a
-        failed rollback never hides the application's exception), then
-        close unless a pool owns the connection; commit and rollback go
-        through the plugins."""
-        raw = self._bg.raw
-        if raw.closed:
-            return
-        if exc_type is not None:
-            with contextlib.suppress(Exception):
-                await self.rollback()
-        else:
-            await self.commit()
-        if not getattr(raw, "_pool", None):
-            await self.close()
-
-    # -- for plugins --------------------------------------------------------------
-
-    def swap_driver_connection(self, raw: Any) -> Any:
-        """Put ``raw`` in place of the driver connection; return the old one
-        (see :meth:`bluegreen.Connection.swap_driver_connection`)."""
-        old = self._bg.raw
-        self._bg.raw = raw
-        return old
-
-    def refresh_gate(self) -> None:
-        """Ask the pipeline for this connection's gate again."""
-        pipeline = self._bg_pipeline
-        if pipeline is not None:
-            self._bg.gate = pipeline.gate()
+    ) -> Any:
+        """As the driver's own (psycopg: commit on success, roll back on an
+        exception, then close; aiomysql: close), with commit and rollback
+        going through the plugins."""
+        st = self._bg
+        return await st.adapter.aexit(self, st.raw, exc_type, exc, tb)
 
 
 class AsyncCursor:
@@ -304,11 +336,36 @@ class AsyncCursor:
     async def _bg_call(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[Any, Any]:
-        def make() -> Callable[[], Awaitable[Any]]:
-            return functools.partial(getattr(self._bg_refresh(), name), *args, **kwargs)
+        """Call ``name`` through the hook on the current driver cursor (made
+        anew, and the call with it, when the hook replaced the connection)."""
+        conn = self._bg_conn
+        hook: Any = conn._bg.hook
+        for _ in range(_REBUILDS):
+            cur = await self._bg_arefresh()
+            call = functools.partial(getattr(cur, name), *args, **kwargs)
+            try:
+                return cur, await hook(conn, name, call)
+            except Reconnected:
+                continue
+        raise OperationalError(
+            f"{name}(): the connection was replaced {_REBUILDS} times in a row "
+            "without the call being made; it was not sent"
+        )
 
-        result = await _run_hooked(self._bg_conn, name, make)
-        return self._bg.cur, result
+    async def _bg_arefresh(self) -> Any:
+        """:meth:`_bg_refresh` where making a cursor may be awaited."""
+        st = self._bg
+        raw = st.conn.raw
+        if raw is st.home:
+            return st.cur
+        args, kwargs = self._bg_make
+        new = raw.cursor(*args, **kwargs)
+        if inspect.isawaitable(new):
+            new = await new
+        st.conn.adapter.copy_cursor_state(st.cur, new)
+        st.cur = new
+        st.home = raw
+        return new
 
     async def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
         """Execute a statement; return this proxy where the driver returns
@@ -428,6 +485,39 @@ class AsyncCursor:
         tb: TracebackType | None,
     ) -> Any:
         return await self._bg.cur.__aexit__(exc_type, exc, tb)
+
+
+class _CursorOpening:
+    """What ``cursor()`` returns where the driver's is awaitable (aiomysql):
+    awaited, the cursor proxy; as an async context manager, the cursor
+    proxy, closed on exit."""
+
+    __slots__ = ("_args", "_conn", "_cur")
+
+    def __init__(
+        self, conn: AsyncConnection, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self._conn = conn
+        self._args = (args, kwargs)
+        self._cur: AsyncCursor | None = None
+
+    async def _open(self) -> AsyncCursor:
+        args, kwargs = self._args
+        conn = self._conn
+        cur = await conn._bg.raw.cursor(*args, **kwargs)
+        proxy: AsyncCursor = conn._bg_wrap(cur, args, kwargs)
+        return proxy
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncCursor:
+        self._cur = await self._open()
+        return self._cur
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self._cur is not None:
+            await self._cur.close()
 
 
 class _HookedTransaction:

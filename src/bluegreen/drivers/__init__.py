@@ -64,7 +64,11 @@ def adapter_for(target: Any) -> DriverAdapter:
 
 
 #: The asyncio connect functions bluegreen.connect_async() accepts.
-SUPPORTED_ASYNC_TARGETS = ("psycopg.AsyncConnection.connect",)
+SUPPORTED_ASYNC_TARGETS = (
+    "psycopg.AsyncConnection.connect",
+    "asyncpg.connect",
+    "aiomysql.connect",
+)
 
 
 def async_adapter_for(target: Any) -> DriverAdapter:
@@ -76,10 +80,28 @@ def async_adapter_for(target: Any) -> DriverAdapter:
         adapter = None
     if adapter is not None and adapter.target is target:
         return adapter
-    owner = getattr(target, "__self__", None)
-    if (getattr(target, "__module__", None) or "").startswith("psycopg"):
+    adapter = _new_async_adapter(target)
+    if adapter is not None:
+        if len(_async_adapters) >= _MAX_ADAPTERS:
+            _async_adapters.clear()
+        _async_adapters[target] = adapter
+        return adapter
+    hint = ""
+    top = (getattr(target, "__module__", None) or "").partition(".")[0]
+    if not _is_async(target, top):
+        hint = " (it opens synchronous connections: use bluegreen.connect())"
+    raise UnsupportedDriverError(
+        f"bluegreen.connect_async() cannot wrap {target!r}{hint}; supported "
+        f"connect functions: {', '.join(SUPPORTED_ASYNC_TARGETS)}"
+    )
+
+
+def _new_async_adapter(target: Any) -> DriverAdapter | None:
+    top = (getattr(target, "__module__", None) or "").partition(".")[0]
+    if top == "psycopg":
         import psycopg
 
+        owner = getattr(target, "__self__", None)
         if (
             isinstance(owner, type)
             and issubclass(owner, psycopg.AsyncConnection)
@@ -87,20 +109,22 @@ def async_adapter_for(target: Any) -> DriverAdapter:
         ):
             from .psycopg_async import PsycopgAsyncAdapter
 
-            adapter = PsycopgAsyncAdapter(target)
-            if len(_async_adapters) >= _MAX_ADAPTERS:
-                _async_adapters.clear()
-            _async_adapters[target] = adapter
-            return adapter
-    hint = ""
-    if not _is_async(
-        target, (getattr(target, "__module__", None) or "").partition(".")[0]
-    ):
-        hint = " (it opens synchronous connections: use bluegreen.connect())"
-    raise UnsupportedDriverError(
-        f"bluegreen.connect_async() cannot wrap {target!r}{hint}; supported "
-        f"connect functions: {', '.join(SUPPORTED_ASYNC_TARGETS)}"
-    )
+            return PsycopgAsyncAdapter(target)
+    elif top == "aiomysql":
+        import aiomysql
+
+        if target is aiomysql.connect:
+            from .aiomysql import AiomysqlAdapter
+
+            return AiomysqlAdapter(target)
+    elif top == "asyncpg":
+        import asyncpg
+
+        if target is asyncpg.connect:
+            from .asyncpg import AsyncpgAdapter
+
+            return AsyncpgAdapter(target)
+    return None
 
 
 _async_adapters: dict[Any, DriverAdapter] = {}

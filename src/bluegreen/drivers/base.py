@@ -355,6 +355,20 @@ class DriverAdapter(ABC):
         """:meth:`restore_session` on an asyncio connection."""
         self.restore_session(conn, state)
 
+    #: ``conn.cursor()`` returns an awaitable (aiomysql).
+    cursor_is_awaitable: ClassVar[bool] = False
+
+    async def aexit(
+        self,
+        proxy: Any,
+        raw: Any,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: Any,
+    ) -> Any:
+        """:meth:`exit` for ``async with conn:`` on an asyncio connection."""
+        return await raw.__aexit__(exc_type, exc, tb)
+
     # -- transparent reconnect ------------------------------------------------
 
     def peer_closed(self, conn: Any) -> bool:

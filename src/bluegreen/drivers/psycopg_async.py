@@ -10,6 +10,7 @@ same parameters (:attr:`monitor_adapter`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,3 +94,25 @@ class PsycopgAsyncAdapter(PsycopgAdapter):
         adapters = state.get("adapters")
         if adapters is not None and adapters is not conn.adapters:
             conn._adapters = AdaptersMap(adapters)
+
+    async def aexit(
+        self,
+        proxy: Any,
+        raw: Any,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: Any,
+    ) -> None:
+        """``async with conn:`` as psycopg does it, with commit and rollback
+        going through the proxy: commit on success, roll back on an
+        exception (a failed rollback never hides the application's
+        exception), then close unless a pool owns the connection."""
+        if raw.closed:
+            return
+        if exc_type is not None:
+            with contextlib.suppress(Exception):
+                await proxy.rollback()
+        else:
+            await proxy.commit()
+        if not getattr(raw, "_pool", None):
+            await proxy.close()

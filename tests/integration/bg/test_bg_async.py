@@ -1,5 +1,6 @@
-"""asyncio clients through a switchover on the simulator: psycopg's
-AsyncConnection through bluegreen.connect_async().
+"""asyncio clients through a switchover on the simulator, through
+bluegreen.connect_async(): psycopg's AsyncConnection and asyncpg on
+PostgreSQL, aiomysql on MySQL.
 
 500 tasks on one event loop share 20 held connections, a few more tasks
 open a connection per operation, two use SQLAlchemy's asyncio engine (its
@@ -15,13 +16,13 @@ import itertools
 import time
 from typing import Any
 
-import psycopg
 import pytest
 from bgharness import Harness, bg_threads
 from test_bg_reconnect import SETTINGS, SPEED, first, sql
 
 import bluegreen
 import bluegreen.bg
+from bluegreen.drivers.asyncpg import dollar_params
 from bluegreen.sim.accounting import OpRecord
 from bluegreen.sim.workload import identity_map
 
@@ -32,35 +33,76 @@ HELD = 20
 PER_OP = 4
 
 
+def driver_kwargs(h: Harness, driver: str) -> dict[str, Any]:
+    """Connect arguments of ``driver`` for the blue name the application
+    uses (taken before the switchover: the simulator renames the blue
+    endpoints to -old1 names)."""
+    kw = h.kwargs(h.blue_host)
+    if driver == "asyncpg":
+        kw.pop("autocommit")
+        kw["database"] = kw.pop("dbname")
+        kw["timeout"] = kw.pop("connect_timeout")
+    elif driver == "aiomysql":
+        kw.pop("read_timeout", None)
+        kw.pop("write_timeout", None)
+        kw["db"] = kw.pop("database")
+    return kw
+
+
+def driver_target(driver: str) -> Any:
+    if driver == "psycopg":
+        import psycopg
+
+        return psycopg.AsyncConnection.connect
+    if driver == "asyncpg":
+        import asyncpg
+
+        return asyncpg.connect
+    import aiomysql
+
+    return aiomysql.connect
+
+
 class Loop:
     """The async clients of one test and what they recorded."""
 
-    def __init__(self, h: Harness) -> None:
+    def __init__(self, h: Harness, driver: str) -> None:
         self.h = h
+        self.driver = driver
+        self.target = driver_target(driver)
         dep = h.dep
         self.ids = identity_map(
             {"blue": dep.blue.instances, "green": dep.green.instances}
         )
         self.records: list[OpRecord] = []
-        # The name the application uses, fixed before the switchover (the
-        # simulator renames the blue endpoints to -old1 names).
-        self.kwargs = h.kwargs(h.blue_host)
+        self.kwargs = driver_kwargs(h, driver)
         self.stop = asyncio.Event()
         self.gaps: list[float] = []
 
     async def connect(self) -> Any:
-        return await bluegreen.connect_async(
-            psycopg.AsyncConnection.connect, **self.kwargs, **SETTINGS
-        )
+        return await bluegreen.connect_async(self.target, **self.kwargs, **SETTINGS)
+
+    async def query(self, conn: Any, text: str, params: tuple[Any, ...]) -> Any:
+        """Run one statement in the driver's own way; its first value."""
+        if self.driver == "asyncpg":
+            return await conn.fetchval(dollar_params(text), *params)
+        if self.driver == "aiomysql":
+            cur = await conn.cursor()
+            try:
+                await cur.execute(text, params or None)
+                return (await cur.fetchone())[0]
+            finally:
+                await cur.close()
+        cur = conn.cursor()
+        await cur.execute(text, params or None)
+        return (await cur.fetchone())[0]
 
     async def one(self, conn: Any, client: str, group: str, n: int) -> None:
         kind = "write" if n % 2 == 0 else "read"
-        text, params = sql("postgres", kind)
+        text, params = sql(self.h.engine, kind)
         start = time.monotonic()
         try:
-            cur = conn.cursor()
-            await cur.execute(text, params or None)
-            ident, error = first(await cur.fetchone()), None
+            ident, error = first([await self.query(conn, text, params)]), None
         except Exception as exc:
             ident, error = None, f"{type(exc).__name__}: {exc}"
         inst, env = self.ids.get(ident or "", (ident, None))
@@ -109,15 +151,20 @@ class Loop:
             try:
                 await self.one(conn, f"per-op-{i}", "per-op", n)
             finally:
-                await conn.close()
+                await _close(conn)
             await asyncio.sleep(0.02)
 
     def engine(self) -> Any:
         """SQLAlchemy's asyncio engine over bluegreen (2 pooled connections)."""
         from sqlalchemy.ext.asyncio import create_async_engine
 
+        url = {
+            "psycopg": "postgresql+psycopg://",
+            "asyncpg": "postgresql+asyncpg://",
+            "aiomysql": "mysql+aiomysql://",
+        }[self.driver]
         return create_async_engine(
-            "postgresql+psycopg://",
+            url,
             async_creator=self.connect,
             pool_size=2,
             max_overflow=0,
@@ -131,7 +178,7 @@ class Loop:
             if self.stop.is_set():
                 return
             kind = "write" if n % 2 == 0 else "read"
-            text, params = sql("postgres", kind)
+            text, params = sql(self.h.engine, kind)
             stmt = sqlalchemy.text(text.replace("%s", ":p0"))
             names = {f"p{k}": v for k, v in enumerate(params)}
             start = time.monotonic()
@@ -159,15 +206,28 @@ class Loop:
             last = now
 
 
-@pytest.mark.parametrize("kind", ["aurora-postgres", "rds-postgres"])
+async def _close(conn: Any) -> None:
+    closing = conn.close()  # aiomysql closes at once, the others are awaited
+    if closing is not None:
+        await closing
+
+
+@pytest.mark.parametrize(
+    ("kind", "driver"),
+    [
+        ("aurora-postgres", "psycopg"),
+        ("rds-postgres", "asyncpg"),
+        ("rds-mysql", "aiomysql"),
+    ],
+)
 def test_async_tasks_see_no_error_and_no_old_blue_through_a_switchover(
-    bg_harness: Any, kind: str
+    bg_harness: Any, kind: str, driver: str
 ) -> None:
-    h = bg_harness(kind, driver="psycopg")
+    h = bg_harness(kind, driver="pymysql" if driver == "aiomysql" else driver)
     sync_conn = h.connect(**SETTINGS)  # a sync connection starts the monitors
     monitors = bg_threads()
     assert monitors
-    clients = Loop(h)
+    clients = Loop(h, driver)
     shared: list[set[str]] = []
 
     async def main() -> Any:
@@ -195,7 +255,7 @@ def test_async_tasks_see_no_error_and_no_old_blue_through_a_switchover(
             clients.stop.set()
             await asyncio.gather(*tasks)
             for conn in conns:
-                await conn.close()
+                await _close(conn)
             await engine.dispose()
         return player, finished
 

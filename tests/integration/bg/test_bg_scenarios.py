@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from asyncfacade import AsyncHarness, LoopThread
 from bgharness import Harness, settings_for, wait_for
 
 import bluegreen.bg
@@ -301,6 +302,42 @@ CASES = [
 ]
 
 
+#: The matrix again with asyncio clients (bluegreen.connect_async on one
+#: event loop shared by every client, see asyncfacade): every scenario
+#: once, PostgreSQL ones on psycopg's AsyncConnection or asyncpg, MySQL ones
+#: on aiomysql, the deployment types alternating. What the scenarios test
+#: is the plugin's shared core; what these add is its asyncio front end.
+ASYNC_CASES = [
+    ("switchover", "aurora-postgres", "psycopg"),
+    ("switchover", "rds-mysql", "aiomysql"),
+    ("late-completion", "rds-postgres", "asyncpg"),
+    ("dns-never-updates", "aurora-mysql", "aiomysql"),
+    ("blackout", "aurora-postgres", "asyncpg"),
+    ("rds-pg-frozen-metadata", "rds-postgres", "psycopg"),
+    ("rollback-in-progress", "aurora-mysql", "aiomysql"),
+    ("stall", "rds-postgres", "asyncpg"),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kind", "driver"),
+    [pytest.param(*c, id="-".join(c)) for c in ASYNC_CASES],
+)
+def test_scenario_async(
+    bg_harness: Callable[..., Harness],
+    bg_log: pytest.LogCaptureFixture,
+    kind: str,
+    scenario: str,
+    driver: str,
+) -> None:
+    lt = LoopThread()
+    try:
+        check_scenario(AsyncHarness(bg_harness(kind), driver, lt), bg_log, scenario)
+    finally:
+        bluegreen.bg.shutdown()  # the monitors, before the loop goes
+        lt.close()
+
+
 @pytest.mark.parametrize(("kind", "scenario"), CASES)
 def test_scenario(
     bg_harness: Callable[..., Harness],
@@ -308,7 +345,14 @@ def test_scenario(
     kind: str,
     scenario: str,
 ) -> None:
-    harness = bg_harness(kind)
+    check_scenario(bg_harness(kind), bg_log, scenario)
+
+
+def check_scenario(
+    harness: Harness, bg_log: pytest.LogCaptureFixture, scenario: str
+) -> None:
+    """Play ``scenario`` on ``harness`` and check everything it promises."""
+    kind = harness.dep.kind
     settings = settings_for(SPEED, bg_connect_timeout_ms=CONNECT_TIMEOUT_MS)
     if scenario == "stall":
         settings["bg_switchover_timeout_ms"] = STALL_RELEASE_MS

@@ -1,0 +1,116 @@
+"""bluegreen.connect_async() with asyncpg on a real PostgreSQL server:
+asyncpg's own API through the proxy, with and without the bg plugin."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+
+import bluegreen
+from bluegreen.drivers import async_adapter_for
+from bluegreen.drivers.asyncpg import dollar_params
+from bluegreen.settings import parse_config
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def kwargs(instance: Any) -> dict[str, Any]:
+    kw: dict[str, Any] = instance.connect_kwargs()
+    kw["database"] = kw.pop("dbname")
+    kw["timeout"] = 5
+    return kw
+
+
+@pytest.mark.parametrize("plugins", ["", "bg"])
+def test_asyncpgs_api_through_the_proxy(pg_instance: Any, plugins: str) -> None:
+    async def main() -> None:
+        conn = await bluegreen.connect_async(
+            asyncpg.connect, plugins=plugins, **kwargs(pg_instance)
+        )
+        assert isinstance(conn, asyncpg.Connection)
+        assert isinstance(conn, bluegreen.AsyncpgConnection)
+        assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+        await conn.execute("CREATE TEMP TABLE t (v int)")
+        await conn.executemany("INSERT INTO t VALUES ($1)", [(1,), (2,), (3,)])
+        rows = await conn.fetch("SELECT v FROM t ORDER BY v")
+        assert [r["v"] for r in rows] == [1, 2, 3]
+        assert (await conn.fetchrow("SELECT max(v) AS m FROM t"))["m"] == 3
+        async with conn.transaction():
+            await conn.execute("INSERT INTO t VALUES (4)")
+        with pytest.raises(ZeroDivisionError):
+            async with conn.transaction():
+                await conn.execute("INSERT INTO t VALUES (5)")
+                raise ZeroDivisionError
+        tr = conn.transaction()
+        await tr.start()
+        await conn.execute("INSERT INTO t VALUES (6)")
+        await tr.rollback()
+        assert await conn.fetchval("SELECT count(*) FROM t") == 4
+        stmt = await conn.prepare("SELECT v FROM t WHERE v > $1 ORDER BY v")
+        assert [r[0] for r in await stmt.fetch(2)] == [3, 4]
+        async with conn.transaction():
+            seen = [r["v"] async for r in conn.cursor("SELECT v FROM t ORDER BY v")]
+        assert seen == [1, 2, 3, 4]
+        await conn.copy_records_to_table("t", records=[(7,), (8,)])
+        assert await conn.fetchval("SELECT count(*) FROM t") == 6
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await conn.fetch("SELECT * FROM no_such_table")
+        assert not conn.is_in_transaction()
+        await conn.close()
+        assert conn.is_closed()
+
+    asyncio.run(main())
+
+
+def test_dsn_settings_and_endpoint(pg_instance: Any) -> None:
+    adapter = async_adapter_for(asyncpg.connect)
+    i = pg_instance
+    dsn = (
+        f"postgresql://{i.app_user}:{i.app_password}@{i.host}:{i.port}/{i.dbname}"
+        "?bg_id=orders&application_name=x"
+    )
+    config = parse_config(adapter, dsn, {"timeout": 5})
+    assert config.settings.bg_id == "orders"
+    assert "bg_id" not in config.params.conninfo
+    ep = config.endpoint()
+    assert (ep.host, ep.port, ep.user, ep.dbname) == (
+        i.host,
+        i.port,
+        i.app_user,
+        i.dbname,
+    )
+
+    async def main() -> None:
+        conn = await bluegreen.connect_async(asyncpg.connect, dsn, timeout=5)
+        try:
+            assert conn.wrapper_settings.bg_id == "orders"
+            assert (
+                await conn.fetchval("SELECT current_setting('application_name')") == "x"
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+
+
+def test_placeholders_of_the_wrappers_own_queries() -> None:
+    assert dollar_params("SELECT %s, %s") == "SELECT $1, $2"
+    assert dollar_params("SELECT '100%%', %s") == "SELECT '100%', $1"
+    assert dollar_params("SELECT 1") == "SELECT 1"
+
+
+def test_monitoring_connections_run_asyncpg_on_their_own_loop(pg_instance: Any) -> None:
+    """What the monitor threads use: a blocking asyncpg connection."""
+    adapter = async_adapter_for(asyncpg.connect)
+    monitor = adapter.monitor_adapter
+    config = parse_config(adapter, None, kwargs(pg_instance))
+    conn = monitor.connect(config.monitoring_params())
+    try:
+        assert monitor.query(conn, "SELECT %s::int + 1", [41]) == [(42,)]
+        assert not monitor.is_closed(conn)
+    finally:
+        conn.close()
+    assert monitor.is_closed(conn)
