@@ -65,6 +65,14 @@ class AsyncpgConnection(_AsyncBase):
 
     __slots__ = ()
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        """This proxy's own class: asyncpg's ``isinstance`` check already
+        holds (see :func:`proxy_class`), and asyncpg's pool calls methods
+        through the class of the connection it holds, which must be the
+        hooked ones."""
+        return type(self)
+
     async def _bg_run(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:

@@ -114,3 +114,29 @@ def test_monitoring_connections_run_asyncpg_on_their_own_loop(pg_instance: Any) 
     finally:
         conn.close()
     assert monitor.is_closed(conn)
+
+
+def test_asyncpg_pool_with_bluegreen_connections(pg_instance: Any) -> None:
+    """asyncpg's own pool takes bluegreen connections through ``connect=``,
+    and its calls go through the proxy's hooked methods."""
+    kw = kwargs(pg_instance)
+
+    async def connect(*args: Any, **pool_kwargs: Any) -> Any:
+        return await bluegreen.connect_async(asyncpg.connect, **kw)
+
+    async def main() -> None:
+        pool = await asyncpg.create_pool(connect=connect, min_size=2, max_size=2)
+        try:
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT $1::int + 1", 41) == 42
+                async with conn.transaction():
+                    await conn.execute("SELECT 1")
+            assert await pool.fetchval("SELECT 2") == 2
+            held = [c for c in pool._holders if c._con is not None]
+            assert held and all(
+                isinstance(c._con, bluegreen.AsyncpgConnection) for c in held
+            )
+        finally:
+            await pool.close()
+
+    asyncio.run(main())
