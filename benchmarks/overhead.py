@@ -287,19 +287,32 @@ def bench_driver(
     return rows
 
 
-async def _async_sample(connect: Any, calls: int, blocks: int) -> tuple[float, float]:
-    """execute+fetchone per call on the raw driver's cursor and on the
-    bluegreen cursor of one asyncio connection, in alternating blocks."""
+async def _async_sample(
+    connect: Any, calls: int, blocks: int, driver: str
+) -> tuple[float, float]:
+    """execute+fetchone per call (asyncpg: ``fetchrow``) on the raw
+    driver's connection and on the bluegreen proxy of the same asyncio
+    connection, in alternating blocks."""
     conn = await connect()
     try:
-        raw_cur = conn.driver_connection.cursor()
-        bg_cur = conn.cursor()
+        if driver == "asyncpg":
+            raw_cur, bg_cur = conn.driver_connection, conn
+        elif driver == "aiomysql":
+            raw_cur = await conn.driver_connection.cursor()
+            bg_cur = await conn.cursor()
+        else:
+            raw_cur = conn.driver_connection.cursor()
+            bg_cur = conn.cursor()
 
         async def timed(cur: Any, n: int) -> float:
             t0 = time.perf_counter()
-            for _ in range(n):
-                await cur.execute("SELECT 1")
-                await cur.fetchone()
+            if driver == "asyncpg":
+                for _ in range(n):
+                    await cur.fetchrow("SELECT 1")
+            else:
+                for _ in range(n):
+                    await cur.execute("SELECT 1")
+                    await cur.fetchone()
             return time.perf_counter() - t0
 
         await timed(raw_cur, calls // 10)
@@ -316,22 +329,31 @@ async def _async_sample(connect: Any, calls: int, blocks: int) -> tuple[float, f
         total = per_block * blocks
         return raw / total, wrapped / total
     finally:
-        await conn.close()
+        await _aclose(conn)
+
+
+async def _aclose(conn: Any) -> None:
+    closing = conn.close()  # aiomysql closes at once, the others are awaited
+    if closing is not None:
+        await closing
 
 
 def bench_async(
-    kwargs: dict[str, Any], rounds: int, calls: int, connects: int
+    name: str,
+    target: Any,
+    kwargs: dict[str, Any],
+    rounds: int,
+    calls: int,
+    connects: int,
 ) -> list[Row]:
-    """psycopg's AsyncConnection: the raw driver against
-    ``bluegreen.connect_async`` with ``plugins=""`` and ``plugins="bg"``,
-    execute+fetchone paired on one connection, connect+close paired per
-    round, on one event loop."""
+    """An asyncio driver (psycopg's AsyncConnection, asyncpg, aiomysql):
+    the raw driver against ``bluegreen.connect_async`` with ``plugins=""``
+    and ``plugins="bg"``, execute+fetchone paired on one connection,
+    connect+close paired per round, on one event loop."""
     import asyncio
 
-    import psycopg
-
-    target = psycopg.AsyncConnection.connect
-    driver = "psycopg async / PostgreSQL"
+    driver = name
+    kind = target.__module__.partition(".")[0]
     variants: list[tuple[str, Any]] = [
         ("raw driver", lambda: target(**kwargs)),
         (
@@ -346,7 +368,7 @@ def bench_async(
 
     async def main() -> list[Row]:
         for _, connect in variants:
-            await (await connect()).close()
+            await _aclose(await connect())
         pairs: dict[str, list[tuple[float, float]]] = {v[0]: [] for v in variants[1:]}
         conn_times: dict[str, list[float]] = {v[0]: [] for v in variants}
         conn_ratios: dict[str, list[float]] = {v[0]: [] for v in variants}
@@ -355,13 +377,13 @@ def bench_async(
         try:
             for i in range(rounds):
                 for label, connect in variants[1:][i % 2 :] + variants[1:][: i % 2]:
-                    pairs[label].append(await _async_sample(connect, calls, 10))
+                    pairs[label].append(await _async_sample(connect, calls, 10, kind))
                 sums = dict.fromkeys(conn_times, 0.0)
                 for j in range(connects):
                     k = (i + j) % len(variants)
                     for label, connect in variants[k:] + variants[:k]:
                         t0 = time.perf_counter()
-                        await (await connect()).close()
+                        await _aclose(await connect())
                         sums[label] += time.perf_counter() - t0
                 for label, total in sums.items():
                     conn_times[label].append(total / connects)
@@ -706,8 +728,27 @@ def main(argv: list[str] | None = None) -> int:
                     args.connects,
                 )
         if not args.in_process:
-            print("measuring psycopg async / PostgreSQL ...", flush=True)
-            rows += bench_async(pg_kwargs, args.rounds, args.calls, args.connects)
+            import aiomysql
+            import asyncpg
+
+            apg_kwargs = dict(pg_kwargs)
+            apg_kwargs["database"] = apg_kwargs.pop("dbname")
+            apg_kwargs["timeout"] = apg_kwargs.pop("connect_timeout")
+            aio_kwargs = dict(my_kwargs)
+            aio_kwargs["db"] = aio_kwargs.pop("database")
+            for name, target, kw in (
+                (
+                    "psycopg async / PostgreSQL",
+                    psycopg.AsyncConnection.connect,
+                    pg_kwargs,
+                ),
+                ("asyncpg / PostgreSQL", asyncpg.connect, apg_kwargs),
+                ("aiomysql / MariaDB", aiomysql.connect, aio_kwargs),
+            ):
+                print(f"measuring {name} ...", flush=True)
+                rows += bench_async(
+                    name, target, kw, args.rounds, args.calls, args.connects
+                )
     print()
     print("In process (driver cursor replaced by a stub answering from memory):")
     print_in_process(in_rows)

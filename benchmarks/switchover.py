@@ -112,6 +112,17 @@ def _parser() -> argparse.ArgumentParser:
         help="MySQL driver of every group (PostgreSQL always uses psycopg)",
     )
     p.add_argument(
+        "--async",
+        dest="async_driver",
+        nargs="?",
+        const="auto",
+        choices=["auto", "psycopg", "asyncpg", "aiomysql"],
+        help="asyncio clients: every operation of the raw and bluegreen groups "
+        "runs as a coroutine on one event loop, through psycopg's "
+        "AsyncConnection (default) or asyncpg on PostgreSQL, aiomysql on "
+        "MySQL; the AWS wrapper, which has no asyncio support, is left out",
+    )
+    p.add_argument(
         "--plot",
         type=Path,
         help="PNG path (default benchmarks/results/"
@@ -213,6 +224,7 @@ def _play(
 ) -> RunResult:
     import bluegreen
     from bluegreen.sim import scenarios
+    from bluegreen.sim.aioclients import ASYNC_DRIVERS, LoopThread, facade_connect
     from bluegreen.sim.scenario import ScenarioPlayer, format_timeline
     from bluegreen.sim.workload import (
         ClientKind,
@@ -233,20 +245,42 @@ def _play(
     if timeout_ms is not None:
         settings["bg_switchover_timeout_ms"] = timeout_ms
         print(f"bg_switchover_timeout_ms: {timeout_ms} (both wrappers).", flush=True)
-    raw = connect_function(dep.engine, via_bluegreen=False, driver=args.driver)
     n = args.clients
-    kinds = [
-        ClientKind(RAW, raw, n),
-        ClientKind(
-            BLUEGREEN,
-            functools.partial(bluegreen.connect, raw, plugins="bg", **settings),
-            n,
-        ),
-    ]
+    loop_thread: LoopThread | None = None
+    driver = "psycopg" if dep.engine == "postgres" else args.driver
+    if args.async_driver:
+        driver = args.async_driver
+        if driver == "auto":
+            driver = ASYNC_DRIVERS[dep.engine][0]
+        if driver not in ASYNC_DRIVERS[dep.engine]:
+            raise SystemExit(f"--async {driver} does not serve {dep.engine}")
+        loop_thread = LoopThread()
+        bg_settings_all = {"plugins": "bg", **settings}
+        kinds = [
+            ClientKind(
+                RAW, facade_connect(loop_thread, driver, via_bluegreen=False), n
+            ),
+            ClientKind(
+                BLUEGREEN, facade_connect(loop_thread, driver, bg_settings_all), n
+            ),
+        ]
+        driver = f"{driver} (asyncio)"
+    else:
+        raw = connect_function(dep.engine, via_bluegreen=False, driver=args.driver)
+        kinds = [
+            ClientKind(RAW, raw, n),
+            ClientKind(
+                BLUEGREEN,
+                functools.partial(bluegreen.connect, raw, plugins="bg", **settings),
+                n,
+            ),
+        ]
     groups = [GroupResult(RAW, n), GroupResult(BLUEGREEN, n)]
     aws = GroupResult(AWS, n)
     if args.no_aws:
         aws.available, aws.reason = False, "left out (--no-aws)"
+    elif loop_thread is not None:
+        aws.available, aws.reason = False, "no asyncio support (--async)"
     else:
         print("Probing the AWS Advanced Python Wrapper.", flush=True)
         connector = _aws_group(aws, dep.engine, args.driver, settings, kwargs)
@@ -295,6 +329,9 @@ def _play(
     except BaseException:
         workload.stop(timeout=2.0)
         raise
+    finally:
+        if loop_thread is not None:
+            loop_thread.close()
     timeline = list(player.timeline)
     switched = player.event("SWITCHED")
     switched_at = player.monotonic_at(switched.offset) if switched else None
@@ -327,7 +364,7 @@ def _play(
         scenario=scenario.name,
         speed=args.speed,
         mode=args.mode,
-        driver="psycopg" if dep.engine == "postgres" else args.driver,
+        driver=driver,
         settings=settings,
         timeline=timeline,
         records=records,

@@ -171,3 +171,24 @@ def wait_ready(bg_id: str = "1", timeout: float = 20.0) -> bluegreen.bg.BlueGree
         return st if st is not None and st.ready else None
 
     return wait_for(ready, timeout, f"bg_id {bg_id!r} to be ready")  # type: ignore[no-any-return]
+
+
+class AsyncHarness(Harness):
+    """A harness whose bluegreen connections are asyncio ones, on ``lt``'s
+    event loop, behind synchronous facades (:mod:`bluegreen.sim.aioclients`)."""
+
+    def __init__(self, base: Harness, driver: str, lt: Any) -> None:
+        super().__init__(base.dep, base._start_player, base.driver)
+        self.async_driver = driver
+        self.lt = lt
+
+    def connect(self, host: str | None = None, **settings: Any) -> Any:
+        from bluegreen.sim.aioclients import facade_connect
+
+        kw = self.kwargs(host or self.blue_host)
+        return facade_connect(self.lt, self.async_driver, settings)(**kw)
+
+    def bg_connect_function(self, **settings: Any) -> Callable[..., Any]:
+        from bluegreen.sim.aioclients import facade_connect
+
+        return facade_connect(self.lt, self.async_driver, settings)

@@ -1,12 +1,13 @@
-"""asyncio clients behind the scenario matrix's synchronous harness.
+"""asyncio clients for the simulator's synchronous workload.
 
-The matrix (test_bg_scenarios) drives its workload, its probe and its
-checks through DB-API calls from threads. Here every such call becomes a
-coroutine on ONE event loop (a daemon thread) through
-``bluegreen.connect_async`` and the asyncio driver: the plugin's waits are
-awaited on that loop, shared by every client, exactly as in an asyncio
-service. A plugin that blocked the loop would stall every client and break
-the matrix's deadlines and its 100 ms wake-up check.
+:class:`~bluegreen.sim.workload.Workload`, the scenario tests and
+``benchmarks/switchover.py`` drive clients through DB-API calls from
+threads. :func:`facade_connect` gives them connections whose every call is
+a coroutine on ONE event loop (:class:`LoopThread`, a daemon thread),
+through an asyncio driver (psycopg's AsyncConnection, asyncpg, aiomysql),
+with or without ``bluegreen.connect_async``: the plugin's waits are awaited
+on that loop, shared by every client, as in an asyncio service. A plugin
+that blocked the loop would stall every client at once.
 """
 
 from __future__ import annotations
@@ -14,29 +15,48 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from bgharness import Harness
-
 import bluegreen
-from bluegreen.drivers.asyncpg import dollar_params
+
+from ..drivers.asyncpg import dollar_params
+
+__all__ = ["ASYNC_DRIVERS", "Facade", "LoopThread", "async_kwargs", "facade_connect"]
+
+#: The asyncio drivers, by engine.
+ASYNC_DRIVERS = {"postgres": ("psycopg", "asyncpg"), "mariadb": ("aiomysql",)}
 
 
 class LoopThread:
-    """An event loop running in a daemon thread."""
+    """An event loop running in a daemon thread, with a ticker that records
+    the longest time the loop went without running it (:attr:`max_stall`:
+    how long anything, the plugin included, kept the loop busy)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick: float = 0.005) -> None:
         self.loop = asyncio.new_event_loop()
+        self.max_stall = 0.0
+        self._tick = tick
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="bg-test-loop", daemon=True
         )
         self.thread.start()
+        self._ticker = asyncio.run_coroutine_threadsafe(self._ticking(), self.loop)
+
+    async def _ticking(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self._tick)
+            now = time.monotonic()
+            self.max_stall = max(self.max_stall, now - last - self._tick)
+            last = now
 
     def run(self, coro: Any, timeout: float = 60.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
+        self._ticker.cancel()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         if not self.thread.is_alive():
@@ -136,29 +156,25 @@ class Facade:
 
 
 def facade_connect(
-    lt: LoopThread, driver: str, settings: dict[str, Any]
+    lt: LoopThread,
+    driver: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    via_bluegreen: bool = True,
 ) -> Callable[..., Facade]:
-    """A connect function taking a synchronous driver's arguments."""
+    """A connect function taking a synchronous driver's arguments (as the
+    workload gives them) and opening an asyncio connection on ``lt``:
+    through ``bluegreen.connect_async`` with ``settings``, or with the
+    driver alone."""
 
     def connect(**kw: Any) -> Facade:
         args = async_kwargs(driver, kw)
-        aconn = lt.run(bluegreen.connect_async(target(driver), **args, **settings))
-        return Facade(lt, driver, aconn)
+        if via_bluegreen:
+            opening = bluegreen.connect_async(
+                target(driver), **args, **(settings or {})
+            )
+        else:
+            opening = target(driver)(**args)
+        return Facade(lt, driver, lt.run(opening))
 
     return connect
-
-
-class AsyncHarness(Harness):
-    """The matrix's harness with every bluegreen connection an asyncio one."""
-
-    def __init__(self, base: Harness, driver: str, lt: LoopThread) -> None:
-        super().__init__(base.dep, base._start_player, base.driver)
-        self.async_driver = driver
-        self.lt = lt
-
-    def connect(self, host: str | None = None, **settings: Any) -> Any:
-        kw = self.kwargs(host or self.blue_host)
-        return facade_connect(self.lt, self.async_driver, settings)(**kw)
-
-    def bg_connect_function(self, **settings: Any) -> Callable[..., Any]:
-        return facade_connect(self.lt, self.async_driver, settings)
