@@ -234,7 +234,7 @@ class _Entry:
 class _Step:
     """One plugin of a connect plan, with the hooks it has."""
 
-    __slots__ = ("closes", "connects", "executes", "factory", "hooks")
+    __slots__ = ("closes", "connects", "executes", "factory", "hooks", "serves_async")
 
     def __init__(self, factory: PluginFactory, hooks: frozenset[str] | None) -> None:
         self.factory = factory
@@ -243,6 +243,12 @@ class _Step:
         self.connects = hooks is not None and "connect" in hooks
         self.executes = hooks is not None and "execute" in hooks
         self.closes = hooks is not None and "on_close" in hooks
+        #: A plugin class whose hooks all have their asyncio twins.
+        self.serves_async = (
+            hooks is not None
+            and isinstance(factory, type)
+            and not _missing_async(factory, hooks)
+        )
 
 
 class PluginRegistry:
@@ -345,9 +351,14 @@ def _chain_execute(hooks: list[ExecuteHook]) -> ExecuteHook:
     return run
 
 
-def _inherits(kind: type, name: str) -> bool:
-    """Whether plugin class ``kind`` has :class:`Plugin`'s own ``name``."""
-    return getattr(kind, name, None) is getattr(Plugin, name)
+def _missing_async(kind: type, hooks: frozenset[str]) -> list[str]:
+    """The asyncio twins plugin class ``kind`` lacks for its ``hooks``."""
+    plain = Plugin.__dict__
+    return [
+        f"{h}_async"
+        for h in ("connect", "execute")
+        if h in hooks and getattr(kind, f"{h}_async", None) is plain[f"{h}_async"]
+    ]
 
 
 def _chain_execute_async(
@@ -425,7 +436,24 @@ class Pipeline:
         reg = registry if reg is None else reg
         codes = config.settings.plugins
         plan = reg.plan(codes)
-        ctx = cls._context(config, plan)[0]
+        ctx, steps = cls._context(config, plan)
+        if len(steps) == 1 and steps[0].serves_async:  # (bg): the short way
+            step = steps[0]
+            plugin = step.factory(ctx)
+            if step.connects:
+                raw = await plugin.connect_async(ctx, ctx.connect)
+            else:
+                raw = await ctx.connect()
+            hooking_calls = step.executes
+            pipeline = cls(
+                (plugin,),
+                ctx,
+                plugin.execute_async if hooking_calls else None,
+                (plugin.on_close,) if step.closes else (),
+                (plugin,) if step.connects else (),
+                plugin if hooking_calls else None,
+            )
+            return pipeline, raw
         plugins: list[Plugin] = []
         connects: list[Plugin] = []
         executes: list[Callable[..., Awaitable[Any]]] = []
@@ -436,12 +464,7 @@ class Pipeline:
             kind = type(plugin)
             if hooks is None:
                 hooks = overridden_hooks(kind)
-            missing = [
-                f"{h}_async"
-                for h in ("connect", "execute")
-                if h in hooks
-                and getattr(kind, f"{h}_async") is getattr(Plugin, f"{h}_async")
-            ]
+            missing = _missing_async(kind, hooks)
             if missing:
                 raise ConfigurationError(
                     f"plugin {code!r} ({kind.__qualname__}) cannot serve asyncio "

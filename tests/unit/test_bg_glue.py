@@ -122,6 +122,10 @@ def plugin_on(watch: DeploymentWatch, host: str = B) -> BlueGreenPlugin:
     )
     plugin.watch, plugin.host, plugin.ip, plugin.detection = watch, host, None, None
     plugin.errors = PSYCOPG.errors
+    # A host no detection is cached for (tests stub the detection itself).
+    plugin.fixed = types.SimpleNamespace(  # type: ignore[assignment]
+        key=("postgres", host, -1, None), host=host, forced=None
+    )
     # Opened after the drop (only suspension is tested with it).
     plugin.epoch = watch.view.kill_epoch
     return plugin

@@ -137,7 +137,11 @@ class BlueGreenPlugin(Plugin):
                 self.route_steps(ctx), functools.partial(self._ado, ctx, call_next)
             )
         try:
-            await self._detect_async(ctx, conn)
+            detection = detections.get(self.fixed.key)
+            if detection is None:
+                await self._detect_async(ctx, conn)
+            else:  # (known: no probe, nothing to await)
+                self._take(ctx, detection, False)
         except BaseException:
             await ctx.adapter.arollback_quietly(conn)
             await ctx.adapter.aclose_quietly(conn)
