@@ -161,7 +161,7 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
             exc, (pymysql.err.OperationalError, pymysql.err.InterfaceError)
         ):
             return False
-        if conn is not None and not conn.open:
+        if conn is not None and self.is_closed(conn):
             return True
         code = exc.args[0] if exc.args else None
         if isinstance(exc, pymysql.err.InterfaceError) and code in (0, "(0, '')"):

@@ -107,3 +107,23 @@ def test_monitors_get_pymysqls_names_for_aiomysqls_arguments() -> None:
     assert params["database"] == "app" and "db" not in params
     assert "echo" not in params  # aiomysql's own: PyMySQL would refuse it
     assert adapter.monitor_adapter.name == "pymysql"
+
+
+def test_a_lost_aiomysql_connection_is_classified_without_error() -> None:
+    """aiomysql's connections have ``closed``, not PyMySQL's ``open``: the
+    classification of a lost connection must not fail on it (it raised
+    AttributeError over the driver's own error, seen once by the switchover
+    benchmark)."""
+    import types
+
+    from bluegreen.drivers import async_adapter_for
+
+    adapter = async_adapter_for(aiomysql.connect)
+    lost = pymysql.err.OperationalError(2013, "Lost connection to MySQL server")
+    gone: Any = types.SimpleNamespace(closed=True)
+    alive: Any = types.SimpleNamespace(closed=False)
+    assert adapter.is_connection_lost(lost, gone)
+    assert adapter.is_connection_lost(lost, alive)  # by its error number
+    other = pymysql.err.OperationalError(1290, "read-only")
+    assert adapter.is_connection_lost(other, gone)
+    assert not adapter.is_connection_lost(other, alive)
