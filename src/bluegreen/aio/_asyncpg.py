@@ -2,13 +2,14 @@
 that talk to the server going through the plugins.
 
 Hooked: ``execute``, ``executemany``, ``fetch``, ``fetchrow``, ``fetchval``,
-``fetchmany``, ``prepare``, the ``copy_*`` calls, ``set_type_codec``,
+``fetchmany``, the ``copy_*`` calls, ``set_type_codec``,
 ``set_builtin_type_codec``, ``reload_schema_state``, ``reset``,
-``add_listener`` / ``remove_listener``, and entering and leaving
-``transaction()`` (or its ``start()``, ``commit()``, ``rollback()``).
-Not hooked (they continue what a hooked call began, on the same driver
-connection): the methods of a ``PreparedStatement`` and of a ``cursor()``
-(which needs a transaction, whose start is hooked). A connection the
+``add_listener`` / ``remove_listener``, entering and leaving
+``transaction()`` (or its ``start()``, ``commit()``, ``rollback()``),
+``prepare()`` and the calls of the statement it returns (prepared again on a
+replacement connection), and ``cursor()``: each step of its iteration, or
+making it when it is awaited. Not hooked: ``fetch()`` and ``forward()`` of
+an awaited cursor (they continue it inside its transaction). A connection the
 switchover dropped while idle is replaced transparently as for the other
 drivers; asyncpg's per-connection state (type codecs, prepared statements,
 listeners) is not carried over: set ``bg_on_reconnect`` (it may be a
@@ -92,6 +93,13 @@ class AsyncpgConnection(_AsyncBase):
         stmt = AsyncpgPreparedStatement(self, query, kwargs)
         await stmt._bg_ready()
         return stmt
+
+    def cursor(self, query: str, *args: Any, **kwargs: Any) -> AsyncpgCursorFactory:
+        """asyncpg's ``cursor()`` (inside a transaction): iterated, each
+        step goes through the plugins while a switchover is near; awaited,
+        the cursor is made through them (its ``fetch()`` and ``forward()``
+        then continue on the same driver connection)."""
+        return AsyncpgCursorFactory(self, query, args, kwargs)
 
     def transaction(self, **kwargs: Any) -> AsyncpgTransaction:
         """asyncpg's ``transaction()``: as an ``async with`` block, or with
@@ -198,6 +206,73 @@ def _statement_call(name: str) -> Callable[..., Awaitable[Any]]:
 
 for _name in _STATEMENT_CALLS:
     setattr(AsyncpgPreparedStatement, _name, _statement_call(_name))
+
+
+class AsyncpgCursorFactory:
+    """What the proxy's ``cursor()`` returns: asyncpg's ``CursorFactory``,
+    made on the current driver connection, with the plugins on its steps."""
+
+    __slots__ = ("_args", "_conn", "_kwargs", "_query")
+
+    def __init__(
+        self,
+        conn: AsyncpgConnection,
+        query: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        self._conn = conn
+        self._query = query
+        self._args = args
+        self._kwargs = kwargs
+
+    def _factory(self) -> Any:
+        return self._conn._bg.raw.cursor(self._query, *self._args, **self._kwargs)
+
+    def __await__(self) -> Any:
+        return self._open().__await__()
+
+    async def _open(self) -> Any:
+        conn = self._conn
+        st = conn._bg
+        if st.hook is None or st.gate.calm:
+            return await self._factory()
+
+        def make() -> Callable[[], Awaitable[Any]]:
+            return functools.partial(_awaited, self._factory())
+
+        return await _run_hooked(conn, "cursor", make)
+
+    async def __aiter__(self) -> Any:
+        conn = self._conn
+        st = conn._bg
+        it = self._factory().__aiter__()
+        while True:
+            if st.hook is None or st.gate.calm:
+                try:
+                    row = await it.__anext__()
+                except StopAsyncIteration:
+                    return
+            else:
+                hook: Any = st.hook
+                row = await hook(conn, "fetchmany", functools.partial(_next, it))
+                if row is _END:
+                    return
+            yield row
+
+
+_END: Any = object()
+
+
+async def _next(it: Any) -> Any:
+    try:
+        return await it.__anext__()
+    except StopAsyncIteration:
+        return _END
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 class AsyncpgTransaction:

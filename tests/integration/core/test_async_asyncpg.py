@@ -53,6 +53,9 @@ def test_asyncpgs_api_through_the_proxy(pg_instance: Any, plugins: str) -> None:
         assert [r[0] for r in await stmt.fetch(2)] == [3, 4]
         async with conn.transaction():
             seen = [r["v"] async for r in conn.cursor("SELECT v FROM t ORDER BY v")]
+            cur = await conn.cursor("SELECT v FROM t ORDER BY v")
+            assert [r["v"] for r in await cur.fetch(2)] == [1, 2]
+            assert (await cur.fetchrow())["v"] == 3
         assert seen == [1, 2, 3, 4]
         await conn.copy_records_to_table("t", records=[(7,), (8,)])
         assert await conn.fetchval("SELECT count(*) FROM t") == 6
@@ -140,3 +143,71 @@ def test_asyncpg_pool_with_bluegreen_connections(pg_instance: Any) -> None:
             await pool.close()
 
     asyncio.run(main())
+
+
+def test_the_wrappers_errors_are_asyncpgs_own() -> None:
+    errors = async_adapter_for(asyncpg.connect).errors
+    exc = errors.SwitchoverTimeoutError("waited 30000 ms; it is safe to retry")
+    assert isinstance(exc, asyncpg.InterfaceError)
+    assert isinstance(exc, bluegreen.SwitchoverTimeoutError)
+    assert str(exc) == "waited 30000 ms; it is safe to retry"
+    assert exc.detail is None and exc.hint is None  # as asyncpg's own have
+    rejected = errors.GreenHostRejectedError("use the blue name")
+    assert isinstance(rejected, asyncpg.InterfaceError)
+    assert isinstance(rejected, bluegreen.GreenHostRejectedError)
+
+
+def test_every_server_call_goes_through_the_plugins(pg_instance: Any) -> None:
+    """A plugin hooking calls sees each of asyncpg's calls that talk to the
+    server, the steps of a cursor and a prepared statement's calls too."""
+    from bluegreen import Plugin
+    from bluegreen.pipeline import registry
+
+    seen: list[str] = []
+
+    class Recorder(Plugin):
+        def execute(self, conn: Any, name: str, call: Any) -> Any:
+            return call()
+
+        async def execute_async(self, conn: Any, name: str, call: Any) -> Any:
+            seen.append(name)
+            return await call()
+
+    registry.register("recorder", Recorder)
+
+    async def main() -> None:
+        conn = await bluegreen.connect_async(
+            asyncpg.connect, plugins="recorder", **kwargs(pg_instance)
+        )
+        try:
+            await conn.execute("CREATE TEMP TABLE t (v int)")
+            await conn.executemany("INSERT INTO t VALUES ($1)", [(1,), (2,)])
+            await conn.fetch("SELECT v FROM t")
+            await conn.fetchrow("SELECT 1")
+            await conn.fetchval("SELECT 1")
+            stmt = await conn.prepare("SELECT v FROM t ORDER BY v")
+            await stmt.fetch()
+            async with conn.transaction():
+                rows = [r async for r in conn.cursor("SELECT v FROM t ORDER BY v")]
+                cur = await conn.cursor("SELECT v FROM t ORDER BY v")
+                await cur.fetch(1)
+            await conn.copy_records_to_table("t", records=[(3,)])
+        finally:
+            await conn.close()
+        assert [r[0] for r in rows] == [1, 2]
+
+    try:
+        asyncio.run(main())
+    finally:
+        registry.unregister("recorder")
+    assert seen[:6] == [
+        "execute", "executemany", "fetch", "fetchrow", "fetchval", "prepare",
+    ]  # fmt: skip
+    assert seen[6:] == [
+        "fetch",  # the prepared statement's
+        "transaction",
+        "fetchmany", "fetchmany", "fetchmany",  # two rows, then the end
+        "cursor",
+        "commit",
+        "copy_records_to_table",
+    ]  # fmt: skip
