@@ -60,7 +60,43 @@ class ConnectionState:
         self.gate = gate
 
 
-class Connection:
+class WrapperAttributes:
+    """What the connection proxies (synchronous and asyncio) tell about
+    themselves; they hold a :class:`ConnectionState` in ``_bg``."""
+
+    __slots__ = ()
+
+    _bg: ConnectionState
+    _bg_config: ConnectionConfig
+    _bg_pipeline: Pipeline | None
+
+    @property
+    def driver_connection(self) -> Any:
+        """The driver's own connection."""
+        return self._bg.raw
+
+    @property
+    def driver_adapter(self) -> DriverAdapter:
+        """The adapter of the wrapped driver."""
+        return self._bg.adapter
+
+    @property
+    def wrapper_config(self) -> ConnectionConfig:
+        """Settings and driver parameters parsed at connect time."""
+        return self._bg_config
+
+    @property
+    def wrapper_settings(self) -> Settings:
+        """The validated wrapper settings of this connection."""
+        return self._bg_config.settings
+
+    @property
+    def wrapper_pipeline(self) -> Pipeline | None:
+        """The plugin pipeline, ``None`` when no plugin is configured."""
+        return self._bg_pipeline
+
+
+class Connection(WrapperAttributes):
     """A PEP 249 connection proxy returned by :func:`bluegreen.connect`.
 
     Behaves like the driver's connection: attributes and methods it does not
@@ -201,31 +237,6 @@ class Connection:
         ``psycopg.types.TypeInfo.fetch``, used by SQLAlchemy) accept the proxy.
         ``type(conn)`` is still :class:`Connection`."""
         return type(self._bg_raw)
-
-    @property
-    def driver_connection(self) -> Any:
-        """The driver's own connection."""
-        return self._bg_raw
-
-    @property
-    def driver_adapter(self) -> DriverAdapter:
-        """The adapter of the wrapped driver."""
-        return self._bg_adapter
-
-    @property
-    def wrapper_config(self) -> ConnectionConfig:
-        """Settings and driver parameters parsed at connect time."""
-        return self._bg_config
-
-    @property
-    def wrapper_settings(self) -> Settings:
-        """The validated wrapper settings of this connection."""
-        return self._bg_config.settings
-
-    @property
-    def wrapper_pipeline(self) -> Pipeline | None:
-        """The plugin pipeline, ``None`` when no plugin is configured."""
-        return self._bg_pipeline
 
     # -- PEP 249 --------------------------------------------------------------
 

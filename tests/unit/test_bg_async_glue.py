@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import types
 from typing import Any
 
 import psycopg
 import pytest
 from test_bg_glue import (
+    FAKE_CONN,
     G_IP,
     B,
     FakeCtx,
@@ -27,7 +27,6 @@ from test_bg_glue import (
 from bluegreen.bg._model import Phase
 from bluegreen.bg._watch import DeploymentWatch
 from bluegreen.errors import SwitchoverTimeoutError
-from bluegreen.pipeline import OPEN
 
 
 class AsyncCtx(FakeCtx):
@@ -38,30 +37,6 @@ class AsyncCtx(FakeCtx):
     ) -> Any:
         await asyncio.sleep(0)
         return FakeCtx.connect(self, ip, port)
-
-
-class _AsyncAdapter:
-    unsent_on_loss: frozenset[str] = frozenset()
-
-    @staticmethod
-    def in_transaction(raw: Any) -> bool:
-        return False
-
-    @staticmethod
-    def peer_closed(raw: Any) -> bool:
-        return False
-
-    @staticmethod
-    def is_connection_lost(exc: BaseException, raw: Any) -> bool:
-        return False
-
-
-CONN: Any = types.SimpleNamespace(
-    driver_connection=None,
-    driver_adapter=_AsyncAdapter(),
-    _bg_gate=OPEN,
-    refresh_gate=lambda: None,
-)
 
 
 def later(delay: float, action: Any) -> threading.Thread:
@@ -232,7 +207,7 @@ def test_async_calls_are_suspended_in_progress_and_released_after() -> None:
 
     async def main() -> tuple[str, float]:
         later(0.3, lambda: feed(watch, "SWITCHOVER_IN_POST_PROCESSING"))
-        return await ticking(plugin.execute_async(CONN, "execute", call))
+        return await ticking(plugin.execute_async(FAKE_CONN, "execute", call))
 
     started = time.monotonic()
     result, gap = asyncio.run(main())

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from ..connection import ConnectionState
+from ..connection import ConnectionState, WrapperAttributes
 from ..cursor import CursorState
 from ..errors import OperationalError
 from ..pipeline import OPEN, Reconnected
@@ -24,9 +24,8 @@ from ..pipeline import OPEN, Reconnected
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ..drivers.base import DriverAdapter
     from ..pipeline import Gate, Pipeline
-    from ..settings import ConnectionConfig, Settings
+    from ..settings import ConnectionConfig
 
 __all__ = ["AsyncConnection", "AsyncCursor"]
 
@@ -57,7 +56,7 @@ async def _run_hooked(
     )
 
 
-class _AsyncBase:
+class _AsyncBase(WrapperAttributes):
     """What the asyncio connection proxies share: the state, delegation,
     the wrapper's properties, closing, and what plugins call."""
 
@@ -106,31 +105,6 @@ class _AsyncBase:
     def __class__(self) -> type:
         """The driver's connection class (``type(conn)`` is still this one)."""
         return type(self._bg.raw)
-
-    @property
-    def driver_connection(self) -> Any:
-        """The driver's own connection."""
-        return self._bg.raw
-
-    @property
-    def driver_adapter(self) -> DriverAdapter:
-        """The adapter of the wrapped driver."""
-        return self._bg.adapter
-
-    @property
-    def wrapper_config(self) -> ConnectionConfig:
-        """Settings and driver parameters parsed at connect time."""
-        return self._bg_config
-
-    @property
-    def wrapper_settings(self) -> Settings:
-        """The validated wrapper settings of this connection."""
-        return self._bg_config.settings
-
-    @property
-    def wrapper_pipeline(self) -> Pipeline | None:
-        """The plugin pipeline, ``None`` when no plugin is configured."""
-        return self._bg_pipeline
 
     @property
     def _bg_gate(self) -> Gate:

@@ -304,12 +304,7 @@ class DeploymentWatch:
                     now = self.clock()
                     if now >= deadline:
                         return False
-                    timers = [
-                        due
-                        for due in (view.release_at, view.settle_at)
-                        if due is not None and due > since
-                    ]
-                    wake = min([deadline, *timers])
+                    wake = _wake_at(view, deadline, since)
                     if now >= wake:
                         if self.tracker.check_time(now):
                             self._publish(messages)
@@ -332,12 +327,7 @@ class DeploymentWatch:
             now = self.clock()
             if now >= deadline:
                 return False
-            timers = [
-                due
-                for due in (view.release_at, view.settle_at)
-                if due is not None and due > since
-            ]
-            wake = min([deadline, *timers])
+            wake = _wake_at(view, deadline, since)
             if now >= wake:
                 messages: list[tuple[int, str, tuple[Any, ...]]] = []
                 with self._cond:
@@ -663,6 +653,17 @@ class DeploymentWatch:
 
 #: The causes :meth:`DeploymentWatch.unprotected` is told about.
 _OFF_KINDS = ("", "denied", "query", "connect", "detection", "unsupported", "plain")
+
+
+def _wake_at(view: RoutingView, deadline: float, since: float) -> float:
+    """When a waiter on ``view`` must look again: its deadline, or a
+    time-based release after ``since`` (when the routing was decided)."""
+    timers = [
+        due
+        for due in (view.release_at, view.settle_at)
+        if due is not None and due > since
+    ]
+    return min([deadline, *timers])
 
 
 def _settle(future: asyncio.Future[None]) -> None:

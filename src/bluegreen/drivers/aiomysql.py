@@ -42,21 +42,13 @@ class AiomysqlAdapter(PyMySQLAdapter):
     default_timeout = None  # type: ignore[assignment]
     monitoring_drop_keys = PyMySQLAdapter.monitoring_drop_keys | _ASYNC_ONLY
 
-    __slots__ = ("_monitor",)
+    __slots__ = ()
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
-        self._monitor: DriverAdapter | None = None
-
-    @property
-    def monitor_adapter(self) -> DriverAdapter:
+    def _monitoring_twin(self) -> DriverAdapter:
         """PyMySQL's adapter, for the monitor threads."""
-        monitor = self._monitor
-        if monitor is None:
-            import pymysql
+        import pymysql
 
-            monitor = self._monitor = PyMySQLAdapter(pymysql.connect)
-        return monitor
+        return PyMySQLAdapter(pymysql.connect)
 
     def monitoring_params(self, params: DriverParams, overrides: Any) -> DriverParams:
         """PyMySQL's parameters for the monitors: aiomysql's, with ``db``

@@ -93,19 +93,11 @@ class AsyncpgAdapter(DriverAdapter):
     #: The proxy hooks asyncpg's calls itself (see bluegreen.aio).
     surface: ClassVar[Surface] = Surface(connection={}, cursor={})
 
-    __slots__ = ("_monitor",)
+    __slots__ = ()
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
-        self._monitor: DriverAdapter | None = None
-
-    @property
-    def monitor_adapter(self) -> DriverAdapter:
+    def _monitoring_twin(self) -> DriverAdapter:
         """asyncpg on a private event loop per monitor thread."""
-        monitor = self._monitor
-        if monitor is None:
-            monitor = self._monitor = MonitorAdapter(self.target)
-        return monitor
+        return MonitorAdapter(self.target)
 
     # -- parameters -----------------------------------------------------------
 
@@ -271,10 +263,6 @@ class MonitorAdapter(AsyncpgAdapter):
 
     name = "asyncpg-monitor"
     is_async = False
-
-    @property
-    def monitor_adapter(self) -> DriverAdapter:
-        return self
 
     def _call(self, params: DriverParams, kwargs: Mapping[str, Any]) -> DBAPIConnection:
         loop = asyncio.new_event_loop()

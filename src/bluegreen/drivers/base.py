@@ -122,7 +122,7 @@ class DriverAdapter(ABC):
     #: returns an awaitable; see :mod:`bluegreen.aio`).
     is_async: ClassVar[bool] = False
 
-    __slots__ = ("_errors", "parsed", "target")
+    __slots__ = ("_errors", "_monitor", "parsed", "target")
 
     def __init__(self, target: ConnectFunction) -> None:
         self.target = target
@@ -130,6 +130,7 @@ class DriverAdapter(ABC):
         #: so that a throwaway adapter takes its entries with it.
         self.parsed: dict[Any, Any] = {}
         self._errors: DriverErrors | None = None
+        self._monitor: DriverAdapter | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -137,8 +138,18 @@ class DriverAdapter(ABC):
     @property
     def monitor_adapter(self) -> DriverAdapter:
         """The adapter the monitor threads connect with: this one, or for an
-        asyncio driver a synchronous driver taking the same parameters."""
-        return self
+        asyncio driver the synchronous one :meth:`_monitoring_twin` makes
+        (once)."""
+        if not self.is_async:
+            return self
+        monitor = self._monitor
+        if monitor is None:
+            monitor = self._monitor = self._monitoring_twin()
+        return monitor
+
+    def _monitoring_twin(self) -> DriverAdapter:
+        """A synchronous adapter taking this asyncio driver's parameters."""
+        raise NotImplementedError(f"{self.name} has no monitoring adapter")
 
     # -- parameters ---------------------------------------------------------
 

@@ -363,12 +363,7 @@ class PsycopgAdapter(DriverAdapter):
         """Apply ``state`` to a fresh (idle) connection: the server
         parameters that differ first (with autocommit on, so that no
         transaction is left open), then the connection's own settings."""
-        params = state.get("params", {})
-        changed = [
-            (name, value)
-            for name, value in params.items()
-            if conn.info.parameter_status(name) != value
-        ]
+        changed = changed_params(conn, state)
         if changed:
             conn.autocommit = True
             for name, value in changed:
@@ -378,17 +373,28 @@ class PsycopgAdapter(DriverAdapter):
         for name in ("autocommit", "isolation_level", "read_only", "deferrable"):
             if name in state and getattr(conn, name) != state[name]:
                 setattr(conn, name, state[name])
-        for name in (
-            "prepare_threshold",
-            "prepared_max",
-            "row_factory",
-            "cursor_factory",
-        ):
-            if name in state:
-                setattr(conn, name, state[name])
-        adapters = state.get("adapters")
-        if adapters is not None and adapters is not conn.adapters:
-            # The types the application registered on the old connection
-            # (psycopg has no public setter: the attribute behind
-            # ``conn.adapters`` takes a copy, as psycopg's own connect does).
-            conn._adapters = AdaptersMap(adapters)
+        restore_local(conn, state)
+
+
+def changed_params(conn: Any, state: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The server parameters of ``state`` that differ on ``conn``."""
+    params = state.get("params", {})
+    return [
+        (name, value)
+        for name, value in params.items()
+        if conn.info.parameter_status(name) != value
+    ]
+
+
+def restore_local(conn: Any, state: dict[str, Any]) -> None:
+    """The settings of ``state`` that psycopg keeps on the client (the
+    same for its synchronous and asyncio connections)."""
+    for name in ("prepare_threshold", "prepared_max", "row_factory", "cursor_factory"):
+        if name in state:
+            setattr(conn, name, state[name])
+    adapters = state.get("adapters")
+    if adapters is not None and adapters is not conn.adapters:
+        # The types the application registered on the old connection
+        # (psycopg has no public setter: the attribute behind
+        # ``conn.adapters`` takes a copy, as psycopg's own connect does).
+        conn._adapters = AdaptersMap(adapters)

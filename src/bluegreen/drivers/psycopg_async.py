@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from psycopg.adapt import AdaptersMap
 from psycopg.rows import tuple_row
 
 from .base import DriverAdapter
-from .psycopg import PsycopgAdapter
+from .psycopg import PsycopgAdapter, changed_params, restore_local
 
 __all__ = ["PsycopgAsyncAdapter"]
 
@@ -33,19 +32,11 @@ class PsycopgAsyncAdapter(PsycopgAdapter):
     name = "psycopg-async"
     is_async = True
 
-    __slots__ = ("_monitor",)
+    __slots__ = ()
 
-    def __init__(self, target: Any) -> None:
-        super().__init__(target)
-        self._monitor: DriverAdapter | None = None
-
-    @property
-    def monitor_adapter(self) -> DriverAdapter:
+    def _monitoring_twin(self) -> DriverAdapter:
         """psycopg's synchronous adapter, for the monitor threads."""
-        monitor = self._monitor
-        if monitor is None:
-            monitor = self._monitor = PsycopgAdapter(psycopg.Connection.connect)
-        return monitor
+        return PsycopgAdapter(psycopg.Connection.connect)
 
     def is_streaming_cursor(self, cursor: Any) -> bool:
         """Server-side (named) cursors fetch from the network."""
@@ -68,12 +59,7 @@ class PsycopgAsyncAdapter(PsycopgAdapter):
 
     async def arestore_session(self, conn: Any, state: dict[str, Any]) -> None:
         """:meth:`~PsycopgAdapter.restore_session`, awaited."""
-        params = state.get("params", {})
-        changed = [
-            (name, value)
-            for name, value in params.items()
-            if conn.info.parameter_status(name) != value
-        ]
+        changed = changed_params(conn, state)
         if changed:
             await conn.set_autocommit(True)
             for name, value in changed:
@@ -83,17 +69,7 @@ class PsycopgAsyncAdapter(PsycopgAdapter):
         for name in _ASYNC_SETTERS:
             if name in state and getattr(conn, name) != state[name]:
                 await getattr(conn, f"set_{name}")(state[name])
-        for name in (
-            "prepare_threshold",
-            "prepared_max",
-            "row_factory",
-            "cursor_factory",
-        ):
-            if name in state:
-                setattr(conn, name, state[name])
-        adapters = state.get("adapters")
-        if adapters is not None and adapters is not conn.adapters:
-            conn._adapters = AdaptersMap(adapters)
+        restore_local(conn, state)
 
     async def aexit(
         self,

@@ -23,7 +23,14 @@ import bluegreen
 
 from ..drivers.asyncpg import dollar_params
 
-__all__ = ["ASYNC_DRIVERS", "Facade", "LoopThread", "async_kwargs", "facade_connect"]
+__all__ = [
+    "ASYNC_DRIVERS",
+    "Facade",
+    "LoopThread",
+    "async_kwargs",
+    "facade_connect",
+    "run_query",
+]
 
 #: The asyncio drivers, by engine.
 ASYNC_DRIVERS = {"postgres": ("psycopg", "asyncpg"), "mariadb": ("aiomysql",)}
@@ -95,6 +102,22 @@ def target(driver: str) -> Any:
     return aiomysql.connect
 
 
+async def run_query(driver: str, conn: Any, sql: str, params: Any) -> list[Any]:
+    """Run ``sql`` (``%s`` placeholders) on the asyncio connection ``conn``
+    of ``driver`` in that driver's own way; its rows, as tuples."""
+    if driver == "asyncpg":
+        rows = await conn.fetch(dollar_params(sql), *(params or ()))
+        return [tuple(r) for r in rows]
+    cur = conn.cursor()
+    if inspect.isawaitable(cur):  # aiomysql
+        cur = await cur
+    try:
+        await cur.execute(sql, params)
+        return list(await cur.fetchall()) if cur.description else []
+    finally:
+        await cur.close()
+
+
 class FacadeCursor:
     """A cursor whose calls run as coroutines on the loop."""
 
@@ -125,18 +148,7 @@ class Facade:
         self.aconn = aconn
 
     async def query(self, sql: str, params: Any) -> list[Any]:
-        conn = self.aconn
-        if self.driver == "asyncpg":
-            rows = await conn.fetch(dollar_params(sql), *(params or ()))
-            return [tuple(r) for r in rows]
-        cur = conn.cursor()
-        if inspect.isawaitable(cur):  # aiomysql
-            cur = await cur
-        try:
-            await cur.execute(sql, params)
-            return list(await cur.fetchall()) if cur.description else []
-        finally:
-            await cur.close()
+        return await run_query(self.driver, self.aconn, sql, params)
 
     def cursor(self) -> FacadeCursor:
         return FacadeCursor(self)

@@ -24,6 +24,7 @@ import bluegreen
 import bluegreen.bg
 from bluegreen.drivers.asyncpg import dollar_params
 from bluegreen.sim.accounting import OpRecord
+from bluegreen.sim.aioclients import async_kwargs, run_query, target
 from bluegreen.sim.workload import identity_map
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -33,49 +34,21 @@ HELD = 20
 PER_OP = 4
 
 
-def driver_kwargs(h: Harness, driver: str) -> dict[str, Any]:
-    """Connect arguments of ``driver`` for the blue name the application
-    uses (taken before the switchover: the simulator renames the blue
-    endpoints to -old1 names)."""
-    kw = h.kwargs(h.blue_host)
-    if driver == "asyncpg":
-        kw.pop("autocommit")
-        kw["database"] = kw.pop("dbname")
-        kw["timeout"] = kw.pop("connect_timeout")
-    elif driver == "aiomysql":
-        kw.pop("read_timeout", None)
-        kw.pop("write_timeout", None)
-        kw["db"] = kw.pop("database")
-    return kw
-
-
-def driver_target(driver: str) -> Any:
-    if driver == "psycopg":
-        import psycopg
-
-        return psycopg.AsyncConnection.connect
-    if driver == "asyncpg":
-        import asyncpg
-
-        return asyncpg.connect
-    import aiomysql
-
-    return aiomysql.connect
-
-
 class Loop:
     """The async clients of one test and what they recorded."""
 
     def __init__(self, h: Harness, driver: str) -> None:
         self.h = h
         self.driver = driver
-        self.target = driver_target(driver)
+        self.target = target(driver)
         dep = h.dep
         self.ids = identity_map(
             {"blue": dep.blue.instances, "green": dep.green.instances}
         )
         self.records: list[OpRecord] = []
-        self.kwargs = driver_kwargs(h, driver)
+        # The name the application uses, taken before the switchover (the
+        # simulator renames the blue endpoints to -old1 names).
+        self.kwargs = async_kwargs(driver, h.kwargs(h.blue_host))
         self.stop = asyncio.Event()
         self.gaps: list[float] = []
 
@@ -84,18 +57,8 @@ class Loop:
 
     async def query(self, conn: Any, text: str, params: tuple[Any, ...]) -> Any:
         """Run one statement in the driver's own way; its first value."""
-        if self.driver == "asyncpg":
-            return await conn.fetchval(dollar_params(text), *params)
-        if self.driver == "aiomysql":
-            cur = await conn.cursor()
-            try:
-                await cur.execute(text, params or None)
-                return (await cur.fetchone())[0]
-            finally:
-                await cur.close()
-        cur = conn.cursor()
-        await cur.execute(text, params or None)
-        return (await cur.fetchone())[0]
+        rows = await run_query(self.driver, conn, text, params or None)
+        return rows[0][0]
 
     async def one(self, conn: Any, client: str, group: str, n: int) -> None:
         kind = "write" if n % 2 == 0 else "read"
