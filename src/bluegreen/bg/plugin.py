@@ -140,8 +140,8 @@ class BlueGreenPlugin(Plugin):
             detection = detections.get(self.fixed.key)
             if detection is None:
                 await self._detect_async(ctx, conn)
-            else:  # (known: no probe, nothing to await)
-                self._take(ctx, detection, False)
+            else:  # (known: no probe)
+                await self._take_async(ctx, detection, False)
         except BaseException:
             await ctx.adapter.arollback_quietly(conn)
             await ctx.adapter.aclose_quietly(conn)
@@ -197,7 +197,25 @@ class BlueGreenPlugin(Plugin):
                 with contextlib.suppress(BaseException):
                     await probing
                 raise
-        self._take(ctx, detection, fresh)
+        await self._take_async(ctx, detection, fresh)
+
+    async def _take_async(
+        self, ctx: ConnectContext, detection: Detection, fresh: bool
+    ) -> None:
+        """:meth:`_take` for an asyncio connection: on the loop, except when
+        it starts the monitors (that resolves the host name first), which
+        happens once per ``bg_id`` and goes to the loop's executor."""
+        watch = self.watch
+        if (
+            detection.monitorable
+            and ctx.host
+            and not watch.started
+            and (fresh or self.fixed.host not in watch.detected)
+        ):
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._take, ctx, detection, fresh)
+        else:
+            self._take(ctx, detection, fresh)
 
     def _routed_connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
         """Open the connection where the routing rules say, waiting and

@@ -23,8 +23,10 @@ the issue asks for, per scenario:
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +34,8 @@ import pytest
 from bgharness import AsyncHarness, Harness, settings_for, wait_for
 
 import bluegreen.bg
-from bluegreen.bg._watch import registry
+from bluegreen.bg import plugin as bg_plugin
+from bluegreen.bg._watch import DeploymentWatch, registry
 from bluegreen.errors import GreenHostRejectedError
 from bluegreen.sim import scenarios
 from bluegreen.sim.accounting import OpRecord, summarize
@@ -326,22 +329,43 @@ ASYNC_CASES = [
 def test_scenario_async(
     bg_harness: Callable[..., Harness],
     bg_log: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
     kind: str,
     scenario: str,
     driver: str,
 ) -> None:
     lt = LoopThread()
+    on_loop: list[str] = []
+
+    def guard(name: str, blocking: Callable[..., Any]) -> Callable[..., Any]:
+        """``blocking``, recording each call made on the event loop's thread."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == lt.thread.ident:
+                where = "".join(traceback.format_stack(limit=8)[:-1])
+                on_loop.append(f"{name}, from:\n{where}")
+            return blocking(*args, **kwargs)
+
+        return call
+
+    # What would block the loop: the plugin's blocking wait, a name lookup,
+    # a detection probe waited for, a sleep.
+    monkeypatch.setattr(DeploymentWatch, "wait", guard("wait", DeploymentWatch.wait))
+    monkeypatch.setattr(socket, "getaddrinfo", guard("getaddrinfo", socket.getaddrinfo))
+    monkeypatch.setattr(bg_plugin, "detect", guard("detect", bg_plugin.detect))
+    monkeypatch.setattr(time, "sleep", guard("sleep", time.sleep))
     try:
         check_scenario(AsyncHarness(bg_harness(kind), driver, lt), bg_log, scenario)
     finally:
         bluegreen.bg.shutdown()  # the monitors, before the loop goes
         lt.close()
+    assert not on_loop, "a blocking call on the event loop: " + on_loop[0]
     print(f"longest loop stall: {lt.max_stall * 1000:.1f} ms")
-    # Nothing blocked the loop that every client shares: no wait, no lookup,
-    # no probe (a blocking wait would last as long as IN_PROGRESS, seconds).
-    # Measured 8-35 ms (the GIL is shared with the workload threads and the
-    # monitors); the bound leaves room for a loaded 2-core machine.
-    assert lt.max_stall < 0.2, f"the event loop stalled {lt.max_stall:.3f} s"
+    # And the loop kept running: its longest stall (measured 8-35 ms, up to
+    # 110 ms with a CPU hog on one of the two cores: the GIL and the core are
+    # shared with the workload threads, the monitors and the servers) stays
+    # far below a switchover phase.
+    assert lt.max_stall < 0.5, f"the event loop stalled {lt.max_stall:.3f} s"
 
 
 @pytest.mark.parametrize(("kind", "scenario"), CASES)
