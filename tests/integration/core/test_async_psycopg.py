@@ -4,6 +4,7 @@ the driver's API through the proxies, with and without the bg plugin."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -12,9 +13,11 @@ import pytest
 import bluegreen
 from bluegreen import ConfigurationError, Plugin, UnsupportedDriverError
 from bluegreen.pipeline import registry
-from conftest import KwargsFactory
 
 pytestmark = pytest.mark.timeout(60)
+
+#: The ``pg_kw`` fixture (core/conftest.py): connect arguments of the test server.
+KwargsFactory = Callable[..., dict[str, Any]]
 
 
 def run(coro: Any) -> Any:
