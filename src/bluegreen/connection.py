@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._hooked import hooked, run_hooked
 from .cursor import Cursor
@@ -69,6 +69,18 @@ class WrapperAttributes:
     _bg: ConnectionState
     _bg_config: ConnectionConfig
     _bg_pipeline: Pipeline | None
+    _bg_closed: bool
+
+    def _bg_notify_close(self) -> None:
+        """Tell the plugins that the application closed the connection
+        (once)."""
+        if self._bg_closed:
+            return
+        _set(self, "_bg_closed", True)
+        pipeline = self._bg_pipeline
+        if pipeline is not None:
+            for on_close in pipeline.close_hooks:
+                on_close(cast("Connection", self))
 
     @property
     def driver_connection(self) -> Any:
@@ -403,15 +415,6 @@ class Connection(WrapperAttributes):
         finally:
             if not self._bg_closed:
                 self._bg_notify_close()
-
-    def _bg_notify_close(self) -> None:
-        if self._bg_closed:
-            return
-        _set(self, "_bg_closed", True)
-        pipeline = self._bg_pipeline
-        if pipeline is not None:
-            for on_close in pipeline.close_hooks:
-                on_close(self)
 
     def __enter__(self) -> Connection:
         self._bg_raw.__enter__()

@@ -130,15 +130,6 @@ class _AsyncBase(WrapperAttributes):
         finally:
             self._bg_notify_close()
 
-    def _bg_notify_close(self) -> None:
-        if self._bg_closed:
-            return
-        _set(self, "_bg_closed", True)
-        pipeline = self._bg_pipeline
-        if pipeline is not None:
-            for on_close in pipeline.close_hooks:
-                on_close(cast(Any, self))
-
     # -- for plugins --------------------------------------------------------------
 
     def swap_driver_connection(self, raw: Any) -> Any:

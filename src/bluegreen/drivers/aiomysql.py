@@ -118,15 +118,3 @@ class AiomysqlAdapter(PyMySQLAdapter):
             await conn.set_charset(state["charset"])
         if "autocommit" in state and bool(conn.get_autocommit()) != state["autocommit"]:
             await conn.autocommit(state["autocommit"])
-
-    async def aexit(
-        self,
-        proxy: Any,
-        raw: Any,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: Any,
-    ) -> None:
-        """``async with conn:`` as aiomysql does it: close the connection
-        (at once after an exception, politely otherwise)."""
-        await raw.__aexit__(exc_type, exc, tb)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -32,7 +31,7 @@ import asyncpg
 
 from .._types import DBAPIConnection
 from ._surface import Surface
-from .base import DriverAdapter, DriverParams, Endpoint
+from .base import DriverAdapter, DriverParams, Endpoint, fill_from_environment
 
 __all__ = ["AsyncpgAdapter", "MonitorAdapter"]
 
@@ -106,10 +105,7 @@ class AsyncpgAdapter(DriverAdapter):
         environment defaults where neither gives a value."""
         eff: dict[str, Any] = _dsn_parts(params.conninfo) if params.conninfo else {}
         eff.update(params.kwargs)
-        for key, env in _ENV:
-            if eff.get(key) in (None, "") and os.environ.get(env):
-                eff[key] = os.environ[env]
-        return eff
+        return fill_from_environment(eff, _ENV)
 
     def endpoint(self, params: DriverParams) -> Endpoint:
         """The first host and its port (default 5432)."""

@@ -14,7 +14,13 @@ from .._types import ConnectFunction, DBAPIConnection
 from ..errors import DriverErrors, driver_errors
 from ._surface import Surface
 
-__all__ = ["DriverAdapter", "DriverParams", "Endpoint", "ReadOnlyDict"]
+__all__ = [
+    "DriverAdapter",
+    "DriverParams",
+    "Endpoint",
+    "ReadOnlyDict",
+    "fill_from_environment",
+]
 
 logger = logging.getLogger("bluegreen.drivers")
 
@@ -77,6 +83,17 @@ class DriverParams:
         return self.conninfo == other.conninfo and self.kwargs == other.kwargs
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def fill_from_environment(
+    eff: dict[str, Any], names: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
+    """``eff`` with each ``(key, variable)`` of ``names`` taken from the
+    environment where ``eff`` gives no value (libpq's ``PGHOST``, ...)."""
+    for key, env in names:
+        if eff.get(key) in (None, "") and os.environ.get(env):
+            eff[key] = os.environ[env]
+    return eff
 
 
 class DriverAdapter(ABC):

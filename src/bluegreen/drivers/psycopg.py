@@ -8,7 +8,6 @@ the name (``sslmode=verify-full`` keeps working).
 from __future__ import annotations
 
 import logging
-import os
 import select
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from psycopg.rows import tuple_row
 
 from .._types import DBAPIConnection
 from ._surface import EXCEPTION_ATTRS, PROXY_CONNECTION, PROXY_CURSOR, Surface, table
-from .base import DriverAdapter, DriverParams, Endpoint
+from .base import DriverAdapter, DriverParams, Endpoint, fill_from_environment
 
 __all__ = ["PsycopgAdapter"]
 
@@ -156,10 +155,7 @@ class PsycopgAdapter(DriverAdapter):
             dict(conninfo_to_dict(params.conninfo)) if params.conninfo else {}
         )
         eff.update(params.kwargs)
-        for key, env in _LIBPQ_ENV:
-            if eff.get(key) in (None, "") and os.environ.get(env):
-                eff[key] = os.environ[env]
-        return eff
+        return fill_from_environment(eff, _LIBPQ_ENV)
 
     def endpoint(self, params: DriverParams) -> Endpoint:
         """The first host of the conninfo and its port (default 5432)."""
