@@ -13,6 +13,7 @@ that blocked the loop would stall every client at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 import time
@@ -49,7 +50,15 @@ class LoopThread:
             target=self.loop.run_forever, name="bg-test-loop", daemon=True
         )
         self.thread.start()
-        self._ticker = asyncio.run_coroutine_threadsafe(self._ticking(), self.loop)
+        self._ticker: asyncio.Task[None] = self.run(self._start_ticker())
+
+    async def _start_ticker(self) -> asyncio.Task[None]:
+        return asyncio.ensure_future(self._ticking())
+
+    async def _stop_ticker(self) -> None:
+        self._ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._ticker
 
     async def _ticking(self) -> None:
         last = time.monotonic()
@@ -63,7 +72,8 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def close(self) -> None:
-        self._ticker.cancel()
+        """Stop the ticker (ended, not left pending), then the loop."""
+        self.run(self._stop_ticker())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         if not self.thread.is_alive():
