@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from types import MethodType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ._hooked import hooked, run_hooked
 from .cursor import Cursor
@@ -106,6 +108,37 @@ class WrapperAttributes:
     def wrapper_pipeline(self) -> Pipeline | None:
         """The plugin pipeline, ``None`` when no plugin is configured."""
         return self._bg_pipeline
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _DriverOnly:
+    """A proxy method that exists only where the driver's connection has a
+    method of that name, so that ``hasattr(conn, name)`` answers as for the
+    driver (psycopg2's extras tell a cursor from a connection by
+    ``hasattr(obj, "execute")``)."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self.fn
+        raw = obj._bg_raw
+        if not hasattr(raw, self.name):
+            raise AttributeError(
+                f"{type(raw).__name__!r} connections have no {self.name!r}"
+            )
+        return MethodType(self.fn, obj)
+
+
+def driver_only(fn: _F) -> _F:
+    """Make ``fn`` a :class:`_DriverOnly` method (typed as ``fn`` itself)."""
+    return cast(_F, _DriverOnly(fn))
 
 
 class Connection(WrapperAttributes):
@@ -274,15 +307,13 @@ class Connection(WrapperAttributes):
             cur, self, hook, hook if streaming else None, st.raw, (args, kwargs)
         )
 
+    @driver_only
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Cursor:
         """psycopg's ``Connection.execute()``: a new cursor, executed.
 
-        Only psycopg connections have it; the call goes through the plugins.
+        Only psycopg connections have it (for the others the attribute does
+        not exist); the call goes through the plugins.
         """
-        if self._bg_adapter.family != "postgres":
-            raise AttributeError(
-                f"{type(self._bg_raw).__name__!r} connections have no 'execute'"
-            )
         binary = kwargs.pop("binary", None)
         cur = self.cursor(binary=True) if binary else self.cursor()
         cur.execute(query, params, **kwargs)

@@ -27,8 +27,10 @@ __all__ = [
 SUPPORTED_TARGETS = (
     "psycopg.connect",
     "psycopg.Connection.connect",
+    "psycopg2.connect",
     "mysql.connector.connect",
     "pymysql.connect (also pymysql.Connect, pymysql.connections.Connection)",
+    "MySQLdb.connect (mysqlclient; also MySQLdb.connections.Connection)",
 )
 
 
@@ -145,6 +147,23 @@ def _new_adapter(target: Any) -> DriverAdapter:
             from .psycopg import PsycopgAdapter
 
             return PsycopgAdapter(target)
+    elif top == "psycopg2":
+        import psycopg2
+
+        if target is psycopg2.connect:
+            from .psycopg2 import Psycopg2Adapter
+
+            return Psycopg2Adapter(target)
+    elif top == "MySQLdb":
+        import MySQLdb
+
+        if target is MySQLdb.connect or (
+            isinstance(target, type)
+            and issubclass(target, MySQLdb.connections.Connection)
+        ):
+            from .mysqlclient import MySQLClientAdapter
+
+            return MySQLClientAdapter(cast(ConnectFunction, target))
     elif top == "pymysql":
         import pymysql
 
