@@ -15,6 +15,9 @@ arguments::
         kwargs={"connect_timeout": 10, "bg_id": "orders"},
     )
 
+For ``AsyncConnectionPool`` give :class:`AsyncPsycopgPoolConnection` the
+same way: its connections are :func:`bluegreen.connect_async` ones.
+
 ``close_returns=True`` (psycopg's recipe for putting SQLAlchemy on top of a
 psycopg_pool pool) works too: closing a bluegreen connection hands the
 bluegreen connection back to the pool, so the next ``getconn()`` returns a
@@ -29,7 +32,7 @@ import psycopg
 
 from . import connect
 
-__all__ = ["PsycopgPoolConnection"]
+__all__ = ["AsyncPsycopgPoolConnection", "PsycopgPoolConnection"]
 
 
 class PsycopgPoolConnection(psycopg.Connection[Any]):
@@ -45,3 +48,18 @@ class PsycopgPoolConnection(psycopg.Connection[Any]):
         """Open a bluegreen connection; ``kwargs`` mixes psycopg's arguments
         and bluegreen's settings, as for :func:`bluegreen.connect`."""
         return connect(psycopg.Connection.connect, conninfo, **kwargs)
+
+
+class AsyncPsycopgPoolConnection(psycopg.AsyncConnection[Any]):
+    """A ``connection_class`` for psycopg_pool's ``AsyncConnectionPool``:
+    ``connect()`` returns a :class:`bluegreen.AsyncConnection` wrapping a
+    ``psycopg.AsyncConnection``. Never instantiated itself."""
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+        """Open a bluegreen asyncio connection; ``kwargs`` mixes psycopg's
+        arguments and bluegreen's settings, as for
+        :func:`bluegreen.connect_async`."""
+        from .aio import connect_async
+
+        return await connect_async(psycopg.AsyncConnection.connect, conninfo, **kwargs)

@@ -113,9 +113,17 @@ class _AsyncBase(WrapperAttributes):
     def close(self) -> Any:
         """Close the driver connection as the driver does (psycopg: ``await
         conn.close()``; aiomysql: ``conn.close()`` at once), then tell the
-        plugins (once)."""
+        plugins (once). A psycopg_pool pool made with ``close_returns=True``
+        takes the proxy back instead (as psycopg's own ``close()`` hands the
+        connection to the pool), so its next checkout is protected too."""
+        st = self._bg
+        adapter = st.adapter
+        if adapter.returns_to_pools:
+            pool = adapter.pool_taking_back(st.raw)
+            if pool is not None and not adapter.is_closed(st.raw):
+                return pool.putconn(self)
         try:
-            outcome = self._bg.raw.close()
+            outcome = st.raw.close()
         except BaseException:
             self._bg_notify_close()
             raise

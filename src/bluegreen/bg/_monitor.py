@@ -96,10 +96,9 @@ class MonitorSource:
         extra: dict[str, Any] = {}
         if not adapter.connect_timeout(params):
             extra[adapter.timeout_keys[0]] = MONITOR_CONNECT_TIMEOUT
-        if adapter.name == "pymysql":
-            for key in ("read_timeout", "write_timeout"):
-                if key not in params.kwargs:
-                    extra[key] = MONITOR_IO_TIMEOUT
+        for key in adapter.io_timeout_keys:
+            if key not in params.kwargs:
+                extra[key] = MONITOR_IO_TIMEOUT
         if extra:
             params = DriverParams(params.conninfo, {**params.kwargs, **extra})
         return adapter.connect(params, host, ip, port)

@@ -110,6 +110,10 @@ class DriverAdapter(ABC):
     default_port: ClassVar[int]
     #: Parameter names holding the connect timeout, in seconds.
     timeout_keys: ClassVar[tuple[str, ...]]
+    #: Parameters bounding each read and write on a connection, in seconds,
+    #: that the monitors set when the application gives none (a monitor
+    #: must never hang on a host that stopped answering).
+    io_timeout_keys: ClassVar[tuple[str, ...]] = ()
     #: The driver's own connect timeout when none is given (``None``: waits forever).
     default_timeout: ClassVar[float | None] = None
     #: Environment variable the driver reads the connect timeout from, if any.

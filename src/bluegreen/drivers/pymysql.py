@@ -83,6 +83,7 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
     name = "pymysql"
     default_host = "localhost"
     timeout_keys = ("connect_timeout",)
+    io_timeout_keys = ("read_timeout", "write_timeout")
     default_timeout = 10.0  # PyMySQL's own default
     monitoring_drop_keys = frozenset({"cursorclass", "defer_connect"})
     surface = SURFACE

@@ -151,3 +151,44 @@ def test_sqlalchemy_asyncio_engine_with_async_creator(pg_kw: KwargsFactory) -> N
             await engine.dispose()
 
     run(main())
+
+
+@pytest.mark.parametrize("close_returns", [False, True])
+def test_psycopg_async_pool_hands_out_bluegreen_connections(
+    pg_conninfo: str, close_returns: bool
+) -> None:
+    from psycopg_pool import AsyncConnectionPool
+
+    from bluegreen.pool import AsyncPsycopgPoolConnection
+
+    async def main() -> None:
+        pool = AsyncConnectionPool(
+            pg_conninfo,
+            connection_class=AsyncPsycopgPoolConnection,
+            kwargs={"bg_id": "async-pool"},
+            min_size=1,
+            max_size=1,
+            open=False,
+            close_returns=close_returns,
+        )
+        await pool.open(wait=True, timeout=10)
+        try:
+            async with pool.connection() as conn:
+                assert type(conn) is bluegreen.AsyncConnection
+                assert conn.wrapper_settings.bg_id == "async-pool"
+                cur = await conn.execute("SELECT %s::int * 2", (21,))
+                assert await cur.fetchone() == (42,)
+                first = conn
+            # Back in the pool as the proxy: the next checkout is the same one.
+            if close_returns:
+                conn = await pool.getconn()
+                assert conn is first
+                await conn.close()  # returns it to the pool
+            async with pool.connection() as again:
+                assert again is first
+                assert not again.closed
+            assert pool.get_stats().get("connections_num", 0) == 1
+        finally:
+            await pool.close()
+
+    run(main())
