@@ -73,6 +73,10 @@ class Harness:
     # -- connecting -----------------------------------------------------------
     def target(self) -> Callable[..., Any]:
         if self.engine == "postgres":
+            if self.driver == "psycopg2":
+                import psycopg2
+
+                return psycopg2.connect  # type: ignore[no-any-return]
             import psycopg
 
             return psycopg.connect

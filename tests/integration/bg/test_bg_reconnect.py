@@ -147,7 +147,7 @@ def sqlalchemy_style(h: Harness, clients: Clients) -> Callable[[str], str]:
     import sqlalchemy
 
     url = (
-        "postgresql+psycopg://"
+        f"postgresql+{h.driver if h.driver == 'psycopg2' else 'psycopg'}://"
         if h.engine == "postgres"
         else (
             "mysql+mysqlconnector://"
@@ -210,10 +210,15 @@ def psycopg_pool_style(h: Harness, clients: Clients) -> Callable[[str], str]:
 
 @pytest.mark.parametrize(
     ("kind", "driver"),
-    [(kind, "pymysql") for kind in KINDS]
-    # mysql-connector with its C extension: no socket to look at, the ping
-    # of cursor() is what finds a dropped connection.
-    + [("rds-mysql", "mysql-connector")],
+    [
+        ("aurora-postgres", "psycopg"),
+        ("rds-postgres", "psycopg2"),
+        ("aurora-mysql", "pymysql"),
+        ("rds-mysql", "pymysql"),
+        # mysql-connector with its C extension: no socket to look at, the
+        # ping of cursor() is what finds a dropped connection.
+        ("rds-mysql", "mysql-connector"),
+    ],
 )
 def test_held_connections_see_no_error_through_a_switchover(
     bg_harness: Callable[..., Harness], kind: str, driver: str
@@ -223,7 +228,7 @@ def test_held_connections_see_no_error_through_a_switchover(
     clients = Clients(h)
     clients.add("plain", plain_style(h, clients))
     clients.add("sqlalchemy", sqlalchemy_style(h, clients))
-    if h.engine == "postgres":
+    if h.driver == "psycopg" and h.engine == "postgres":
         clients.add("psycopg_pool", psycopg_pool_style(h, clients))
     clients.start()
     player = h.play("switchover", SPEED, until=10.0)
