@@ -19,7 +19,15 @@ from __future__ import annotations
 from ._model import Phase
 from ._watch import BlueGreenStatus, SummaryEvent, registry
 
-__all__ = ["BlueGreenStatus", "Phase", "SummaryEvent", "bg_ids", "shutdown", "status"]
+__all__ = [
+    "BlueGreenStatus",
+    "Phase",
+    "SummaryEvent",
+    "bg_ids",
+    "dropped",
+    "shutdown",
+    "status",
+]
 
 
 def status(bg_id: str = "1") -> BlueGreenStatus | None:
@@ -30,6 +38,29 @@ def status(bg_id: str = "1") -> BlueGreenStatus | None:
     """
     watch = registry.find(str(bg_id))
     return None if watch is None else watch.status()
+
+
+def dropped(conn: object) -> bool:
+    """Tell whether a switchover has dropped ``conn`` since it was opened.
+
+    True when a switchover of the connection's deployment reached
+    IN_PROGRESS (RDS drops every connection then) after its driver
+    connection was opened, or the plugin found that connection lost, and
+    it has not been reopened since (``bg_reconnect`` reopens it on its next
+    call). False for a connection without the ``bg`` plugin and for
+    anything that is not a bluegreen connection. No I/O: a few attribute
+    reads, cheap enough for every pool checkout
+    (:func:`bluegreen.sqlalchemy.invalidate_on_switchover`).
+    """
+    pipeline = getattr(conn, "wrapper_pipeline", None)
+    if pipeline is None:
+        return False
+    from .plugin import BlueGreenPlugin
+
+    for plugin in pipeline.plugins:
+        if isinstance(plugin, BlueGreenPlugin):
+            return plugin.epoch != plugin.watch.view.kill_epoch
+    return False
 
 
 def bg_ids() -> list[str]:
