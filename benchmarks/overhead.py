@@ -1,7 +1,8 @@
 """Per-call overhead of bluegreen against the raw driver, in one run.
 
-Two tables, for psycopg against PostgreSQL and for PyMySQL and
-mysql-connector-python against MariaDB, each for the raw driver, for
+Two tables, for psycopg and psycopg2 against PostgreSQL and for PyMySQL,
+mysqlclient and mysql-connector-python against MariaDB (and the asyncio
+drivers over loopback), each for the raw driver, for
 ``bluegreen`` with ``plugins=""`` and for ``bluegreen`` with ``plugins="bg"``
 (no switchover under way, the transparent reconnect on, as by default):
 
@@ -13,8 +14,8 @@ mysql-connector-python against MariaDB, each for the raw driver, for
 * **Over loopback**, against servers this script starts itself:
   execute+fetchone; execute and fetchall, or fetchmany(100), of 1000 rows;
   executemany of 1000 rows; a server-side cursor streaming 1000 rows
-  (psycopg named cursor, PyMySQL ``SSCursor``, unbuffered mysql-connector
-  cursor); connect+close.
+  (psycopg and psycopg2 named cursors, PyMySQL's and mysqlclient's
+  ``SSCursor``, unbuffered mysql-connector cursor); connect+close.
 
 How the network ratios are measured:
 
@@ -127,7 +128,7 @@ def _ops(family: str, driver: str) -> list[Op]:
             for _row in cur:
                 pass
 
-    if driver == "psycopg":
+    if driver in ("psycopg", "psycopg2"):
         names = iter(range(1_000_000))
 
         def streaming(conn: Any) -> Any:
@@ -138,6 +139,12 @@ def _ops(family: str, driver: str) -> list[Op]:
 
         def streaming(conn: Any) -> Any:
             return conn.cursor(pymysql.cursors.SSCursor)
+
+    elif driver == "mysqlclient":
+        import MySQLdb.cursors
+
+        def streaming(conn: Any) -> Any:
+            return conn.cursor(MySQLdb.cursors.SSCursor)
 
     else:
 
@@ -672,7 +679,9 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.calls, args.connects = 7, 200, 5
 
     import mysql.connector
+    import MySQLdb
     import psycopg
+    import psycopg2
     import pymysql
 
     from bluegreen.sim.servers import ServerPool
@@ -704,7 +713,21 @@ def main(argv: list[str] | None = None) -> int:
         in_rows: list[InRow] = []
         for name, driver, family, fn, kw in (
             ("psycopg / PostgreSQL", "psycopg", "postgres", psycopg.connect, pg_kwargs),
+            (
+                "psycopg2 / PostgreSQL",
+                "psycopg2",
+                "postgres",
+                psycopg2.connect,
+                pg_kwargs,
+            ),
             ("PyMySQL / MariaDB", "pymysql", "mysql", pymysql.connect, my_kwargs),
+            (
+                "mysqlclient / MariaDB",
+                "mysqlclient",
+                "mysql",
+                MySQLdb.connect,
+                my_kwargs,
+            ),
             (
                 "mysql-connector / MariaDB",
                 "mysql-connector",

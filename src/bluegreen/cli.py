@@ -63,9 +63,9 @@ _TAIL = 3.0
 _DESCRIPTION = """\
 bluegreen keeps Python database applications working through Amazon RDS and
 Aurora blue/green switchovers: a DB-API 2.0 driver wrapper for psycopg 3,
-PyMySQL and mysql-connector-python. This command has the operators' tools:
-check an endpoint before a switchover, and rehearse a switchover on local
-servers.
+PyMySQL, mysql-connector-python and mysqlclient. This command has the
+operators' tools: check an endpoint before a switchover, and rehearse a
+switchover on local servers.
 """
 
 _CHECK_DESCRIPTION = """\
@@ -82,9 +82,9 @@ DSN forms:
                    libpq uses the PG* environment variables. libpq reads the
                    password from PGPASSWORD or ~/.pgpass.
   pymysql,         mysql://user[:password]@host[:port]/database[?key=value...]
-  mysql-connector  (percent-encode special characters); the password may come
-                   from MYSQL_PWD instead. mysql+mysqlconnector:// selects
-                   mysql-connector.
+  mysql-connector, (percent-encode special characters); the password may come
+  mysqlclient      from MYSQL_PWD instead. mysql+mysqlconnector:// selects
+                   mysql-connector, mysql+mysqldb:// mysqlclient.
 Wrapper settings (bg_id, wrapper_dialect, blue-green-monitoring-...) may be in
 the DSN or in --set. Keep passwords off the command line: use the environment
 variables or -W.
@@ -291,7 +291,7 @@ def _simulate_parser(sub: Any) -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--driver",
-        choices=["pymysql", "mysql-connector"],
+        choices=["pymysql", "mysql-connector", "mysqlclient"],
         help="MySQL driver for the MySQL deployments (default pymysql); "
         "PostgreSQL always uses psycopg",
     )

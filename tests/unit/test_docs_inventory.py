@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import mysql.connector
+import MySQLdb
 import psycopg
+import psycopg2
 import pymysql
 
 from bluegreen.drivers import adapter_for
@@ -21,7 +23,9 @@ def generated() -> str:
         inventory_markdown(name, adapter_for(target).surface)
         for name, target in (
             ("psycopg", psycopg.connect),
+            ("psycopg2", psycopg2.connect),
             ("PyMySQL", pymysql.connect),
+            ("mysqlclient", MySQLdb.connect),
             ("mysql-connector", mysql.connector.connect),
         )
     ]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import mysql.connector
+import MySQLdb
+import MySQLdb.connections
+import MySQLdb.cursors
 import psycopg
 import psycopg.errors
 import pymysql
@@ -19,6 +23,7 @@ from bluegreen.settings import parse_config
 PG = adapter_for(psycopg.connect)
 PYM = adapter_for(pymysql.connect)
 MYC = adapter_for(mysql.connector.connect)
+MYSQLDB = adapter_for(MySQLdb.connect)
 
 
 class _Sub(psycopg.Connection[Any]):
@@ -253,3 +258,221 @@ def test_pymysql_autocommit_in_monitoring_params() -> None:
     cfg = parse_config(PYM, None, {"plugins": "", "autocommit": False, "host": "h"})
     assert cfg.monitoring_params().kwargs["autocommit"] is True
     assert cfg.params.kwargs["autocommit"] is False
+
+
+# -- mysqlclient (MySQLdb) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        MySQLdb.connect,
+        MySQLdb.Connect,
+        MySQLdb.Connection,
+        MySQLdb.connections.Connection,
+    ],
+)
+def test_mysqlclient_adapter_selection(target: Any) -> None:
+    adapter = adapter_for(target)
+    assert (adapter.name, adapter.family) == ("mysqlclient", "mysql")
+    assert adapter.target is target
+
+
+def test_mysqlclient_cursor_class_is_not_a_target() -> None:
+    with pytest.raises(bluegreen.UnsupportedDriverError, match=r"MySQLdb\.connect"):
+        bluegreen.connect(MySQLdb.cursors.Cursor, plugins="")
+
+
+def test_mysqlclient_endpoint_aliases() -> None:
+    ep = MYSQLDB.endpoint(
+        DriverParams("", {"host": "h", "passwd": "s", "db": "d", "user": "u"})
+    )
+    assert ep == ("h", 3306, "u", "d")
+    ep = MYSQLDB.endpoint(DriverParams("", {"password": "s", "database": "d2"}))
+    assert ep == ("localhost", 3306, None, "d2")
+    # mysqlclient lets db win when both are given (it renames db to database).
+    ep = MYSQLDB.endpoint(
+        DriverParams("", {"host": "h", "port": "3307", "database": "a", "db": "b"})
+    )
+    assert ep == ("h", 3307, None, "b")
+
+
+def test_mysqlclient_known_parameters() -> None:
+    known = MYSQLDB.known_parameters()
+    for name in (
+        "host",
+        "user",
+        "passwd",
+        "password",
+        "db",
+        "database",
+        "port",
+        "unix_socket",
+        "connect_timeout",
+        "read_timeout",
+        "write_timeout",
+        "ssl",
+        "ssl_mode",
+        "charset",
+        "collation",
+        "autocommit",
+        "cursorclass",
+        "conv",
+        "init_command",
+        "client_flag",
+        "local_infile",
+        "auth_plugin",
+        "sql_mode",
+    ):
+        assert name in known, name
+    assert "connection_timeout" not in known and "dbname" not in known
+    # Every parameter the installed release documents is known.
+    doc = MySQLdb.connections.Connection.__init__.__doc__ or ""
+    documented = set(re.findall(r":param\s+\w+\s+(\w+):", doc))
+    assert documented and documented <= known
+
+
+def test_mysqlclient_monitoring_setting_names_are_checked() -> None:
+    cfg = parse_config(
+        MYSQLDB,
+        None,
+        {"plugins": "", "host": "h", "blue-green-monitoring-read_timeout": 3},
+    )
+    assert cfg.monitoring_params().kwargs["read_timeout"] == 3
+    with pytest.raises(
+        bluegreen.ConfigurationError,
+        match="did you mean 'blue-green-monitoring-read_timeout'",
+    ):
+        parse_config(
+            MYSQLDB,
+            None,
+            {"plugins": "", "host": "h", "blue-green-monitoring-read_timout": 3},
+        )
+
+
+def test_mysqlclient_monitoring_params() -> None:
+    cfg = parse_config(
+        MYSQLDB,
+        None,
+        {
+            "plugins": "",
+            "host": "h",
+            "autocommit": False,
+            "cursorclass": MySQLdb.cursors.DictCursor,
+            "conv": {},
+            "use_unicode": False,
+            "write_timeout": 9,
+            "charset": "utf8mb4",
+        },
+    )
+    mon = cfg.monitoring_params().kwargs
+    assert mon["autocommit"] is True
+    assert not {"cursorclass", "conv", "use_unicode"} & set(mon)
+    assert mon["write_timeout"] == 9 and mon["charset"] == "utf8mb4"
+    assert mon["host"] == "h"
+    assert cfg.params.kwargs["autocommit"] is False
+    # The monitors bound their reads and writes with these when unset.
+    assert MYSQLDB.io_timeout_keys == ("read_timeout", "write_timeout")
+
+
+def test_mysqlclient_timeouts() -> None:
+    assert MYSQLDB.connect_timeout(DriverParams("", {"host": "h"})) is None
+    params = DriverParams("", {"host": "h", "connect_timeout": 4})
+    assert MYSQLDB.connect_timeout_info(params) == (4.0, True)
+
+
+def test_mysqlclient_connect_arguments_for_ip() -> None:
+    calls: list[dict[str, Any]] = []
+    adapter = type(MYSQLDB)(lambda **k: calls.append(k))
+    params = DriverParams("", {"host": "name", "passwd": "s", "db": "d"})
+    adapter.connect(params, ip="10.1.2.3", port=3307)
+    adapter.connect(params)
+    assert calls == [
+        {"host": "10.1.2.3", "passwd": "s", "db": "d", "port": 3307},
+        {"host": "name", "passwd": "s", "db": "d"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ssl_mode", "warned"),
+    [("VERIFY_IDENTITY", True), ("REQUIRED", False), (None, False)],
+)
+def test_mysqlclient_ip_connect_never_loosens_tls(
+    ssl_mode: str | None, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Routed to an IP, the TLS settings go to mysqlclient untouched; a
+    failure with a host-name check is the driver's own error, explained in a
+    warning."""
+    from bluegreen._log import warnings as warn_log
+
+    warn_log.clear()
+    calls: list[dict[str, Any]] = []
+    error = MySQLdb.OperationalError(2026, "TLS/SSL error: validation failed")
+
+    def connect(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        raise error
+
+    adapter = type(MYSQLDB)(connect)
+    kwargs: dict[str, Any] = {"host": "db.example.com", "ssl": {"ca": "/ca.pem"}}
+    if ssl_mode:
+        kwargs["ssl_mode"] = ssl_mode
+    with pytest.raises(MySQLdb.OperationalError) as info:
+        adapter.connect(DriverParams("", kwargs), ip="10.1.2.3")
+    assert info.value is error
+    assert calls == [{**kwargs, "host": "10.1.2.3"}]
+    messages = [
+        r.getMessage() for r in caplog.records if r.name.startswith("bluegreen")
+    ]
+    assert bool(messages) is warned
+    if warned:
+        assert "10.1.2.3" in messages[0] and "db.example.com" in messages[0]
+        assert "VERIFY_IDENTITY" in messages[0]
+    warn_log.clear()
+
+
+@pytest.mark.parametrize(
+    ("exc", "lost"),
+    [
+        (MySQLdb.OperationalError(2006, "Server has gone away"), True),
+        (MySQLdb.OperationalError(2013, "Lost connection"), True),
+        (MySQLdb.OperationalError(2002, "Can't connect"), True),
+        (MySQLdb.OperationalError(2003, "Can't connect"), True),
+        (MySQLdb.OperationalError(1927, "Connection was killed"), True),
+        (MySQLdb.OperationalError(4031, "inactivity"), True),
+        (MySQLdb.OperationalError(1205, "lock wait timeout"), False),
+        (MySQLdb.OperationalError(2026, "TLS/SSL error"), False),
+        (MySQLdb.InterfaceError(0, ""), False),
+        (MySQLdb.ProgrammingError(1146, "no table"), False),
+        (MySQLdb.ProgrammingError("already in use from another thread"), False),
+        (MySQLdb.IntegrityError(1062, "duplicate"), False),
+        (pymysql.err.OperationalError(2013, "lost"), False),
+    ],
+)
+def test_mysqlclient_lost(exc: BaseException, lost: bool) -> None:
+    assert MYSQLDB.is_connection_lost(exc) is lost
+
+
+def test_mysqlclient_lost_when_connection_closed() -> None:
+    class Closed:
+        open = 0
+
+    assert MYSQLDB.is_connection_lost(MySQLdb.InterfaceError(0, ""), Closed())
+    assert MYSQLDB.is_connection_lost(MySQLdb.OperationalError(1205, "x"), Closed())
+    assert not MYSQLDB.is_connection_lost(MySQLdb.IntegrityError(1062, "x"), Closed())
+
+
+def test_mysqlclient_streaming_cursor_classification() -> None:
+    class Mine(MySQLdb.cursors.SSDictCursor):  # type: ignore[misc]
+        pass
+
+    for cls, streaming in [
+        (MySQLdb.cursors.SSCursor, True),
+        (MySQLdb.cursors.SSDictCursor, True),
+        (Mine, True),
+        (MySQLdb.cursors.Cursor, False),
+        (MySQLdb.cursors.DictCursor, False),
+    ]:
+        assert MYSQLDB.is_streaming_cursor(cls(None)) is streaming, cls
+    assert MYSQLDB.operational_error() is MySQLdb.OperationalError
+    assert MYSQLDB.autocommit_is_method and MYSQLDB.autocommit_set_is_call

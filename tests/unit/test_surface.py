@@ -9,7 +9,13 @@ from typing import Any
 import mysql.connector
 import mysql.connector.cursor as my_cursor
 import mysql.connector.cursor_cext as my_cursor_cext
+import MySQLdb
+import MySQLdb.connections
+import MySQLdb.cursors
 import psycopg
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
 import pymysql
 import pymysql.cursors
 import pytest
@@ -50,7 +56,26 @@ DRIVERS = {
         [MySQLConnection, CMySQLConnection],
         cursor_classes(my_cursor) + cursor_classes(my_cursor_cext),
     ),
+    "psycopg2": (
+        psycopg2.connect,
+        [
+            psycopg2.extensions.connection,
+            psycopg2.extras.LoggingConnection,
+            psycopg2.extras.LogicalReplicationConnection,
+        ],
+        [*cursor_classes(psycopg2.extras), psycopg2.extensions.cursor],
+    ),
+    "mysqlclient": (
+        MySQLdb.connect,
+        [MySQLdb.connections.Connection],
+        cursor_classes(MySQLdb.cursors),
+    ),
 }
+
+#: Names that close or cancel on some drivers but are something else here:
+#: mysqlclient's shutdown() asks the server to shut down (COM_SHUTDOWN), a
+#: network call that is hooked like any other.
+NOT_CLOSING = {"mysqlclient": {"shutdown"}}
 
 
 @pytest.mark.parametrize("driver", list(DRIVERS))
@@ -88,7 +113,8 @@ def test_network_names_that_are_not_hooked_say_why(driver: str) -> None:
     """A LOCAL name that talks to the network (closing, cancelling) carries a
     note; so does every CONTEXT whose exit is not hooked."""
     surface = adapter_for(DRIVERS[driver][0]).surface
-    for name in ("cancel", "cmd_quit", "disconnect", "shutdown"):
+    closing = {"cancel", "cmd_quit", "disconnect", "shutdown"}
+    for name in sorted(closing - NOT_CLOSING.get(driver, set())):
         if name in surface.connection:
             assert surface.connection[name] is Kind.LOCAL
             assert name in surface.notes, name
@@ -109,3 +135,29 @@ def test_hook_tables_follow_the_kinds() -> None:
     assert dict(s.cursor_hooks) == {"f": Kind.STREAM}
     with pytest.raises(ValueError, match="twice"):
         table(CALL=("a",), LOCAL=("a",))
+
+
+def test_mysqlclient_network_calls_are_hooked() -> None:
+    """mysqlclient's server calls reached by delegation go through the hook;
+    its local readers (status flags, escaping, the socket number) do not."""
+    surface = adapter_for(MySQLdb.connect).surface
+    for name in (
+        "begin",
+        "change_user",
+        "kill",
+        "next_result",
+        "ping",
+        "query",
+        "read_query_result",
+        "select_db",
+        "send_query",
+        "set_character_set",
+        "set_sql_mode",
+        "show_warnings",
+        "store_result",
+        "use_result",
+    ):
+        assert surface.connection_hooks.get(name) is Kind.CALL, name
+    for name in ("get_autocommit", "fileno", "character_set_name", "escape"):
+        assert name not in surface.connection_hooks, name
+    assert not surface.cursor_hooks  # fetching is hooked on streaming cursors

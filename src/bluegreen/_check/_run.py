@@ -47,6 +47,7 @@ _DISTRIBUTIONS = {
     "psycopg": "psycopg",
     "pymysql": "PyMySQL",
     "mysql-connector": "mysql-connector-python",
+    "mysqlclient": "mysqlclient",
 }
 
 

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: The drivers the check can use, by their command-line names.
-DRIVERS = ("psycopg", "pymysql", "mysql-connector")
+DRIVERS = ("psycopg", "pymysql", "mysql-connector", "mysqlclient")
 
 #: The ``bg_id`` of the check's own monitors unless the user names one.
 DEFAULT_BG_ID = "bluegreen-check"
@@ -54,11 +54,13 @@ _MODULES = {
     "psycopg": ("psycopg", "connect", "postgres"),
     "pymysql": ("pymysql", "connect", "mysql"),
     "mysql-connector": ("mysql.connector", "connect", "mysql"),
+    "mysqlclient": ("MySQLdb", "connect", "mysql"),
 }
 _TIMEOUT_KEY = {
     "psycopg": "connect_timeout",
     "pymysql": "connect_timeout",
     "mysql-connector": "connection_timeout",
+    "mysqlclient": "connect_timeout",
 }
 _MYSQL_SCHEMES = {
     "mysql": None,
@@ -67,6 +69,8 @@ _MYSQL_SCHEMES = {
     "mariadb+pymysql": "pymysql",
     "mysql+mysqlconnector": "mysql-connector",
     "mariadb+mysqlconnector": "mysql-connector",
+    "mysql+mysqldb": "mysqlclient",
+    "mariadb+mysqldb": "mysqlclient",
 }
 _PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgres+psycopg")
 
@@ -230,13 +234,16 @@ def _driver_for(dsn: str | None, driver: str | None) -> str:
         implied = "psycopg"
     elif scheme in _MYSQL_SCHEMES:
         implied = _MYSQL_SCHEMES[scheme] or "pymysql"
-        if driver in ("pymysql", "mysql-connector") and not _MYSQL_SCHEMES[scheme]:
-            implied = driver  # plain mysql:// suits both MySQL drivers
+        if (
+            driver in ("pymysql", "mysql-connector", "mysqlclient")
+            and not _MYSQL_SCHEMES[scheme]
+        ):
+            implied = driver  # plain mysql:// suits every MySQL driver
     else:
         raise ProgrammingError(
             f"unsupported DSN scheme {scheme + '://'!r}: use a libpq string or a "
             "postgresql:// URI (psycopg), or a mysql:// URL (pymysql, "
-            "mysql-connector)"
+            "mysql-connector, mysqlclient)"
         )
     if driver is not None and driver != implied:
         if implied == "psycopg" and dsn:
@@ -350,6 +357,8 @@ def _convert(driver: str, key: str, value: str) -> Any:
         return _flag(key, value)
     if name in _MYSQL_INTS or name in _MYSQL_INT_TIMEOUTS:
         return _number(key, value, integer=True)
+    if name in _MYSQL_NUMBERS and driver == "mysqlclient":
+        return _number(key, value, integer=True)  # whole seconds only
     if name in _MYSQL_NUMBERS:
         return _number(key, value, integer=False)
     return value

@@ -81,6 +81,15 @@ CONTINUATION_CALLS = frozenset(
         "cmd_stmt_fetch",
         "cmd_stmt_reset",
         "cmd_stmt_send_long_data",
+        # mysqlclient's low-level API: the result of a query() sent before.
+        "store_result",
+        "use_result",
+        "discard_result",
+        "read_query_result",
+        # psycopg2's replication stream.
+        "read_message",
+        "consume_stream",
+        "send_feedback",
     }
 )
 

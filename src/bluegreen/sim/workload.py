@@ -68,8 +68,8 @@ def connect_function(
     """The connect function a client kind uses (imports the driver lazily).
 
     ``engine`` is ``"postgres"`` (psycopg) or ``"mariadb"`` (``driver``:
-    ``"pymysql"`` or ``"mysql-connector"``). ``settings`` are wrapper
-    settings for the bluegreen client kind.
+    ``"pymysql"``, ``"mysql-connector"`` or ``"mysqlclient"``). ``settings``
+    are wrapper settings for the bluegreen client kind.
     """
     target: Connector
     if engine == "postgres":
@@ -84,6 +84,10 @@ def connect_function(
         import mysql.connector
 
         target = mysql.connector.connect
+    elif driver == "mysqlclient":
+        import MySQLdb
+
+        target = MySQLdb.connect
     else:
         raise ValueError(f"unknown MySQL driver {driver!r}")
     if not via_bluegreen:
@@ -98,8 +102,9 @@ def _timeouts(engine: str, connect: Connector) -> dict[str, Any]:
     module = getattr(inner, "__module__", "") or ""
     if engine == "postgres":
         return {"connect_timeout": 3, "autocommit": True}
-    if module.startswith("mysql"):
+    if module.startswith("mysql."):
         return {"connection_timeout": 3, "autocommit": True}
+    # PyMySQL and mysqlclient (MySQLdb: whole seconds only).
     return {
         "connect_timeout": 3,
         "read_timeout": 5,

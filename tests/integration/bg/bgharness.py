@@ -84,6 +84,10 @@ class Harness:
             import mysql.connector
 
             return mysql.connector.connect
+        if self.driver == "mysqlclient":
+            import MySQLdb
+
+            return MySQLdb.connect
         import pymysql
 
         return pymysql.connect
@@ -116,7 +120,7 @@ class Harness:
             kw["connect_timeout"] = 3
         elif self.driver == "mysql-connector":
             kw["connection_timeout"] = 3
-        else:
+        else:  # PyMySQL, mysqlclient (whole seconds; password/database names)
             kw.update(connect_timeout=3, read_timeout=5, write_timeout=5)
         return kw
 

@@ -149,11 +149,10 @@ def sqlalchemy_style(h: Harness, clients: Clients) -> Callable[[str], str]:
     url = (
         f"postgresql+{h.driver if h.driver == 'psycopg2' else 'psycopg'}://"
         if h.engine == "postgres"
-        else (
-            "mysql+mysqlconnector://"
-            if h.driver == "mysql-connector"
-            else "mysql+pymysql://"
-        )
+        else {
+            "mysql-connector": "mysql+mysqlconnector://",
+            "mysqlclient": "mysql+mysqldb://",
+        }.get(h.driver, "mysql+pymysql://")
     )
     kw = h.kwargs(h.blue_host)
     kw.pop("autocommit")
@@ -213,11 +212,13 @@ def psycopg_pool_style(h: Harness, clients: Clients) -> Callable[[str], str]:
     [
         ("aurora-postgres", "psycopg"),
         ("rds-postgres", "psycopg2"),
-        ("aurora-mysql", "pymysql"),
         ("rds-mysql", "pymysql"),
         # mysql-connector with its C extension: no socket to look at, the
         # ping of cursor() is what finds a dropped connection.
         ("rds-mysql", "mysql-connector"),
+        # mysqlclient: the socket from conn.fileno(), the transaction state
+        # from the client library's server status flags.
+        ("aurora-mysql", "mysqlclient"),
     ],
 )
 def test_held_connections_see_no_error_through_a_switchover(

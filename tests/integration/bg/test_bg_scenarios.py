@@ -177,9 +177,16 @@ def plugin_event(name: str, after: float = 0.0) -> float | None:
 
 
 def run_scenario(
-    harness: Harness, scenario: str, settings: dict[str, Any]
+    harness: Harness,
+    scenario: str,
+    settings: dict[str, Any],
+    partner: Harness | None = None,
 ) -> dict[str, Any]:
-    """Play ``scenario`` with the workload; return what the checks need."""
+    """Play ``scenario`` with the workload; return what the checks need.
+
+    ``partner``, a harness of the same deployment with another driver, runs
+    a client and a probe of its own beside ``harness``'s, sharing its
+    monitors (started by ``harness``'s first connection)."""
     dep = harness.dep
     host = harness.blue_host
     first = harness.connect(host, **settings)
@@ -187,11 +194,20 @@ def run_scenario(
     # The probe times how fast a suspended call is released: without the
     # transparent reconnect, so that the time of a new connection is not
     # counted (the dropped connection fails at once instead).
-    long_lived = harness.connect(host, **settings, bg_reconnect=False)
+    sides = [harness] if partner is None else [harness, partner]
+    long_lived = [h.connect(host, **settings, bg_reconnect=False) for h in sides]
     first.close()
     sc = scenarios.get(scenario)
     settled = sc.settled_at if sc.settled_at is not None else sc.end
     kinds = [ClientKind("bluegreen", harness.bg_connect_function(**settings), 2)]
+    if partner is not None:
+        kinds.append(
+            ClientKind(
+                f"bluegreen-{partner.driver}",
+                partner.bg_connect_function(**settings),
+                1,
+            )
+        )
     workload = Workload(
         dep.engine,
         kinds,
@@ -201,8 +217,9 @@ def run_scenario(
         pause=0.01,
     )
     stop = threading.Event()
-    probe = Probe(long_lived, stop)
-    probe.start()
+    probes = [Probe(conn, stop) for conn in long_lived]
+    for probe in probes:
+        probe.start()
     workload.start()
     player = harness.play(scenario, SPEED, until=settled + 0.5)
     rejected: list[BaseException] = []
@@ -218,8 +235,9 @@ def run_scenario(
     finally:
         records = workload.stop()
         stop.set()
-        probe.join(10)
-        long_lived.close()
+        for probe, conn in zip(probes, long_lived, strict=True):
+            probe.join(10)
+            conn.close()
     player.check()
     switched = player.event("SWITCHED")
     return {
@@ -227,7 +245,8 @@ def run_scenario(
         "window": workload.window,
         "switched_at": player.monotonic_at(switched.offset) if switched else None,
         "player": player,
-        "probe": probe,
+        "probes": probes,
+        "groups": [k.group for k in kinds],
         "rejected": rejected,
         "rejection_checked": rejection_checked,
     }
@@ -304,6 +323,31 @@ CASES = [
     for kind in WHERE[name]
 ]
 
+#: Every case runs both synchronous drivers of its engine at once, through
+#: one plugin: clients and a suspended-call probe of each. Which of the two
+#: opens the first connection (and so runs the monitors) alternates from
+#: case to case, so that each driver monitors in half of the cases of every
+#: deployment type.
+ENGINE_DRIVERS = {
+    "postgres": ("psycopg", "psycopg2"),
+    "mysql": ("pymysql", "mysqlclient"),
+}
+
+
+def case_drivers(kind: str, scenario: str) -> tuple[str, str]:
+    """(the driver that starts the monitors, the other one) for a case."""
+    a, b = ENGINE_DRIVERS[kind.split("-")[1]]
+    flip = (list(scenarios.SCENARIOS).index(scenario) + KINDS.index(kind)) % 2
+    return (b, a) if flip else (a, b)
+
+
+def test_every_driver_monitors_on_every_kind() -> None:
+    for kind in KINDS:
+        firsts = {
+            case_drivers(k, s)[0] for k, s in (c.values for c in CASES) if k == kind
+        }
+        assert firsts == set(ENGINE_DRIVERS[kind.split("-")[1]]), kind
+
 
 #: The matrix again with asyncio clients (bluegreen.connect_async on one
 #: event loop shared by every client, see bluegreen.sim.aioclients): the
@@ -375,20 +419,27 @@ def test_scenario(
     kind: str,
     scenario: str,
 ) -> None:
-    check_scenario(bg_harness(kind), bg_log, scenario)
+    first, second = case_drivers(kind, scenario)
+    harness = bg_harness(kind, driver=first)
+    partner = Harness(harness.dep, harness._start_player, second)
+    check_scenario(harness, bg_log, scenario, partner)
 
 
 def check_scenario(
-    harness: Harness, bg_log: pytest.LogCaptureFixture, scenario: str
+    harness: Harness,
+    bg_log: pytest.LogCaptureFixture,
+    scenario: str,
+    partner: Harness | None = None,
 ) -> None:
-    """Play ``scenario`` on ``harness`` and check everything it promises."""
+    """Play ``scenario`` on ``harness`` (and ``partner``'s driver beside it)
+    and check everything it promises, for every driver."""
     kind = harness.dep.kind
     settings = settings_for(SPEED, bg_connect_timeout_ms=CONNECT_TIMEOUT_MS)
     if scenario == "stall":
         settings["bg_switchover_timeout_ms"] = STALL_RELEASE_MS
     if scenario == "late-completion":
         settings["bg_switchover_timeout_ms"] = LATE_RELEASE_MS
-    out = run_scenario(harness, scenario, settings)
+    out = run_scenario(harness, scenario, settings, partner)
     records: list[OpRecord] = out["records"]
     player = out["player"]
     is_blind = blind(scenario, kind)
@@ -414,18 +465,23 @@ def check_scenario(
     )
     assert any(r.ok for r in records)
 
+    # Every driver's clients ran.
+    for group in out["groups"]:
+        assert any(r.ok for r in records if r.group == group), group
+
     # Nothing reached the old blue after the switchover.
-    outcome = summarize(
-        "bluegreen", records, switched_at=out["switched_at"], final_ids=None
-    )
+    outcomes = [
+        summarize(group, records, switched_at=out["switched_at"], final_ids=None)
+        for group in out["groups"]
+    ]
     if not is_blind:
         old_blue = [
             (round(r.start - out["switched_at"], 3), r.kind, r.instance)
             for r in ops_after(records, out["switched_at"])
             if r.ok and r.env == "blue"
         ]
-        assert outcome.old_blue_writes == 0, old_blue
-        assert outcome.stale_reads == 0, old_blue
+        assert all(o.old_blue_writes == 0 for o in outcomes), old_blue
+        assert all(o.stale_reads == 0 for o in outcomes), old_blue
         late = ops_after(records, out["switched_at"])
         read_only = [
             r.error
@@ -443,10 +499,10 @@ def check_scenario(
         return
     assert is_subsequence(EXPECTED_EVENTS[scenario], names), names
 
-    # A call suspended in IN_PROGRESS resumed within 100 ms of its end.
-    probe = out["probe"]
+    # A call suspended in IN_PROGRESS resumed within 100 ms of its end, on
+    # each driver's connection.
     if "IN_PROGRESS" in names:
-        assert probe.ended_at is not None, "the probe never ran"
+        assert all(p.ended_at is not None for p in out["probes"]), "a probe never ran"
         in_progress = plugin_event("IN_PROGRESS")
         assert in_progress is not None
         ends = [
@@ -458,8 +514,11 @@ def check_scenario(
             if t is not None
         ]
         assert ends, names
-        resumed = probe.ended_at - min(ends)
-        assert -0.05 <= resumed <= 0.1 + 0.05, f"resumed {resumed * 1000:.0f} ms late"
+        for probe in out["probes"]:
+            resumed = probe.ended_at - min(ends)
+            assert -0.05 <= resumed <= 0.1 + 0.05, (
+                f"resumed {resumed * 1000:.0f} ms late"
+            )
 
     if out["rejection_checked"]:
         assert out["rejected"], "no green rejection observed"
