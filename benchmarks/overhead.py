@@ -151,6 +151,18 @@ def _ops(family: str, driver: str) -> list[Op]:
         def streaming(conn: Any) -> Any:
             return conn.cursor(buffered=False)
 
+    if driver == "psycopg2":
+        # A psycopg2 named cursor runs one query: a new one per query (both
+        # sides pay for it, the raw driver's and bluegreen's).
+        def stream(cur: Any, n: int) -> None:
+            conn = cur.connection
+            for _ in range(n):
+                named = conn.cursor(name=f"bench_{next(names)}")
+                named.execute(rows_sql)
+                for _row in named:
+                    pass
+                named.close()
+
     return [
         Op("execute+fetchone", _plain, _select_one),
         Op("fetchall 1000 rows", _plain, fetchall, 10),
@@ -674,7 +686,19 @@ def main(argv: list[str] | None = None) -> int:
         help="only the in-process table: ns per call of each layer over a "
         "driver cursor stub (no network in the timed loops)",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated drivers to measure (psycopg, psycopg2, pymysql, "
+        "mysqlclient, mysql-connector, psycopg-async, asyncpg, aiomysql); "
+        "default: all",
+    )
     args = parser.parse_args(argv)
+    only = {d.strip() for d in args.only.split(",") if d.strip()}
+
+    def wanted(driver: str) -> bool:
+        return not only or driver in only
+
     if args.quick:
         args.rounds, args.calls, args.connects = 7, 200, 5
 
@@ -736,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
                 myc_kwargs,
             ),
         ):
+            if not wanted(driver):
+                continue
             print(f"measuring {name} ...", flush=True)
             variants = _variants(fn, kw)
             proxies = [v for v in variants if v.label != SAME]
@@ -759,15 +785,18 @@ def main(argv: list[str] | None = None) -> int:
             apg_kwargs["timeout"] = apg_kwargs.pop("connect_timeout")
             aio_kwargs = dict(my_kwargs)
             aio_kwargs["db"] = aio_kwargs.pop("database")
-            for name, target, kw in (
+            for name, driver, target, kw in (
                 (
                     "psycopg async / PostgreSQL",
+                    "psycopg-async",
                     psycopg.AsyncConnection.connect,
                     pg_kwargs,
                 ),
-                ("asyncpg / PostgreSQL", asyncpg.connect, apg_kwargs),
-                ("aiomysql / MariaDB", aiomysql.connect, aio_kwargs),
+                ("asyncpg / PostgreSQL", "asyncpg", asyncpg.connect, apg_kwargs),
+                ("aiomysql / MariaDB", "aiomysql", aiomysql.connect, aio_kwargs),
             ):
+                if not wanted(driver):
+                    continue
                 print(f"measuring {name} ...", flush=True)
                 rows += bench_async(
                     name, target, kw, args.rounds, args.calls, args.connects
