@@ -30,13 +30,12 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 
 from .._types import DBAPIConnection
+from ._libpq import lost_sqlstate
 from ._surface import Surface
 from .base import DriverAdapter, DriverParams, Endpoint, fill_from_environment
 
 __all__ = ["AsyncpgAdapter", "MonitorAdapter"]
 
-#: Server errors that mean the session is gone (admin or crash shutdown).
-_LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 #: libpq's environment defaults, which asyncpg reads too.
 _ENV = (
     ("host", "PGHOST"),
@@ -71,8 +70,7 @@ def _lost(exc: BaseException, conn: Any) -> bool:
         return False
     if conn is not None and conn.is_closed():
         return True
-    sqlstate = getattr(exc, "sqlstate", None)
-    return bool(sqlstate and (sqlstate.startswith("08") or sqlstate in _LOST_SQLSTATES))
+    return lost_sqlstate(getattr(exc, "sqlstate", None))
 
 
 class AsyncpgAdapter(DriverAdapter):

@@ -19,10 +19,19 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 
 from .._types import DBAPIConnection
+from ._libpq import (
+    LIBPQ_ENV,
+    SET_PARAM_SQL,
+    LibpqFamilyAdapter,
+    changed_params,
+    end_transaction,
+    lost_sqlstate,
+    reported_params,
+)
 from ._surface import EXCEPTION_ATTRS, PROXY_CONNECTION, PROXY_CURSOR, Surface, table
-from .base import DriverAdapter, DriverParams, Endpoint, fill_from_environment
+from .base import DriverParams, fill_from_environment
 
-__all__ = ["PsycopgAdapter"]
+__all__ = ["PsycopgAdapter", "changed_params", "restore_local"]
 
 _psycopg_logger = logging.getLogger("psycopg")
 
@@ -31,25 +40,6 @@ _PSYCOPG_KWARGS = frozenset(
     {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
 )
 _KNOWN: frozenset[str] | None = None
-#: Server parameters the server reports to the client (GUC_REPORT) that an
-#: application may change with SET, carried over to a replacement connection.
-_REPORTED_PARAMS = (
-    "client_encoding",
-    "TimeZone",
-    "DateStyle",
-    "IntervalStyle",
-    "application_name",
-)
-#: libpq's environment defaults for the parameters the wrapper reads.
-_LIBPQ_ENV = (
-    ("host", "PGHOST"),
-    ("port", "PGPORT"),
-    ("user", "PGUSER"),
-    ("dbname", "PGDATABASE"),
-)
-
-# Connection failures (class 08) and administrator/crash shutdowns.
-_LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 
 
 SURFACE = Surface(
@@ -129,15 +119,10 @@ SURFACE = Surface(
 )
 
 
-class PsycopgAdapter(DriverAdapter):
+class PsycopgAdapter(LibpqFamilyAdapter):
     """psycopg 3, synchronous connections."""
 
     name = "psycopg"
-    family = "postgres"
-    default_port = 5432
-    timeout_keys = ("connect_timeout",)
-    timeout_env = "PGCONNECT_TIMEOUT"
-    accepts_conninfo = True
     monitoring_drop_keys = frozenset(
         {"target_session_attrs", "load_balance_hosts", "row_factory", "cursor_factory"}
     )
@@ -155,23 +140,7 @@ class PsycopgAdapter(DriverAdapter):
             dict(conninfo_to_dict(params.conninfo)) if params.conninfo else {}
         )
         eff.update(params.kwargs)
-        return fill_from_environment(eff, _LIBPQ_ENV)
-
-    def endpoint(self, params: DriverParams) -> Endpoint:
-        """The first host of the conninfo and its port (default 5432)."""
-        eff = self.effective(params)
-        host = eff.get("host")
-        host = str(host).split(",")[0] if host else None
-        port = eff.get("port")
-        port_s = str(port).split(",")[0] if port not in (None, "") else ""
-        user = eff.get("user")
-        dbname = eff.get("dbname")
-        return Endpoint(
-            host,
-            int(port_s) if port_s else self.default_port,
-            str(user) if user is not None else None,
-            str(dbname) if dbname is not None else None,
-        )
+        return fill_from_environment(eff, LIBPQ_ENV)
 
     def operational_error(self) -> type[Exception]:
         """``psycopg.OperationalError``."""
@@ -186,29 +155,9 @@ class PsycopgAdapter(DriverAdapter):
             _KNOWN = frozenset(keywords | _PSYCOPG_KWARGS)
         return _KNOWN
 
-    def monitoring_params(self, params: DriverParams, overrides: Any) -> DriverParams:
-        """Flatten the conninfo into keywords so that node selection can be dropped."""
-        flat = DriverParams("", self.effective(params))
-        return super().monitoring_params(flat, overrides)
-
     def _call(self, params: DriverParams, kwargs: Mapping[str, Any]) -> DBAPIConnection:
         conn: DBAPIConnection = self.target(params.conninfo, **kwargs)
         return conn
-
-    def _connect_ip(
-        self, params: DriverParams, kwargs: dict[str, Any], ip: str
-    ) -> DBAPIConnection:
-        """An *ip* becomes ``hostaddr`` and the name stays in ``host``.
-
-        The address stands for one host: a multi-host conninfo is narrowed to
-        its first host and port, or libpq refuses the hostaddr."""
-        eff = self.effective(DriverParams(params.conninfo, kwargs))
-        for key in ("host", "port"):
-            value = str(eff.get(key) or "")
-            if "," in value:
-                kwargs[key] = value.split(",")[0]
-        kwargs["hostaddr"] = ip
-        return self._call(params, kwargs)
 
     def is_closed(self, conn: Any) -> bool:
         """``conn.closed`` (also true for a broken connection)."""
@@ -243,7 +192,7 @@ class PsycopgAdapter(DriverAdapter):
             return True
         sqlstate = exc.sqlstate
         if sqlstate is not None:
-            return sqlstate.startswith("08") or sqlstate in _LOST_SQLSTATES
+            return lost_sqlstate(sqlstate)
         if isinstance(exc, psycopg.OperationalError):
             return True
         return isinstance(exc, psycopg.InterfaceError) and "closed" in str(exc)
@@ -283,15 +232,7 @@ class PsycopgAdapter(DriverAdapter):
         the connection."""
         if raw.closed:
             return None
-        if exc_type is not None:
-            try:
-                proxy.rollback()
-            except Exception as exc2:
-                _psycopg_logger.warning(
-                    "error ignored in rollback on %s: %s", raw, exc2
-                )
-        else:
-            proxy.commit()
+        end_transaction(proxy, raw, exc_type is not None, _psycopg_logger)
         if not getattr(raw, "_pool", None):
             proxy.close()
         return None
@@ -347,12 +288,7 @@ class PsycopgAdapter(DriverAdapter):
             )
         }
         state["adapters"] = conn.adapters
-        params = {}
-        for name in _REPORTED_PARAMS:
-            value = conn.info.parameter_status(name)
-            if value is not None:
-                params[name] = value
-        state["params"] = params
+        state["params"] = reported_params(conn.info.parameter_status)
         return state
 
     def restore_session(self, conn: Any, state: dict[str, Any]) -> None:
@@ -363,23 +299,11 @@ class PsycopgAdapter(DriverAdapter):
         if changed:
             conn.autocommit = True
             for name, value in changed:
-                self.query(
-                    conn, "SELECT pg_catalog.set_config(%s, %s, false)", (name, value)
-                )
+                self.query(conn, SET_PARAM_SQL, (name, value))
         for name in ("autocommit", "isolation_level", "read_only", "deferrable"):
             if name in state and getattr(conn, name) != state[name]:
                 setattr(conn, name, state[name])
         restore_local(conn, state)
-
-
-def changed_params(conn: Any, state: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The server parameters of ``state`` that differ on ``conn``."""
-    params = state.get("params", {})
-    return [
-        (name, value)
-        for name, value in params.items()
-        if conn.info.parameter_status(name) != value
-    ]
 
 
 def restore_local(conn: Any, state: dict[str, Any]) -> None:

@@ -35,8 +35,17 @@ import psycopg2.extensions as ext
 
 from .._types import DBAPIConnection
 from ..errors import ConfigurationError
+from ._libpq import (
+    LIBPQ_ENV,
+    SET_PARAM_SQL,
+    LibpqFamilyAdapter,
+    changed_params,
+    end_transaction,
+    lost_sqlstate,
+    reported_params,
+)
 from ._surface import EXCEPTION_ATTRS, PROXY_CONNECTION, PROXY_CURSOR, Surface, table
-from .base import DriverAdapter, DriverParams, Endpoint, fill_from_environment
+from .base import DriverParams, fill_from_environment
 
 __all__ = ["Psycopg2Adapter"]
 
@@ -95,24 +104,6 @@ _LIBPQ_KEYWORDS = frozenset(
     }
 )
 _KNOWN = _LIBPQ_KEYWORDS | _PSYCOPG2_KWARGS
-
-#: Server parameters the server reports to the client that an application
-#: may change with SET, carried over to a replacement connection.
-_REPORTED_PARAMS = (
-    "client_encoding",
-    "TimeZone",
-    "DateStyle",
-    "IntervalStyle",
-    "application_name",
-)
-_LIBPQ_ENV = (
-    ("host", "PGHOST"),
-    ("port", "PGPORT"),
-    ("user", "PGUSER"),
-    ("dbname", "PGDATABASE"),
-)
-#: Admin and crash shutdowns; class 08 is the connection-exception class.
-_LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 
 SURFACE = Surface(
     connection=table(
@@ -260,15 +251,10 @@ def accept_proxies() -> None:
                 setattr(module, name, _accepting_proxies(fn, pos))
 
 
-class Psycopg2Adapter(DriverAdapter):
+class Psycopg2Adapter(LibpqFamilyAdapter):
     """psycopg2."""
 
     name = "psycopg2"
-    family = "postgres"
-    default_port = 5432
-    timeout_keys = ("connect_timeout",)
-    timeout_env = "PGCONNECT_TIMEOUT"
-    accepts_conninfo = True
     monitoring_drop_keys = frozenset(
         {
             "target_session_attrs",
@@ -299,23 +285,7 @@ class Psycopg2Adapter(DriverAdapter):
             if key == "database":
                 key = "dbname"
             eff[key] = value
-        return fill_from_environment(eff, _LIBPQ_ENV)
-
-    def endpoint(self, params: DriverParams) -> Endpoint:
-        """The first host of the DSN and its port (default 5432)."""
-        eff = self.effective(params)
-        host = eff.get("host")
-        host = str(host).split(",")[0] if host else None
-        port = eff.get("port")
-        port_s = str(port).split(",")[0] if port not in (None, "") else ""
-        user = eff.get("user")
-        dbname = eff.get("dbname")
-        return Endpoint(
-            host,
-            int(port_s) if port_s else self.default_port,
-            str(user) if user is not None else None,
-            str(dbname) if dbname is not None else None,
-        )
+        return fill_from_environment(eff, LIBPQ_ENV)
 
     def operational_error(self) -> type[Exception]:
         """``psycopg2.OperationalError``."""
@@ -324,12 +294,6 @@ class Psycopg2Adapter(DriverAdapter):
     def known_parameters(self) -> frozenset[str]:
         """libpq's connection keywords and psycopg2's own arguments."""
         return _KNOWN
-
-    def monitoring_params(self, params: DriverParams, overrides: Any) -> DriverParams:
-        """Flatten the DSN into keywords so that node selection and the
-        application's factories can be dropped."""
-        flat = DriverParams("", self.effective(params))
-        return super().monitoring_params(flat, overrides)
 
     # -- connections --------------------------------------------------------
 
@@ -357,19 +321,6 @@ class Psycopg2Adapter(DriverAdapter):
                 conn.close()
                 raise
         return conn  # type: ignore[no-any-return]
-
-    def _connect_ip(
-        self, params: DriverParams, kwargs: dict[str, Any], ip: str
-    ) -> DBAPIConnection:
-        """An *ip* becomes ``hostaddr`` and the name stays in ``host``; a
-        multi-host DSN is narrowed to its first host and port."""
-        eff = self.effective(DriverParams(params.conninfo, kwargs))
-        for key in ("host", "port"):
-            value = str(eff.get(key) or "")
-            if "," in value:
-                kwargs[key] = value.split(",")[0]
-        kwargs["hostaddr"] = ip
-        return self._call(params, kwargs)
 
     def is_closed(self, conn: Any) -> bool:
         """``conn.closed`` (1 closed, 2 broken)."""
@@ -402,7 +353,7 @@ class Psycopg2Adapter(DriverAdapter):
             return True
         sqlstate = exc.pgcode
         if sqlstate:
-            return bool(sqlstate.startswith("08") or sqlstate in _LOST_SQLSTATES)
+            return lost_sqlstate(sqlstate)
         if isinstance(exc, psycopg2.OperationalError):
             return True
         return isinstance(exc, psycopg2.InterfaceError) and "closed" in str(exc)
@@ -435,15 +386,7 @@ class Psycopg2Adapter(DriverAdapter):
         if raw.closed:
             return None
         try:
-            if exc_type is not None:
-                try:
-                    proxy.rollback()
-                except Exception as exc2:
-                    _psycopg2_logger.warning(
-                        "error ignored in rollback on %s: %s", raw, exc2
-                    )
-            else:
-                proxy.commit()
+            end_transaction(proxy, raw, exc_type is not None, _psycopg2_logger)
         finally:
             # psycopg2 remembers the block was entered until its own __exit__
             # runs; with the transaction ended above, that exit sends nothing.
@@ -479,42 +422,36 @@ class Psycopg2Adapter(DriverAdapter):
         """autocommit, isolation level, read-only and deferrable flags, the
         cursor factory, the connection's type casters, and the server
         parameters libpq is told about."""
-        state: dict[str, Any] = {
-            "autocommit": conn.autocommit,
-            "isolation_level": conn.isolation_level,
-            "readonly": conn.readonly,
-            "deferrable": conn.deferrable,
-            "cursor_factory": conn.cursor_factory,
-            # Type casters registered on this connection (register_type with
-            # the connection as scope: uuid, json, hstore, composites...).
-            "string_types": dict(conn.string_types),
-            "binary_types": dict(conn.binary_types),
-        }
-        params = {}
-        for name in _REPORTED_PARAMS:
+        state: dict[str, Any] = {}
+        # Each read is local, but psycopg2 refuses some on a closed
+        # connection: what cannot be read is not carried over.
+        for name in ("autocommit", "isolation_level", "readonly", "deferrable"):
             with contextlib.suppress(psycopg2.Error):
-                value = conn.info.parameter_status(name)
-                if value is not None:
-                    params[name] = value
-        state["params"] = params
+                state[name] = getattr(conn, name)
+        state["cursor_factory"] = conn.cursor_factory
+        # Type casters registered on this connection (register_type with the
+        # connection as scope: uuid, json, hstore, composites...).
+        state["string_types"] = dict(conn.string_types)
+        state["binary_types"] = dict(conn.binary_types)
+
+        def parameter_status(name: str) -> Any:
+            try:
+                return conn.info.parameter_status(name)
+            except psycopg2.Error:
+                return None
+
+        state["params"] = reported_params(parameter_status)
         return state
 
     def restore_session(self, conn: Any, state: dict[str, Any]) -> None:
         """Apply ``state`` to a fresh (idle) connection: server parameters
         that differ first, in autocommit so that no transaction stays open,
         then the connection's own settings."""
-        params = state.get("params", {})
-        changed = [
-            (name, value)
-            for name, value in params.items()
-            if conn.info.parameter_status(name) != value
-        ]
+        changed = changed_params(conn, state)
         if changed:
             conn.autocommit = True
             for name, value in changed:
-                self.query(
-                    conn, "SELECT pg_catalog.set_config(%s, %s, false)", (name, value)
-                )
+                self.query(conn, SET_PARAM_SQL, (name, value))
         for name in ("autocommit", "isolation_level", "readonly", "deferrable"):
             if name in state and getattr(conn, name) != state[name]:
                 setattr(conn, name, state[name])

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
+from ._libpq import SET_PARAM_SQL
 from .base import DriverAdapter
 from .psycopg import PsycopgAdapter, changed_params, restore_local
 
@@ -63,9 +64,7 @@ class PsycopgAsyncAdapter(PsycopgAdapter):
         if changed:
             await conn.set_autocommit(True)
             for name, value in changed:
-                await self.aquery(
-                    conn, "SELECT pg_catalog.set_config(%s, %s, false)", (name, value)
-                )
+                await self.aquery(conn, SET_PARAM_SQL, (name, value))
         for name in _ASYNC_SETTERS:
             if name in state and getattr(conn, name) != state[name]:
                 await getattr(conn, f"set_{name}")(state[name])

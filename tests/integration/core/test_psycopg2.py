@@ -248,6 +248,10 @@ def test_lost_connection_is_classified(pg_kw: Any, conn: Any) -> None:
     assert adapter.is_connection_lost(info.value, conn.driver_connection)
     assert adapter.is_connection_lost(info.value)  # no SQLSTATE: client side
     assert adapter.is_closed(conn.driver_connection)
+    # What a reconnect carries over is read from the dead connection.
+    state = adapter.session_state(conn.driver_connection)
+    assert state["cursor_factory"] is None
+    assert "TimeZone" in state["params"]
     with pytest.raises(psycopg2.InterfaceError) as closed:
         conn.cursor().execute("SELECT 1")
     assert adapter.is_connection_lost(closed.value)
