@@ -476,3 +476,23 @@ def test_mysqlclient_streaming_cursor_classification() -> None:
         assert MYSQLDB.is_streaming_cursor(cls(None)) is streaming, cls
     assert MYSQLDB.operational_error() is MySQLdb.OperationalError
     assert MYSQLDB.autocommit_is_method and MYSQLDB.autocommit_set_is_call
+
+
+def test_an_applications_own_connection_subclass_is_a_target() -> None:
+    """A subclass of the driver's connection class, defined in the
+    application's module, gets the driver's adapter."""
+    import MySQLdb
+    import pymysql
+
+    from bluegreen.drivers import adapter_for
+
+    class AppPyMySQL(pymysql.connections.Connection):  # type: ignore[misc]
+        pass
+
+    class AppMySQLdb(MySQLdb.connections.Connection):  # type: ignore[misc]
+        pass
+
+    assert AppPyMySQL.__module__ == __name__
+    assert adapter_for(AppPyMySQL).name == "pymysql"
+    assert adapter_for(AppMySQLdb).name == "mysqlclient"
+    assert adapter_for(AppMySQLdb).target is AppMySQLdb

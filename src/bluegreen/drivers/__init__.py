@@ -8,6 +8,7 @@ installed can use bluegreen.
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any, cast
 
 from .._types import ConnectFunction
@@ -132,9 +133,32 @@ def _new_async_adapter(target: Any) -> DriverAdapter | None:
 _async_adapters: dict[Any, DriverAdapter] = {}
 
 
+#: Driver connection classes whose subclasses are connect targets too, by
+#: the driver module that defines them (checked only when the application
+#: has imported that module: nothing is imported to find out).
+_CONNECTION_CLASSES = (
+    ("pymysql.connections", "Connection", "pymysql"),
+    ("MySQLdb.connections", "Connection", "MySQLdb"),
+)
+
+
+def _driver_of_subclass(target: Any) -> str | None:
+    """The driver package whose connection class ``target`` subclasses (an
+    application's own ``class AppConnection(pymysql.connections.Connection)``
+    lives in the application's module), or None."""
+    if not isinstance(target, type):
+        return None
+    for module_name, attr, top in _CONNECTION_CLASSES:
+        module = sys.modules.get(module_name)
+        base = getattr(module, attr, None) if module is not None else None
+        if isinstance(base, type) and issubclass(target, base):
+            return top
+    return None
+
+
 def _new_adapter(target: Any) -> DriverAdapter:
     module = getattr(target, "__module__", None) or ""
-    top = module.partition(".")[0]
+    top = _driver_of_subclass(target) or module.partition(".")[0]
     if top == "psycopg":
         import psycopg
 
