@@ -197,7 +197,8 @@ def _check_parser(sub: Any) -> argparse.ArgumentParser:
         "--driver",
         choices=DRIVERS,
         help="the driver the application uses (default: psycopg for a libpq "
-        "string or URI, pymysql for a mysql:// URL)",
+        "string or URI, psycopg2 for a postgresql+psycopg2:// URI, pymysql "
+        "for a mysql:// URL)",
     )
     check.add_argument(
         "--set",

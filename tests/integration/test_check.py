@@ -143,11 +143,13 @@ def test_ready_deployment(
     argv: list[str]
     if dep.kind == "aurora-postgres":  # URI with the password in it
         argv = [url(dep)]
-    elif dep.kind == "rds-postgres":  # libpq string, PGPASSWORD
+    elif dep.kind == "rds-postgres":  # libpq string, PGPASSWORD, psycopg2
         monkeypatch.setenv("PGPASSWORD", dep.app_password)
         argv = [
+            "--driver",
+            "psycopg2",
             f"host={blue_host(dep)} port={dep.blue.writer.port} "
-            f"dbname={dep.dbname} user={dep.app_user}"
+            f"dbname={dep.dbname} user={dep.app_user}",
         ]
     elif dep.kind == "aurora-mysql":  # mysql:// URL with the password, PyMySQL
         argv = [url(dep)]

@@ -74,10 +74,21 @@ def test_what_the_user_set_is_kept() -> None:
 def test_sqlalchemy_style_schemes() -> None:
     t = target("postgresql+psycopg://app@db/app")
     assert t.driver == "psycopg" and t.conninfo == "postgresql://app@db/app"
+    t = target("postgresql+psycopg2://app@db/app")
+    assert t.driver == "psycopg2" and t.conninfo == "postgresql://app@db/app"
+    assert t.kwargs["connect_timeout"] == 10
     t = target("mysql+mysqlconnector://app@db/app")
     assert t.driver == "mysql-connector"
     assert t.kwargs["connection_timeout"] == 10
     assert "connect_timeout" not in t.kwargs
+
+
+def test_psycopg2_takes_what_psycopg_takes() -> None:
+    for dsn in ("host=db dbname=app", "postgresql://app@db/app", None):
+        t = target(dsn, driver="psycopg2")
+        assert t.driver == "psycopg2"
+    with pytest.raises(ProgrammingError, match="a postgresql\\+psycopg:// URL"):
+        target("postgresql+psycopg://app@db/app", driver="psycopg2")
 
 
 def test_no_dsn_means_the_libpq_environment() -> None:

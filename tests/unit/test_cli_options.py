@@ -106,7 +106,7 @@ def test_check_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, word in [
         (["--timeout", "0"], "--timeout"),
         (["--timeout", "-3"], "--timeout"),
-        (["--driver", "psycopg2"], "--driver"),
+        (["--driver", "asyncpg"], "--driver"),
         (["--bg-id", " "], "--bg-id"),
     ]:
         code, out, err = run(capsys, "check", *argv, "host=x")

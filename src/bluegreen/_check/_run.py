@@ -43,11 +43,13 @@ __all__ = ["POLL_S", "command", "run_check"]
 #: How often the check looks at the plugin's status.
 POLL_S = 0.05
 
+#: The distributions each driver is installed from (psycopg2 has two).
 _DISTRIBUTIONS = {
-    "psycopg": "psycopg",
-    "pymysql": "PyMySQL",
-    "mysql-connector": "mysql-connector-python",
-    "mysqlclient": "mysqlclient",
+    "psycopg": ("psycopg",),
+    "psycopg2": ("psycopg2", "psycopg2-binary"),
+    "pymysql": ("PyMySQL",),
+    "mysql-connector": ("mysql-connector-python",),
+    "mysqlclient": ("mysqlclient",),
 }
 
 
@@ -196,6 +198,11 @@ def _rejected_arguments(exc: Exception, target: Target) -> bool:
         import psycopg
 
         return isinstance(exc, psycopg.ProgrammingError)
+    if target.driver == "psycopg2":
+        import psycopg2
+
+        # libpq's "invalid dsn: invalid connection option ..."
+        return isinstance(exc, psycopg2.ProgrammingError)
     return False
 
 
@@ -208,10 +215,12 @@ def _error_text(exc: BaseException) -> str:
 
 
 def _driver_version(driver: str) -> str | None:
-    try:
-        return importlib_metadata.version(_DISTRIBUTIONS[driver])
-    except importlib_metadata.PackageNotFoundError:
-        return None
+    for name in _DISTRIBUTIONS[driver]:
+        try:
+            return importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _describe_endpoint(

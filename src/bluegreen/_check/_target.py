@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 #: The drivers the check can use, by their command-line names.
-DRIVERS = ("psycopg", "pymysql", "mysql-connector", "mysqlclient")
+DRIVERS = ("psycopg", "psycopg2", "pymysql", "mysql-connector", "mysqlclient")
 
 #: The ``bg_id`` of the check's own monitors unless the user names one.
 DEFAULT_BG_ID = "bluegreen-check"
@@ -52,12 +52,14 @@ MAX_CONNECT_TIMEOUT_S = 10
 
 _MODULES = {
     "psycopg": ("psycopg", "connect", "postgres"),
+    "psycopg2": ("psycopg2", "connect", "postgres"),
     "pymysql": ("pymysql", "connect", "mysql"),
     "mysql-connector": ("mysql.connector", "connect", "mysql"),
     "mysqlclient": ("MySQLdb", "connect", "mysql"),
 }
 _TIMEOUT_KEY = {
     "psycopg": "connect_timeout",
+    "psycopg2": "connect_timeout",
     "pymysql": "connect_timeout",
     "mysql-connector": "connection_timeout",
     "mysqlclient": "connect_timeout",
@@ -72,7 +74,14 @@ _MYSQL_SCHEMES = {
     "mysql+mysqldb": "mysqlclient",
     "mariadb+mysqldb": "mysqlclient",
 }
-_PG_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg", "postgres+psycopg")
+_PG_SCHEMES = {
+    "postgresql": None,
+    "postgres": None,
+    "postgresql+psycopg": "psycopg",
+    "postgres+psycopg": "psycopg",
+    "postgresql+psycopg2": "psycopg2",
+    "postgres+psycopg2": "psycopg2",
+}
 
 # Driver arguments that are numbers or flags, not text. The MySQL drivers
 # need Python values; a psycopg conninfo takes text anyway.
@@ -127,7 +136,9 @@ class Target:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            extra = "postgres" if family == "postgres" else "mysql"
+            extra = {"psycopg2": "psycopg2", "mysqlclient": "mysqlclient"}.get(
+                self.driver, "postgres" if family == "postgres" else "mysql"
+            )
             raise ProgrammingError(
                 f"the {self.driver} driver is not installed ({exc}); install it "
                 f'with: pip install "bluegreen[{extra}]"'
@@ -231,7 +242,9 @@ def _driver_for(dsn: str | None, driver: str | None) -> str:
         )
     scheme = _scheme(dsn) if dsn else None
     if scheme is None or scheme in _PG_SCHEMES:
-        implied = "psycopg"
+        implied = (_PG_SCHEMES[scheme] if scheme else None) or "psycopg"
+        if driver in ("psycopg", "psycopg2") and not (scheme and _PG_SCHEMES[scheme]):
+            implied = driver  # a libpq string or plain URI suits both
     elif scheme in _MYSQL_SCHEMES:
         implied = _MYSQL_SCHEMES[scheme] or "pymysql"
         if (
@@ -242,19 +255,22 @@ def _driver_for(dsn: str | None, driver: str | None) -> str:
     else:
         raise ProgrammingError(
             f"unsupported DSN scheme {scheme + '://'!r}: use a libpq string or a "
-            "postgresql:// URI (psycopg), or a mysql:// URL (pymysql, "
+            "postgresql:// URI (psycopg, psycopg2), or a mysql:// URL (pymysql, "
             "mysql-connector, mysqlclient)"
         )
     if driver is not None and driver != implied:
-        if implied == "psycopg" and dsn:
+        postgres = implied in ("psycopg", "psycopg2")
+        if scheme is not None and "+" in scheme:
+            what = f"a {scheme}:// URL"
+        elif postgres and dsn:
             what = "a PostgreSQL connection string"
-        elif implied == "psycopg":
+        elif postgres:
             what = "no DSN (the libpq environment)"
         else:
             what = f"a {scheme}:// URL"
         hint = (
             "; give the MySQL drivers a mysql://user@host:port/database URL"
-            if implied == "psycopg"
+            if postgres and _MODULES[driver][2] == "mysql"
             else ""
         )
         raise ProgrammingError(
