@@ -292,8 +292,11 @@ class Connection(WrapperAttributes):
         if hook is None:
             return Cursor(st.raw.cursor(*args, **kwargs), self, None, None)
         adapter = st.adapter
-        if adapter.cursor_is_call and not st.gate.calm:
-            # mysql-connector checks the connection (a ping) in cursor().
+        if not st.gate.calm and (adapter.cursor_is_call or adapter.is_closed(st.raw)):
+            # mysql-connector checks the connection (a ping) in cursor(); and
+            # a driver connection already closed (the plugin found it
+            # dropped) would refuse to make a cursor at all: the plugins get
+            # to replace it first.
             cur = run_hooked(
                 self,
                 hook,

@@ -144,18 +144,17 @@ class _BlueGreenDialect(DefaultDialect):
 
     def is_disconnect(self, e: Any, connection: Any, cursor: Any) -> bool:
         orig = _driver_error(e)
+        if isinstance(orig, bluegreen.SwitchoverTimeoutError):
+            # The call was not sent (bluegreen raises it before sending): the
+            # connection is as good as it was. It is a disconnect exactly
+            # when the switchover has dropped that connection (RDS drops
+            # every connection at IN_PROGRESS); then SQLAlchemy replaces it,
+            # through the plugin's routing, instead of handing it out again.
+            proxy = _proxy_of(connection)
+            return proxy is not None and bluegreen.bg.dropped(proxy)
         if isinstance(orig, bluegreen.Error):
-            # bluegreen raises only two errors on a connection, and neither
-            # says that an existing connection is gone. A
-            # SwitchoverTimeoutError is raised before the call is sent: the
-            # wrapper leaves the connection as it was, and if the switchover
-            # dropped it the plugin reopens it on its next call
-            # (bg_reconnect), or that call gets the driver's own
-            # lost-connection error, which is a disconnect. Counting the
-            # timeout as one would make SQLAlchemy throw the whole pool away
-            # in the middle of a switchover, while new connections still
-            # wait. A GreenHostRejectedError is raised by connect(): there is
-            # no connection to invalidate, and a retry with the same (green)
+            # A GreenHostRejectedError is raised by connect(): there is no
+            # connection to invalidate, and a retry with the same (green)
             # name fails the same way.
             return False
         if super().is_disconnect(e, connection, cursor):

@@ -42,6 +42,8 @@ class StubCursor:
 
 
 class StubConnection:
+    closed = False  # (psycopg's attribute: an open connection)
+
     def cursor(self) -> StubCursor:
         return StubCursor()
 

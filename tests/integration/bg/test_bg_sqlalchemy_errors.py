@@ -42,6 +42,7 @@ def test_sqlalchemy_sees_its_operational_error(
     )
     with engine.connect() as c:  # fills the pool; starts the monitors
         c.execute(sqlalchemy.text("SELECT 1"))
+        held = bluegreen.connection_proxy(c.connection.dbapi_connection)
     player = h.play("switchover", SPEED, holds=[0.5, 10.5])
     try:
         assert player.wait_held(30)
@@ -59,6 +60,18 @@ def test_sqlalchemy_sees_its_operational_error(
         assert isinstance(info.value.orig, bluegreen.SwitchoverTimeoutError)
         assert isinstance(info.value.orig, h.target_error())
         assert "not sent" in str(info.value.orig)
+        # The stock dialect does not know the wrapper's error; bluegreen's
+        # (by URL) does: the switchover dropped this pooled connection, so
+        # the timeout on it is a disconnect and SQLAlchemy replaces it.
+        assert not info.value.connection_invalidated
+        bg_dialect = sqlalchemy.create_engine(url.replace("+", "+bluegreen_")).dialect
+        # The pool takes it back during IN_PROGRESS (its reset rollback
+        # finds the connection dropped and closed) and hands it out again
+        # later: the plugin replaces it before the next cursor is made.
+        with engine.connect():
+            pass
+        assert bluegreen.bg.dropped(held)
+        assert bg_dialect.is_disconnect(info.value.orig, held, None)
         player.resume()
         assert player.wait_held(30)
         wait_for(

@@ -217,9 +217,10 @@ def test_ended_session_is_a_disconnect(
         with engine.connect() as c:
             assert _proxy(c) is not proxy
             assert c.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
-        # The wrapper's own errors do not invalidate the pool (see
-        # bluegreen.sqlalchemy: the call was not sent / there is no
-        # connection yet).
+        # The wrapper's own errors do not invalidate a connection that no
+        # switchover dropped (see bluegreen.sqlalchemy: the call was not
+        # sent / there is no connection yet); test_bg_sqlalchemy_errors
+        # shows a dropped one replaced.
         dialect = engine.dialect
         for error in (errors.SwitchoverTimeoutError, errors.GreenHostRejectedError):
             assert not dialect.is_disconnect(error("x"), proxy, None)
