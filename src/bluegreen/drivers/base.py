@@ -327,10 +327,10 @@ class DriverAdapter(ABC):
 
         Independent of how the application configured *conn* (row
         factories, cursor classes, dictionary or named-tuple rows, buffered
-        or unbuffered cursors, prepared statements): adapters override this
-        to ask for a plain cursor explicitly. Driver errors propagate.
+        or unbuffered cursors, prepared statements): adapters ask for a
+        plain cursor in :meth:`plain_cursor`. Driver errors propagate.
         """
-        cur = conn.cursor()
+        cur = self.plain_cursor(conn)
         try:
             if params is None:
                 cur.execute(sql)
@@ -341,6 +341,11 @@ class DriverAdapter(ABC):
             return [tuple(row) for row in cur.fetchall()]
         finally:
             cur.close()
+
+    def plain_cursor(self, conn: Any) -> Any:
+        """A cursor of *conn* for :meth:`query`: buffered, tuple rows, never
+        prepared, whatever cursor defaults the application gave *conn*."""
+        return conn.cursor()
 
     def exit(
         self,

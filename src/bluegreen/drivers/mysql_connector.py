@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import select
-from collections.abc import Sequence
 from typing import Any
 
 from mysql.connector import errors as myerrors
@@ -231,19 +230,10 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
 
         return frozenset(DEFAULT_CONFIGURATION) | frozenset(CNX_POOL_ARGS) | _EXTRA
 
-    def query(
-        self, conn: Any, sql: str, params: Sequence[Any] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Run ``sql`` on a buffered, non-raw, tuple-row cursor, whatever
-        ``buffered``, ``raw`` or cursor defaults the connection was given."""
-        cur = conn.cursor(buffered=True, raw=False, dictionary=False, prepared=False)
-        try:
-            cur.execute(sql, params)
-            if cur.description is None:
-                return []
-            return [tuple(row) for row in cur.fetchall()]
-        finally:
-            cur.close()
+    def plain_cursor(self, conn: Any) -> Any:
+        """A buffered, non-raw, tuple-row cursor, whatever ``buffered``,
+        ``raw`` or cursor defaults the connection was given."""
+        return conn.cursor(buffered=True, raw=False, dictionary=False, prepared=False)
 
     # -- transparent reconnect -------------------------------------------------
 

@@ -32,7 +32,7 @@ import functools
 import logging
 import re
 import select
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import MySQLdb
@@ -192,6 +192,14 @@ _PARAMETERS = frozenset(
 _DOC_PARAM = re.compile(r":param\s+(?:[\w.]+\s+)?(\w+):")
 
 
+@functools.cache
+def _documented_parameters() -> frozenset[str]:
+    """:data:`_PARAMETERS` and every ``:param`` of the installed release's
+    ``Connection`` docstring (read once: it never changes)."""
+    doc = MySQLdb.connections.Connection.__init__.__doc__ or ""
+    return _PARAMETERS | frozenset(_DOC_PARAM.findall(doc))
+
+
 def _get_info_function() -> Callable[..., bytes] | None:
     """MariaDB Connector/C's ``mariadb_get_info()`` as mysqlclient links it,
     or None (another client library, or no ctypes)."""
@@ -294,8 +302,7 @@ class MySQLClientAdapter(MySQLFamilyAdapter):
     def known_parameters(self) -> frozenset[str]:
         """mysqlclient's keyword parameters: those of 2.x, and every
         ``:param`` the installed release documents."""
-        doc = MySQLdb.connections.Connection.__init__.__doc__ or ""
-        return _PARAMETERS | frozenset(_DOC_PARAM.findall(doc))
+        return _documented_parameters()
 
     # -- connections -------------------------------------------------------------
 
@@ -381,19 +388,10 @@ class MySQLClientAdapter(MySQLFamilyAdapter):
         """``MySQLdb.OperationalError``."""
         return MySQLdb.OperationalError  # type: ignore[no-any-return]
 
-    def query(
-        self, conn: Any, sql: str, params: Sequence[Any] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Run ``sql`` on a plain buffered ``MySQLdb.cursors.Cursor`` (tuple
-        rows), whatever ``cursorclass`` the connection was given."""
-        cur = conn.cursor(MySQLdb.cursors.Cursor)
-        try:
-            cur.execute(sql, params)
-            if cur.description is None:
-                return []
-            return [tuple(row) for row in cur.fetchall()]
-        finally:
-            cur.close()
+    def plain_cursor(self, conn: Any) -> Any:
+        """A plain buffered ``MySQLdb.cursors.Cursor`` (tuple rows),
+        whatever ``cursorclass`` the connection was given."""
+        return conn.cursor(MySQLdb.cursors.Cursor)
 
     # -- transparent reconnect -------------------------------------------------
 

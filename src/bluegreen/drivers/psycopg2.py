@@ -27,7 +27,7 @@ import contextlib
 import functools
 import logging
 import select
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg2
@@ -362,16 +362,10 @@ class Psycopg2Adapter(LibpqFamilyAdapter):
         """Named (server-side) cursors fetch from the network."""
         return getattr(cursor, "name", None) is not None
 
-    def query(
-        self, conn: Any, sql: str, params: Sequence[Any] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Run ``sql`` on a plain ``psycopg2.extensions.cursor`` (tuple rows)
-        whatever ``cursor_factory`` the connection has."""
-        with conn.cursor(cursor_factory=ext.cursor) as cur:
-            cur.execute(sql, params)
-            if cur.description is None:
-                return []
-            return [tuple(row) for row in cur.fetchall()]
+    def plain_cursor(self, conn: Any) -> Any:
+        """A plain ``psycopg2.extensions.cursor`` (tuple rows), whatever
+        ``cursor_factory`` the connection has."""
+        return conn.cursor(cursor_factory=ext.cursor)
 
     def exit(
         self,

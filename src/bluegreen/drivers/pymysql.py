@@ -12,7 +12,6 @@ import contextlib
 import inspect
 import select
 import socket
-from collections.abc import Sequence
 from typing import Any
 
 import pymysql
@@ -186,16 +185,10 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name != "self"
         )
 
-    def query(
-        self, conn: Any, sql: str, params: Sequence[Any] | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Run ``sql`` on a plain buffered ``pymysql.cursors.Cursor`` (tuple
-        rows), whatever ``cursorclass`` the connection was given."""
-        with conn.cursor(pymysql.cursors.Cursor) as cur:
-            cur.execute(sql, params)
-            if cur.description is None:
-                return []
-            return list(cur.fetchall())
+    def plain_cursor(self, conn: Any) -> Any:
+        """A plain buffered ``pymysql.cursors.Cursor`` (tuple rows), whatever
+        ``cursorclass`` the connection was given."""
+        return conn.cursor(pymysql.cursors.Cursor)
 
     # -- transparent reconnect -------------------------------------------------
 
