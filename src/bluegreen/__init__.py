@@ -36,8 +36,15 @@ from .errors import (
     UnsupportedDriverError,
     Warning,
 )
-from .pipeline import ConnectContext, Pipeline, Plugin, register_plugin
-from .settings import Settings, parse_config
+from .pipeline import (
+    ConnectContext,
+    Pipeline,
+    Plugin,
+    Target,
+    register_plugin,
+    unregister_plugin,
+)
+from .settings import Setting, Settings, parse_config
 
 __all__ = [
     "AsyncConnection",
@@ -58,8 +65,10 @@ __all__ = [
     "OperationalError",
     "Plugin",
     "ProgrammingError",
+    "Setting",
     "Settings",
     "SwitchoverTimeoutError",
+    "Target",
     "UnsupportedDriverError",
     "Warning",
     "__version__",
@@ -70,6 +79,7 @@ __all__ = [
     "paramstyle",
     "register_plugin",
     "threadsafety",
+    "unregister_plugin",
 ]
 
 apilevel = "2.0"

@@ -1,9 +1,9 @@
 """Logging helpers: warnings that are logged once, or repeated at a low rate.
 
-One :class:`WarnLog` serves the whole package (:data:`warnings`): the
-connect-timeout warning, detection warnings and the ``bg`` plugin's monitor
-warnings all go through it, so that "logged once" and "repeated while it
-lasts" mean the same everywhere.
+One :class:`WarnLog` serves the whole package (the runtime's
+``warnings``, see :mod:`bluegreen._runtime`): the connect-timeout warning,
+detection warnings and the plugins' warnings all go through it, so that
+"logged once" and "repeated while it lasts" mean the same everywhere.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["REPEAT_S", "WarnLog", "warnings"]
+__all__ = ["REPEAT_S", "WarnLog"]
 
 #: How often a warning about protection being off is repeated while it lasts.
 REPEAT_S = 600.0
@@ -82,7 +82,3 @@ class WarnLog:
         """A lock held by another thread at fork time is never released in
         the child: start with a new one (what was logged is kept)."""
         self._lock = threading.Lock()
-
-
-#: The package's warnings.
-warnings = WarnLog()

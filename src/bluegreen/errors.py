@@ -17,8 +17,7 @@ the driver's exceptions (SQLAlchemy wraps ``dbapi.Error`` subclasses into
 
 from __future__ import annotations
 
-import threading
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = [
     "ConfigurationError",
@@ -36,8 +35,11 @@ __all__ = [
     "SwitchoverTimeoutError",
     "UnsupportedDriverError",
     "Warning",
+    "driver_error",
     "driver_errors",
 ]
+
+E = TypeVar("E", bound=Exception)
 
 
 class Warning(Exception):  # the name is mandated by PEP 249
@@ -121,10 +123,6 @@ class DriverErrors(NamedTuple):
     GreenHostRejectedError: type[GreenHostRejectedError]
 
 
-_DRIVER_ERRORS: dict[type[Exception], DriverErrors] = {}
-_LOCK = threading.Lock()
-
-
 def driver_errors(operational: type[Exception]) -> DriverErrors:
     """Subclasses of each wrapper connection error and of ``operational``
     (a driver's ``OperationalError``), made once per driver class.
@@ -146,11 +144,46 @@ def driver_errors(operational: type[Exception]) -> DriverErrors:
             },
         )
 
-    with _LOCK:
-        found = _DRIVER_ERRORS.get(operational)
-        if found is None:
-            found = DriverErrors(
-                make(SwitchoverTimeoutError), make(GreenHostRejectedError)
-            )
-            _DRIVER_ERRORS[operational] = found
-        return found
+    from ._runtime import runtime
+
+    rt = runtime()
+    found = rt.driver_errors.get(operational)
+    if found is None:
+        with rt.lock:
+            found = rt.driver_errors.get(operational)
+            if found is None:
+                found = DriverErrors(
+                    make(SwitchoverTimeoutError), make(GreenHostRejectedError)
+                )
+                rt.driver_errors[operational] = found
+    assert isinstance(found, DriverErrors)
+    return found
+
+
+def driver_error(base: type[E], operational: type[Exception]) -> type[E]:
+    """A subclass of the wrapper error ``base`` and of ``operational`` (a
+    driver's ``OperationalError``), made once per pair: what a plugin
+    raises on a connection so that the application and its frameworks see
+    the driver's own error class (see :func:`driver_errors`)."""
+    from ._runtime import runtime
+
+    rt = runtime()
+    key = (base, operational)
+    found = rt.driver_errors.get(key)
+    if found is None:
+        with rt.lock:
+            found = rt.driver_errors.get(key)
+            if found is None:
+                found = type(
+                    base.__name__,
+                    (base, operational),
+                    {
+                        "__module__": base.__module__,
+                        "__qualname__": base.__qualname__,
+                        "__doc__": f"{base.__doc__}\n\nAlso a "
+                        f"{operational.__module__}.{operational.__qualname__}.",
+                    },
+                )
+                rt.driver_errors[key] = found
+    assert isinstance(found, type)
+    return found  # type: ignore[return-value]

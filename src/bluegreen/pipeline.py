@@ -21,7 +21,20 @@ A plugin subclasses :class:`Plugin` and overrides any of three hooks:
     never refuse them, so that the driver's own outcome reaches the
     application;
 ``on_close(conn)``
-    runs when the application closes the connection.
+    runs when the application closes the connection;
+``credentials(ctx, target)`` (a class method)
+    returns driver arguments (a password, a token) for each driver
+    connection about to be opened: the application's, and those plugins
+    open themselves (the ``bg`` plugin's monitors). :class:`Target` says
+    which host name the connection stands for, even when a plugin sends it
+    to an IP address.
+
+A plugin class also declares its settings (:attr:`Plugin.settings`) and the
+prefixes of driver arguments meant for the connections it opens itself
+(:attr:`Plugin.param_prefixes`); :class:`~bluegreen.settings.SettingsRegistry`
+merges them, validates them and suggests the right name for a typo, with no
+plugin named in the core. Process-wide state belongs in the runtime
+(:meth:`bluegreen._runtime.Runtime.state`), which resets it after ``fork``.
 
 Which hooks a plugin overrides is detected once, from its class; only those
 are chained. When no plugin of a connection overrides ``execute``, cursors
@@ -44,14 +57,15 @@ import functools
 import importlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .connection import Connection
     from .drivers.base import DriverAdapter, DriverParams
-    from .settings import ConnectionConfig, Settings
+    from .settings import ConnectionConfig, Setting, Settings
 
 __all__ = [
     "HOOKED",
@@ -66,8 +80,10 @@ __all__ = [
     "PluginFactory",
     "PluginRegistry",
     "Reconnected",
+    "Target",
+    "builtin_plugins",
     "register_plugin",
-    "registry",
+    "unregister_plugin",
 ]
 
 T = TypeVar("T")
@@ -118,6 +134,27 @@ OPEN = Gate(True)
 HOOKED = Gate(False)
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The driver connection about to be opened, as a ``credentials`` hook
+    sees it.
+
+    ``host`` and ``port`` are the endpoint the connection stands for: the
+    application's host name for its own connections, even when a plugin
+    sends them to an IP address or to another host's address; the host a
+    plugin connects for on its own connections. ``ip`` is where the
+    connection really goes when it is not ``host`` itself. ``opener`` is
+    ``""`` for the application's connections and the code of the plugin
+    that opens the others (``"bg"`` for the monitors).
+    """
+
+    host: str | None
+    port: int
+    ip: str | None = None
+    user: str | None = None
+    opener: str = ""
+
+
 class ConnectContext:
     """What a plugin's ``connect`` hook knows about the connection being opened.
 
@@ -126,7 +163,16 @@ class ConnectContext:
     another host, or to an IP standing for the host name.
     """
 
-    __slots__ = ("adapter", "config", "host", "memo", "params", "port", "settings")
+    __slots__ = (
+        "adapter",
+        "config",
+        "credential_hooks",
+        "host",
+        "memo",
+        "params",
+        "port",
+        "settings",
+    )
 
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config
@@ -140,16 +186,61 @@ class ConnectContext:
         #: plugin under its code: :meth:`Pipeline.open` gives every
         #: connection of one configuration the same (read-only) context.
         self.memo: dict[str, Any] = {}
+        #: The plugin classes with a ``credentials`` hook, in plugin order.
+        self.credential_hooks: tuple[type[Plugin], ...] = ()
 
     def connect(
         self, host: str | None = None, ip: str | None = None, port: int | None = None
     ) -> Any:
-        """Open a driver connection (see :meth:`DriverAdapter.connect`)."""
-        return self.adapter.connect(self.params, host, ip, port)
+        """Open a driver connection (see :meth:`DriverAdapter.connect`),
+        with the arguments of the plugins' ``credentials`` hooks. For an
+        asyncio driver, the result is awaited."""
+        params = self.params
+        if self.credential_hooks:
+            target = Target(
+                host if host is not None else self.host,
+                self.port if host is None and port is None else (port or self.port),
+                ip,
+                self.config.endpoint().user,
+            )
+            if self.adapter.is_async:
+                return self._connect_async(target, host, ip, port)
+            params = self.credentials(params, target)
+        return self.adapter.connect(params, host, ip, port)
 
-    def monitoring_params(self) -> DriverParams:
-        """Driver parameters for a monitoring connection."""
-        return self.config.monitoring_params()
+    async def _connect_async(
+        self, target: Target, host: str | None, ip: str | None, port: int | None
+    ) -> Any:
+        params = await self.credentials_async(self.params, target)
+        opening: Awaitable[Any] = self.adapter.connect(params, host, ip, port)  # type: ignore[assignment]
+        return await opening
+
+    def credentials(self, params: DriverParams, target: Target) -> DriverParams:
+        """``params`` with what every ``credentials`` hook returns for
+        ``target`` (a later plugin's values win)."""
+        for hook in self.credential_hooks:
+            extra = hook.credentials(self, target)
+            if extra:
+                params = self.adapter.with_arguments(params, extra)
+        return params
+
+    async def credentials_async(
+        self, params: DriverParams, target: Target
+    ) -> DriverParams:
+        """:meth:`credentials` with the hooks' asyncio twins."""
+        for hook in self.credential_hooks:
+            extra = await hook.credentials_async(self, target)
+            if extra:
+                params = self.adapter.with_arguments(params, extra)
+        return params
+
+    def own_params(self, code: str) -> DriverParams:
+        """Driver parameters for a connection plugin ``code`` opens itself
+        (see :meth:`ConnectionConfig.own_params
+        <bluegreen.settings.ConnectionConfig.own_params>`); pass them with
+        a :class:`Target` whose ``opener`` is ``code`` to
+        :meth:`credentials` before connecting."""
+        return self.config.own_params(code)
 
     def __repr__(self) -> str:
         return (
@@ -162,6 +253,14 @@ class Plugin:
 
     #: The code the plugin is registered under (informative).
     code: ClassVar[str] = ""
+    #: The settings this plugin declares: each name starts with the code
+    #: the plugin is registered under and ``_`` (``bg_id``, ``iam_region``).
+    #: bluegreen validates them and hands them over in ``ctx.settings``.
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    #: Prefixes of driver arguments meant only for the connections this
+    #: plugin opens itself (``blue-green-monitoring-``): see
+    #: :meth:`ConnectContext.own_params`.
+    param_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, ctx: ConnectContext) -> None:
         """A plugin class is its own factory: one instance per connection."""
@@ -194,6 +293,25 @@ class Plugin:
         """:meth:`execute` for an asyncio connection: ``await call()``."""
         return await call()
 
+    @classmethod
+    def credentials(
+        cls, ctx: ConnectContext, target: Target
+    ) -> Mapping[str, Any] | None:
+        """Driver arguments to add for a driver connection about to be
+        opened to ``target`` (``{"password": token}``), or None. Called for
+        the application's connections and for those plugins open
+        themselves, from any thread; keep what must be cached in the
+        runtime (:meth:`bluegreen._runtime.Runtime.state`)."""
+        return None
+
+    @classmethod
+    async def credentials_async(
+        cls, ctx: ConnectContext, target: Target
+    ) -> Mapping[str, Any] | None:
+        """:meth:`credentials` for an asyncio connection (by default the
+        synchronous hook, called on the event loop)."""
+        return cls.credentials(ctx, target)
+
     def gate(self) -> Gate | None:
         """A :class:`Gate` that is calm while this plugin's ``execute`` hook
         would only make the call, so that the proxies may skip it; ``None``
@@ -206,6 +324,15 @@ class Plugin:
 
 PluginFactory = Callable[[ConnectContext], Plugin]
 _Plan = tuple[tuple[PluginFactory, "frozenset[str] | None"], ...]
+
+
+def provides_credentials(factory: object) -> bool:
+    """Whether plugin class ``factory`` overrides :meth:`Plugin.credentials`."""
+    if not (isinstance(factory, type) and issubclass(factory, Plugin)):
+        return False
+    return getattr(factory.credentials, "__func__", None) is not getattr(
+        Plugin.credentials, "__func__", None
+    )
 
 
 def overridden_hooks(cls: type) -> frozenset[str]:
@@ -260,6 +387,12 @@ class PluginRegistry:
         # Resolved plugin tuples (the ``plugins`` setting of connections);
         # emptied whenever a registration changes.
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        #: Counts registration changes (the settings registry follows it).
+        self.version = 0
+
+    def after_fork_in_child(self) -> None:
+        """A lock another thread held at fork time stays held in the child."""
+        self._lock = threading.Lock()
 
     def register(self, code: str, factory: str | PluginFactory) -> None:
         """Register *factory* (or a ``"module:attribute"`` string) under *code*."""
@@ -273,12 +406,14 @@ class PluginRegistry:
         with self._lock:
             self._entries[code] = _Entry(factory)
             self._plans = {}
+            self.version += 1
 
     def unregister(self, code: str) -> None:
         """Remove *code* (tests use this to undo a registration)."""
         with self._lock:
             self._entries.pop(code, None)
             self._plans = {}
+            self.version += 1
 
     def codes(self) -> tuple[str, ...]:
         """The registered codes, in registration order."""
@@ -298,6 +433,15 @@ class PluginRegistry:
                     entry._set(_load(code, str(entry.spec)))
         assert entry.factory is not None
         return entry.factory, entry.hooks
+
+    def declarations(self, code: str) -> tuple[tuple[Setting, ...], tuple[str, ...]]:
+        """The settings and driver-argument prefixes plugin ``code``
+        declares (none for a factory that is not a :class:`Plugin` class);
+        :class:`ConfigurationError` if it cannot be loaded."""
+        factory, _ = self.resolve(code)
+        if isinstance(factory, type) and issubclass(factory, Plugin):
+            return tuple(factory.settings), tuple(factory.param_prefixes)
+        return (), ()
 
     def plan(self, codes: tuple[str, ...]) -> _Plan:
         """:meth:`resolve` each of *codes*, once per distinct tuple of codes."""
@@ -329,14 +473,29 @@ def _load(code: str, spec: str) -> PluginFactory:
     return factory
 
 
-#: The process-wide registry ``bluegreen.connect()`` uses.
-registry = PluginRegistry()
-registry.register("bg", "bluegreen.bg.plugin:BlueGreenPlugin")
+def builtin_plugins() -> tuple[tuple[str, str], ...]:
+    """The plugins every runtime starts with, imported on first use."""
+    return (
+        ("bg", "bluegreen.bg.plugin:BlueGreenPlugin"),
+        ("iam", "bluegreen.iam:IamPlugin"),
+    )
 
 
 def register_plugin(code: str, factory: str | PluginFactory) -> None:
-    """Register a plugin factory under *code* in the default registry."""
-    registry.register(code, factory)
+    """Register a plugin factory (a :class:`Plugin` subclass, another
+    callable taking a :class:`ConnectContext`, or a ``"module:attribute"``
+    string imported on first use) under *code* for this process. Its
+    declared settings are accepted from then on."""
+    from ._runtime import runtime
+
+    runtime().plugins.register(code, factory)
+
+
+def unregister_plugin(code: str) -> None:
+    """Remove the plugin registered under *code* (tests use this)."""
+    from ._runtime import runtime
+
+    runtime().plugins.unregister(code)
 
 
 def _chain_execute(hooks: list[ExecuteHook]) -> ExecuteHook:
@@ -433,7 +592,10 @@ class Pipeline:
 
         Raise :class:`ConfigurationError` for a plugin that hooks ``connect``
         or ``execute`` without the asyncio twin of that hook."""
-        reg = registry if reg is None else reg
+        if reg is None:
+            from ._runtime import runtime
+
+            reg = runtime().plugins
         codes = config.settings.plugins
         plan = reg.plan(codes)
         ctx, steps = cls._context(config, plan)
@@ -515,7 +677,10 @@ class Pipeline:
         hands out again for the same arguments), as long as the registry's
         plan for its plugins stays the same.
         """
-        reg = registry if reg is None else reg
+        if reg is None:
+            from ._runtime import runtime
+
+            reg = runtime().plugins
         plan = reg.plan(config.settings.plugins)
         ctx, steps = cls._context(config, plan)
         if len(steps) == 1 and steps[0].hooks is not None:
@@ -530,6 +695,11 @@ class Pipeline:
         kept = config._opener
         if kept is None or kept[0] is not plan:
             ctx = ConnectContext(config)
+            ctx.credential_hooks = tuple(
+                cast("type[Plugin]", factory)
+                for factory, _ in plan
+                if provides_credentials(factory)
+            )
             steps = tuple(_Step(factory, hooks) for factory, hooks in plan)
             object.__setattr__(config, "_opener", (plan, ctx, steps))
             return ctx, steps

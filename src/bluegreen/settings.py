@@ -1,12 +1,16 @@
 """Every wrapper setting: name, type, default, allowed values and a one-line doc.
 
-:data:`SETTINGS` is the single registry; :func:`settings_table_markdown`
-renders it, and ``tests/unit/test_readme.py`` checks the README's table
-against it. :func:`parse_config` runs once per
+The core declares two settings (``plugins``, ``wrapper_dialect``); every
+other one is declared by the plugin that uses it (``Plugin.settings``).
+:class:`SettingsRegistry` merges them (one per runtime; :data:`SETTINGS` is
+a read-only view of it); :func:`settings_table_markdown` renders it as the
+README's table, and ``tests/unit/test_readme.py`` checks that the README
+holds exactly that. :func:`parse_config` runs once per
 :func:`bluegreen.connect` call: it separates wrapper settings from driver
 arguments (also inside a psycopg conninfo string), validates them into an
-immutable :class:`Settings` and collects the ``blue-green-monitoring-``
-settings that apply to monitoring connections only.
+immutable :class:`Settings` and collects the driver arguments given with a
+plugin's prefix (``blue-green-monitoring-``), which apply only to the
+connections that plugin opens itself.
 """
 
 from __future__ import annotations
@@ -14,23 +18,26 @@ from __future__ import annotations
 import collections.abc
 import difflib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from ._conninfo import mask_value, masked_items, split_conninfo
-from ._log import warnings
-from ._version import __version__
 from .drivers.base import DriverAdapter, DriverParams, Endpoint, ReadOnlyDict
 from .errors import ConfigurationError, ProgrammingError
 
+if TYPE_CHECKING:
+    from .pipeline import PluginRegistry
+
 __all__ = [
-    "MONITORING_PREFIXES",
+    "CORE_SETTINGS",
     "SETTINGS",
     "ConnectionConfig",
     "Setting",
     "Settings",
+    "SettingsRegistry",
     "iter_settings",
     "parse_config",
     "settings_table_markdown",
@@ -38,10 +45,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Prefixes of settings that apply only to monitoring connections. The
-#: underscore form exists because Python keyword arguments cannot hold dashes.
-MONITORING_PREFIXES = ("blue-green-monitoring-", "blue_green_monitoring_")
-_PREFIX_LEN = len(MONITORING_PREFIXES[0])
 
 #: The type of settings that take a function (``collections.abc.Callable``).
 CALLABLE = cast(type, collections.abc.Callable)
@@ -71,9 +74,28 @@ class Setting:
     choices: tuple[str, ...] | None = None
     optional: bool = False
     secret: bool = False
+    #: How the documentation shows the default, when not the value itself.
+    shown_default: str | None = None
+    #: How the documentation and errors describe the allowed values, when
+    #: the type alone does not say it well.
+    allowed_text: str | None = None
+
+    def documented_default(self) -> str:
+        """The default as the documentation shows it."""
+        if self.secret:
+            return "***"
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.default is None:
+            return "`None`"
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        return f"`{self.default}`"
 
     def allowed(self) -> str:
         """Describe the allowed values in words (for errors and docs)."""
+        if self.allowed_text is not None:
+            return self.allowed_text
         if self.type is CALLABLE:
             return "a callable taking the connection, or None (keyword argument only)"
         if self.choices:
@@ -141,128 +163,310 @@ class Setting:
         )
 
 
-_REGISTRY: dict[str, Setting] = {
-    s.name: s
-    for s in (
-        Setting("plugins", str, "bg", "Comma-separated plugin codes; empty for none."),
-        Setting(
-            "wrapper_dialect",
-            str,
-            None,
-            "Deployment type; detected from the server when not set.",
-            choices=DIALECTS,
-            optional=True,
-        ),
-        Setting("bg_id", str, "1", "Identifies one blue/green deployment."),
-        Setting(
-            "bg_connect_timeout_ms",
-            int,
-            30000,
-            "Longest wait for a connection or call while traffic is suspended.",
-            minimum=0,
-        ),
-        Setting(
-            "bg_interval_baseline_ms",
-            int,
-            60000,
-            "Status check interval when no switchover is near.",
-            minimum=1,
-        ),
-        Setting(
-            "bg_interval_increased_ms",
-            int,
-            1000,
-            "Status check interval once a deployment exists.",
-            minimum=1,
-        ),
-        Setting(
-            "bg_interval_high_ms",
-            int,
-            100,
-            "Status check interval during a switchover.",
-            minimum=1,
-        ),
-        Setting(
-            "bg_switchover_timeout_ms",
-            int,
-            180000,
-            "After this long, waiting ends and green names are no longer rejected.",
-            minimum=1,
-        ),
-        Setting(
-            "bg_suspend_new_blue_connections",
-            bool,
-            False,
-            "Suspend new blue connections while the switchover is in progress.",
-        ),
-        Setting(
-            "bg_reconnect",
-            bool,
-            True,
-            "Reopen, through the plugin's routing, a connection the switchover "
-            "dropped while idle, and run the call there.",
-        ),
-        Setting(
-            "bg_on_reconnect",
-            CALLABLE,
-            None,
-            "Called with the connection after each transparent reconnect, to "
-            "re-run per-connection setup.",
-        ),
-        Setting(
-            "bg_client_tag",
-            str,
-            f"bluegreen-{__version__}",
-            "Text passed to the PostgreSQL blue/green metadata functions.",
-        ),
-    )
-}
+#: The settings of the core; every other setting is declared by a plugin.
+CORE_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "plugins",
+        str,
+        "bg",
+        "Plugins to load, in order; empty for none. An unknown code is an "
+        "error that lists the known ones.",
+        allowed_text="comma-separated plugin codes",
+    ),
+    Setting(
+        "wrapper_dialect",
+        str,
+        None,
+        "Deployment type; detected from the server (once per host per "
+        "process) when not set.",
+        choices=DIALECTS,
+        optional=True,
+        shown_default="(detect)",
+    ),
+)
 
-#: The registry of wrapper settings, by name (read-only).
-SETTINGS: Mapping[str, Setting] = MappingProxyType(_REGISTRY)
+# What a keyword is: a driver argument, a wrapper setting, a driver argument
+# for the connections a plugin opens itself (a prefixed one), or an error (a
+# misspelt or misplaced wrapper setting).
+_DRIVER, _WRAPPER, _PREFIXED, _INVALID = range(4)
+
+
+class SettingsRegistry:
+    """Every setting: the core's and those each registered plugin declares.
+
+    A plugin class declares its settings in ``settings`` (names start with
+    its code and ``_``) and the prefixes of driver arguments meant for the
+    connections it opens itself in ``param_prefixes``. The registry reads
+    them from every registered plugin (importing lazily registered ones) the
+    first time it is asked, and again after a registration changes.
+    Thread-safe; one per runtime (``runtime().settings``).
+    """
+
+    def __init__(self, plugins: PluginRegistry) -> None:
+        self._plugins = plugins
+        self._lock = threading.Lock()
+        self._version = -1
+        self._settings: dict[str, Setting] = {}
+        #: setting name -> code of the plugin that declares it ("" core)
+        self._owners: dict[str, str] = {}
+        #: driver-argument prefix -> plugin code, longest first
+        self._prefixes: tuple[tuple[str, str], ...] = ()
+        #: plugin code -> why its declarations could not be read
+        self._failed: dict[str, str] = {}
+        #: keyword -> (kind, plugin code of a prefixed keyword); few names
+        #: (they come from the application's code), classified once
+        self._kinds: dict[str, tuple[int, str]] = {}
+        self._defaults: Settings | None = None
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    def defaults(self) -> Settings:
+        """The settings of a connection that gives none (one shared object)."""
+        found = self._defaults
+        if found is None:
+            found = self._defaults = Settings()
+        return found
+
+    def _fresh(self) -> None:
+        """Read the plugins' declarations again if a registration changed."""
+        version = self._plugins.version
+        if version == self._version:
+            return
+        with self._lock:
+            if version == self._version:
+                return
+            settings = {s.name: s for s in CORE_SETTINGS}
+            owners = dict.fromkeys(settings, "")
+            prefixes: list[tuple[str, str]] = []
+            failed: dict[str, str] = {}
+            for code in self._plugins.codes():
+                try:
+                    declared, own_prefixes = self._plugins.declarations(code)
+                except ConfigurationError as exc:
+                    failed[code] = str(exc)
+                    continue
+                stem = code.replace("-", "_") + "_"
+                for setting in declared:
+                    if not setting.name.startswith(stem):
+                        raise ConfigurationError(
+                            f"plugin {code!r} declares setting {setting.name!r}: "
+                            f"a plugin's settings must start with {stem!r}"
+                        )
+                    if setting.name in settings:
+                        raise ConfigurationError(
+                            f"plugin {code!r} declares setting {setting.name!r}, "
+                            f"already declared by "
+                            f"{owners[setting.name] or 'the core'}"
+                        )
+                    settings[setting.name] = setting
+                    owners[setting.name] = code
+                for prefix in own_prefixes:
+                    prefixes.append((prefix, code))
+            self._settings = settings
+            self._owners = owners
+            self._prefixes = tuple(sorted(prefixes, key=lambda p: -len(p[0])))
+            self._failed = failed
+            self._kinds = {}
+            self._defaults = None
+            self._version = version
+
+    def all(self) -> Mapping[str, Setting]:
+        """Every setting by name: the core's first, then each plugin's in
+        registration and declaration order."""
+        self._fresh()
+        return MappingProxyType(self._settings)
+
+    def get(self, name: str) -> Setting | None:
+        self._fresh()
+        return self._settings.get(name)
+
+    def owner(self, name: str) -> str:
+        """The code of the plugin that declares ``name`` ("" for the core)."""
+        self._fresh()
+        return self._owners[name]
+
+    def prefixes(self) -> tuple[tuple[str, str], ...]:
+        """The declared driver-argument prefixes, with their plugin codes."""
+        self._fresh()
+        return self._prefixes
+
+    def split_prefix(self, key: str) -> tuple[str, str] | None:
+        """``(code, name)`` if ``key`` carries a plugin's prefix."""
+        for prefix, code in self.prefixes():
+            if key.startswith(prefix):
+                return code, key[len(prefix) :]
+        return None
+
+    def kind(self, key: str) -> tuple[int, str]:
+        """Classify a keyword of ``connect()`` (memoised per name)."""
+        self._fresh()
+        found = self._kinds.get(key)
+        if found is None:
+            found = self._classify(key)
+            if len(self._kinds) >= 4096:
+                self._kinds = {}
+            self._kinds[key] = found
+        return found
+
+    def _classify(self, key: str) -> tuple[int, str]:
+        if key in self._settings:
+            return _WRAPPER, ""
+        split = self.split_prefix(key)
+        if split is not None:
+            code, stripped = split
+            bad = not stripped or stripped in self._settings
+            return (_INVALID if bad or self.wrapperish(stripped) else _PREFIXED), code
+        return (_INVALID if self.wrapperish(key) else _DRIVER), ""
+
+    def wrapperish(self, name: str) -> bool:
+        """Whether ``name`` looks like a wrapper setting (so that a typo is
+        an error instead of a driver argument): it starts with a plugin's
+        code, or with ``wrapper``, or is close to ``plugins``."""
+        low = name.lower().replace("-", "_")
+        if low.startswith("wrapper_"):
+            return True
+        for code in self._plugins.codes():
+            if low.startswith(code.lower().replace("-", "_") + "_"):
+                return True
+        # Cheap guard first: this runs for every driver argument at connect time.
+        if 4 <= len(name) <= 10 and name[:2].lower() in ("pl", "pu"):
+            return bool(difflib.get_close_matches(low, ["plugins"], 1, 0.75))
+        return False
+
+    def unknown(self, name: str, value: object) -> ConfigurationError:
+        """The error for a keyword that looks like a setting but is none."""
+        self._fresh()
+        close = difflib.get_close_matches(
+            name.replace("-", "_"), list(self._settings), 1, 0.6
+        )
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        broken = "".join(
+            f" (plugin {code!r} could not be loaded, so its settings are "
+            f"unknown: {why})"
+            for code, why in self._failed.items()
+        )
+        return ConfigurationError(
+            f"unknown wrapper setting {name!r} (value {mask_value(name, value)!r})"
+            f"{hint} Known settings: {', '.join(self._settings)}{broken}"
+        )
+
+
+def _registry() -> SettingsRegistry:
+    from ._runtime import runtime
+
+    return runtime().settings
+
+
+class _Settings(collections.abc.Mapping[str, Setting]):
+    """A read-only view of the current runtime's settings registry."""
+
+    def __getitem__(self, name: str) -> Setting:
+        return _registry().all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_registry().all())
+
+    def __len__(self) -> int:
+        return len(_registry().all())
+
+    def __repr__(self) -> str:
+        return f"<settings {', '.join(self)}>"
+
+
+#: Every wrapper setting by name (read-only; the current runtime's registry).
+SETTINGS: Mapping[str, Setting] = _Settings()
 
 
 def iter_settings() -> Iterator[Setting]:
     """Iterate over the registered settings in documentation order."""
-    return iter(_REGISTRY.values())
+    return iter(_registry().all().values())
 
 
 def settings_table_markdown() -> str:
-    """Render the settings registry as a Markdown table for the README."""
+    """Render the settings registry as the README's Markdown table."""
     lines = [
         "| Setting | Type | Default | Allowed | Description |",
         "|---|---|---|---|---|",
     ]
     for s in iter_settings():
-        default = "***" if s.secret else ("(none)" if s.default is None else s.default)
-        if isinstance(default, bool):
-            default = str(default).lower()
         lines.append(
-            f"| `{s.name}` | {s.type.__name__} | `{default}` | {s.allowed()} "
-            f"| {s.doc} |"
+            f"| `{s.name}` | {s.type.__name__} | {s.documented_default()} "
+            f"| {s.allowed()} | {s.doc} |"
         )
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True, slots=True)
+_NOT_GIVEN: Any = object()
+
+
 class Settings:
-    """The wrapper settings of one connection, validated."""
+    """The wrapper settings of one connection, validated and read-only.
 
-    plugins: tuple[str, ...] = ("bg",)
-    wrapper_dialect: str | None = None
-    bg_id: str = "1"
-    bg_connect_timeout_ms: int = 30000
-    bg_interval_baseline_ms: int = 60000
-    bg_interval_increased_ms: int = 1000
-    bg_interval_high_ms: int = 100
-    bg_switchover_timeout_ms: int = 180000
-    bg_suspend_new_blue_connections: bool = False
-    bg_reconnect: bool = True
-    bg_on_reconnect: Callable[[Any], Any] | None = None
-    bg_client_tag: str = f"bluegreen-{__version__}"
+    Every setting is an attribute (``settings.bg_id``): the value given, or
+    the setting's default. ``Settings(**values)`` takes values already
+    converted (:func:`parse_config` converts what the application passes);
+    a name that no registered plugin declares is a
+    :class:`~bluegreen.errors.ConfigurationError`.
+    """
 
+    def __init__(self, **values: Any) -> None:
+        registry = _registry()
+        given: dict[str, Any] = {}
+        for name, value in values.items():
+            setting = registry.get(name)
+            if setting is None:
+                raise registry.unknown(name, value)
+            if name == "plugins":
+                if isinstance(value, str):
+                    value = parse_plugins(value)
+                value = tuple(value)
+                if value == ("bg",):
+                    continue
+            elif value == setting.default and type(value) is type(setting.default):
+                continue
+            given[name] = value
+        d = self.__dict__
+        d["_given"] = given
+        d["plugins"] = given.get("plugins", ("bg",))
+        d.update(given)
 
-_DEFAULT_SETTINGS = Settings()
+    def __getattr__(self, name: str) -> Any:
+        # Only for names not set yet: a setting's default, kept once read.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        setting = _registry().get(name)
+        if setting is None:
+            raise AttributeError(
+                f"no wrapper setting {name!r} (is the plugin that declares it "
+                "registered?)"
+            )
+        self.__dict__[name] = setting.default
+        return setting.default
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Settings are read-only")
+
+    def given(self) -> Mapping[str, Any]:
+        """The settings that differ from their defaults."""
+        return MappingProxyType(self.__dict__["_given"])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Settings):
+            return NotImplemented
+        return bool(self.__dict__["_given"] == other.__dict__["_given"])
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.__dict__["_given"].items(), key=str)))
+
+    def __repr__(self) -> str:
+        items = ", ".join(
+            f"{k}={mask_value(k, v)!r}" for k, v in self.__dict__["_given"].items()
+        )
+        return f"Settings({items})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,16 +474,18 @@ class ConnectionConfig:
     """Everything parsed from one ``connect()`` call.
 
     ``params`` are the driver arguments (wrapper settings removed);
-    ``monitoring_overrides`` the ``blue-green-monitoring-`` settings with the
-    prefix stripped. Everything is read-only: :func:`parse_config` hands the
-    same object to every connection made with the same argument objects.
-    Secrets are masked in the ``repr``.
+    ``own_overrides`` the driver arguments given with a plugin's prefix
+    (``blue-green-monitoring-connect_timeout``), by plugin code, prefix
+    stripped: they apply to the connections that plugin opens itself.
+    Everything is read-only: :func:`parse_config` hands the same object to
+    every connection made with the same argument objects. Secrets are
+    masked in the ``repr``.
     """
 
     adapter: DriverAdapter
     settings: Settings
     params: DriverParams
-    monitoring_overrides: Mapping[str, Any] = field(default_factory=ReadOnlyDict)
+    own_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=ReadOnlyDict)
     _endpoint: Endpoint | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -295,21 +501,24 @@ class ConnectionConfig:
             object.__setattr__(self, "_endpoint", endpoint)
         return endpoint
 
-    def monitoring_params(self) -> DriverParams:
-        """Driver parameters for a monitoring connection.
+    def own_params(self, code: str) -> DriverParams:
+        """Driver parameters for a connection plugin ``code`` opens itself
+        (the ``bg`` plugin's monitors).
 
-        The application's parameters overridden by the monitoring ones, without
-        node-selection settings (libpq ``target_session_attrs``,
-        ``load_balance_hosts``) or result-shape settings (row factories,
-        cursor classes), with autocommit forced on.
+        The application's parameters overridden by those given with the
+        plugin's prefix, without node-selection settings (libpq
+        ``target_session_attrs``, ``load_balance_hosts``) or result-shape
+        settings (row factories, cursor classes), with autocommit forced on.
         """
-        return self.adapter.monitoring_params(self.params, self.monitoring_overrides)
+        overrides = self.own_overrides.get(code, ReadOnlyDict())
+        return self.adapter.monitoring_params(self.params, overrides)
 
     def __repr__(self) -> str:
+        own = {code: masked_items(o) for code, o in self.own_overrides.items()}
         return (
             f"ConnectionConfig(driver={self.adapter.name!r}, "
             f"settings={self.settings!r}, params={self.params!r}, "
-            f"monitoring_overrides={masked_items(self.monitoring_overrides)!r})"
+            f"own_overrides={own!r})"
         )
 
 
@@ -325,67 +534,20 @@ def parse_plugins(value: str) -> tuple[str, ...]:
     return codes
 
 
-def _is_wrapperish(name: str) -> bool:
-    """Tell whether *name* looks like a wrapper setting (so a typo is an error)."""
-    if name.startswith(("bg_", "bg-", "wrapper_", "wrapper-")):
-        return True
-    # Cheap guard first: this runs for every driver argument at connect time.
-    if 4 <= len(name) <= 10 and name[:2].lower() in ("pl", "pu"):
-        return bool(difflib.get_close_matches(name.lower(), ["plugins"], 1, 0.75))
-    return False
-
-
-def _unknown(name: str, value: object) -> ConfigurationError:
-    close = difflib.get_close_matches(name.replace("-", "_"), list(_REGISTRY), 1, 0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigurationError(
-        f"unknown wrapper setting {name!r} (value {mask_value(name, value)!r})"
-        f"{hint} Known settings: {', '.join(_REGISTRY)}"
-    )
-
-
 def _wanted_in_conninfo(key: str) -> bool:
-    return _kind(key) != _DRIVER
-
-
-# What a keyword is: a driver argument, a wrapper setting, a monitoring
-# override, or an error (a misspelt or prefixed wrapper setting). Names come
-# from the application's code, so there are few; they are classified once.
-_DRIVER, _WRAPPER, _MONITORING, _INVALID = range(4)
-_kinds: dict[str, int] = {}
-
-
-def _kind(key: str) -> int:
-    kind = _kinds.get(key)
-    if kind is None:
-        if key in _REGISTRY:
-            kind = _WRAPPER
-        elif key.startswith(MONITORING_PREFIXES):
-            stripped = key[_PREFIX_LEN:]
-            invalid = not stripped or stripped in _REGISTRY or _is_wrapperish(stripped)
-            kind = _INVALID if invalid else _MONITORING
-        else:
-            kind = _INVALID if _is_wrapperish(key) else _DRIVER
-        if len(_kinds) >= 4096:
-            _kinds.clear()
-        _kinds[key] = kind
-    return kind
+    return _registry().kind(key)[0] != _DRIVER
 
 
 class _Parsed:
     """A memo entry: the config parsed from particular argument objects."""
 
-    __slots__ = ("config", "inputs", "recheck_timeout")
+    __slots__ = ("config", "inputs")
 
-    def __init__(
-        self, config: ConnectionConfig, inputs: tuple[Any, ...], recheck: bool
-    ) -> None:
+    def __init__(self, config: ConnectionConfig, inputs: tuple[Any, ...]) -> None:
         self.config = config
         #: The argument objects whose ids make the key, kept alive so that
         #: no other object can take one of those ids while the entry lives.
         self.inputs = inputs
-        #: The connect timeout may change (environment) or is missing.
-        self.recheck_timeout = recheck
 
 
 #: Memo entries per adapter before the memo is emptied.
@@ -407,23 +569,20 @@ def parse_config(
     memo: dict[Any, _Parsed] = adapter.parsed
     entry = memo.get(key)
     if entry is not None:
-        config = entry.config
-        if entry.recheck_timeout:
-            _check_timeout(config)
-        return config
+        return entry.config
     config = _parse(adapter, conninfo, kwargs)
-    recheck = "bg" in config.settings.plugins and _check_timeout(config)
     if len(memo) >= _MEMO_SIZE:
         memo.clear()
-    memo[key] = _Parsed(config, (conninfo, values), recheck)
+    memo[key] = _Parsed(config, (conninfo, values))
     return config
 
 
 def _parse(
     adapter: DriverAdapter, conninfo: str | None, kwargs: dict[str, Any]
 ) -> ConnectionConfig:
+    registry = _registry()
     wrapper: dict[str, Any] = {}
-    monitoring: dict[str, Any] = {}
+    own: dict[str, dict[str, Any]] = {}
     driver: dict[str, Any] = {}
     remaining = ""
     if conninfo is not None:
@@ -437,98 +596,113 @@ def _parse(
                 f"the connection string must be a str, not {type(conninfo).__name__}"
             )
         remaining = conninfo
-        low = conninfo.lower()
-        if "bg" in low or "plugin" in low or "wrapper" in low or "blue" in low:
+        if _may_hold_settings(registry, conninfo):
             remaining, taken = split_conninfo(conninfo, _wanted_in_conninfo)
             for key, value in taken:
-                _sort(key, value, wrapper, monitoring, driver)
+                _sort(registry, key, value, wrapper, own, driver)
     for key, value in kwargs.items():
-        _sort(key, value, wrapper, monitoring, driver)
+        _sort(registry, key, value, wrapper, own, driver)
 
-    settings = _DEFAULT_SETTINGS
+    settings = registry.defaults()
     if wrapper:
         values: dict[str, Any] = {}
         for name, raw in wrapper.items():
+            setting = registry.all()[name]
             if name == "plugins":
                 if not isinstance(raw, str):
-                    raise _REGISTRY["plugins"]._error(raw)
+                    raise setting._error(raw)
                 values[name] = parse_plugins(raw)
             else:
-                values[name] = _REGISTRY[name].convert(raw)
+                values[name] = setting.convert(raw)
         settings = Settings(**values)
+        _check_owners(registry, settings)
 
-    if monitoring:
-        _check_monitoring_names(adapter, monitoring)
+    for code, names in own.items():
+        _check_own_names(registry, adapter, code, names)
     params = DriverParams(remaining, driver)
-    return ConnectionConfig(adapter, settings, params, ReadOnlyDict(monitoring))
+    overrides = ReadOnlyDict({c: ReadOnlyDict(o) for c, o in own.items()})
+    return ConnectionConfig(adapter, settings, params, overrides)
 
 
-def _check_monitoring_names(adapter: DriverAdapter, monitoring: dict[str, Any]) -> None:
-    """A ``blue-green-monitoring-`` setting must name a parameter the driver
-    knows: the monitors pass it to the driver in the background, where a
-    typo would make every monitoring connection fail, quietly."""
+def _may_hold_settings(registry: SettingsRegistry, conninfo: str) -> bool:
+    """A cheap look for anything the wrapper might take out of a string."""
+    low = conninfo.lower()
+    if "plugin" in low or "wrapper" in low:
+        return True
+    for code in registry._plugins.codes():
+        if code.lower() in low:
+            return True
+    return any(prefix in low for prefix, _ in registry.prefixes())
+
+
+def _check_owners(registry: SettingsRegistry, settings: Settings) -> None:
+    """Warn (once) about settings of plugins the connection does not use:
+    they have no effect, which is rarely what was meant."""
+    plugins = settings.plugins
+    for name in settings.given():
+        code = registry.owner(name)
+        if code and code not in plugins:
+            from ._runtime import runtime
+
+            runtime().warnings.warn(
+                logger,
+                ("unused-setting", name, plugins),
+                "setting %r belongs to the %r plugin, which is not in plugins=%r: "
+                "it has no effect",
+                name,
+                code,
+                ",".join(plugins),
+            )
+
+
+def _check_own_names(
+    registry: SettingsRegistry,
+    adapter: DriverAdapter,
+    code: str,
+    names: Mapping[str, Any],
+) -> None:
+    """A prefixed argument must name a parameter the driver knows: the
+    plugin passes it to the driver in the background, where a typo would
+    make every one of its connections fail, quietly."""
     known = adapter.known_parameters()
     if known is None:
         return
-    for name in monitoring:
+    prefix = next(p for p, c in registry.prefixes() if c == code)
+    for name in names:
         if name in known:
             continue
         close = difflib.get_close_matches(name, sorted(known), 1, 0.6)
-        hint = f"; did you mean {MONITORING_PREFIXES[0] + close[0]!r}?" if close else ""
+        hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
         # The value is not shown: a misspelt name may hold a password.
         raise ConfigurationError(
-            f"setting {MONITORING_PREFIXES[0] + name!r}: {adapter.name} has no "
+            f"setting {prefix + name!r}: {adapter.name} has no "
             f"connection parameter {name!r}{hint}"
         )
 
 
 def _sort(
+    registry: SettingsRegistry,
     key: str,
     value: Any,
     wrapper: dict[str, Any],
-    monitoring: dict[str, Any],
+    own: dict[str, dict[str, Any]],
     driver: dict[str, Any],
 ) -> None:
-    kind = _kind(key)
+    kind, code = registry.kind(key)
     if kind == _DRIVER:
         driver[key] = value
     elif kind == _WRAPPER:
         wrapper[key] = value
-    elif kind == _MONITORING:
-        monitoring[key[_PREFIX_LEN:]] = value
-    elif key.startswith(MONITORING_PREFIXES):
-        stripped = key[_PREFIX_LEN:]
+    elif kind == _PREFIXED:
+        split = registry.split_prefix(key)
+        assert split is not None
+        own.setdefault(code, {})[split[1]] = value
+    elif code:
+        split = registry.split_prefix(key)
+        stripped = split[1] if split else key
         raise ConfigurationError(
             f"setting {key!r} (value {mask_value(stripped, value)!r}) is not "
-            "allowed: the monitoring prefix applies to driver arguments only"
+            "allowed: a plugin's prefix applies to driver arguments only"
         )
     else:
-        raise _unknown(key, value)
-
-
-#: The connect-timeout warning is about the bg plugin: it is logged there.
-_bg_logger = logging.getLogger("bluegreen.bg")
-
-
-def _check_timeout(config: ConnectionConfig) -> bool:
-    """Warn once per driver and bg_id when there is no connect timeout.
-
-    Return True unless a non-zero timeout is fixed by the parameters alone
-    (then a later connection with the same parameters needs no check).
-    """
-    adapter = config.adapter
-    try:
-        timeout, fixed = adapter.connect_timeout_info(config.params)
-    except Exception:
-        return True
-    if timeout:
-        return not fixed
-    if warnings.first(("connect-timeout", adapter.name, config.settings.bg_id)):
-        _bg_logger.warning(
-            "The bg plugin needs a non-zero connect timeout, but %s has none "
-            "(bg_id %r): set %s, or connections may hang during a switchover.",
-            adapter.name,
-            config.settings.bg_id,
-            " or ".join(adapter.timeout_keys),
-        )
-    return True
+        raise registry.unknown(key, value)

@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 
 import bluegreen.bg
-from bluegreen import _log
-from bluegreen.bg import plugin as bg_plugin
+from bluegreen._runtime import runtime
 from bluegreen.cli import main
 from bluegreen.sim import metadata as md
 from bluegreen.sim.deployment import Deployment
@@ -57,12 +56,12 @@ def bg_threads() -> set[str]:
 def fresh_bg() -> Iterator[None]:
     """No watch, detection or once-only warning carried between tests."""
     bluegreen.bg.shutdown()
-    bg_plugin.detections.clear()
-    _log.warnings.clear()
+    runtime().detections.clear()
+    runtime().warnings.clear()
     yield
     bluegreen.bg.shutdown()
-    bg_plugin.detections.clear()
-    _log.warnings.clear()
+    runtime().detections.clear()
+    runtime().warnings.clear()
 
 
 @pytest.fixture(

@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from bluegreen import _log
+from bluegreen._runtime import runtime
 from bluegreen.bg._model import ROLE_SOURCE, ROLE_TARGET, Observation, Phase, StatusRow
 from bluegreen.bg._monitor import DnsWatcher, _Worker
 from bluegreen.bg._tracker import SwitchoverTracker
@@ -342,8 +343,8 @@ def test_threads_hold_their_watch_weakly(kind: str) -> None:
 def test_a_thread_survives_unexpected_errors_logs_once_and_backs_off(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_log, "warnings", _log.WarnLog())
-    monkeypatch.setattr("bluegreen.bg._monitor.warnings", _log.warnings)
+    monkeypatch.setattr(runtime(), "warnings", _log.WarnLog())
+
     watch = make_watch(bg_interval_baseline_ms=10)
     failures = {"left": 4}
 

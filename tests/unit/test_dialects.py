@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bluegreen import dialects
+from bluegreen._runtime import runtime
 from bluegreen.dialects import (
     AURORA_PG_METADATA,
     MYSQL_METADATA,
@@ -803,7 +804,7 @@ def test_cache_probe_exception_lets_next_caller_probe() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_cache_is_empty_in_forked_child() -> None:
-    cache = DetectionCache()
+    cache = runtime().detections
     cache.get_or_detect("k", lambda: Detection(Dialect.MYSQL))
     read, write = os.pipe()
     pid = os.fork()

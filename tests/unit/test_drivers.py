@@ -256,7 +256,7 @@ def test_streaming_cursor_classification() -> None:
 
 def test_pymysql_autocommit_in_monitoring_params() -> None:
     cfg = parse_config(PYM, None, {"plugins": "", "autocommit": False, "host": "h"})
-    assert cfg.monitoring_params().kwargs["autocommit"] is True
+    assert cfg.own_params("bg").kwargs["autocommit"] is True
     assert cfg.params.kwargs["autocommit"] is False
 
 
@@ -338,7 +338,7 @@ def test_mysqlclient_monitoring_setting_names_are_checked() -> None:
         None,
         {"plugins": "", "host": "h", "blue-green-monitoring-read_timeout": 3},
     )
-    assert cfg.monitoring_params().kwargs["read_timeout"] == 3
+    assert cfg.own_params("bg").kwargs["read_timeout"] == 3
     with pytest.raises(
         bluegreen.ConfigurationError,
         match="did you mean 'blue-green-monitoring-read_timeout'",
@@ -365,7 +365,7 @@ def test_mysqlclient_monitoring_params() -> None:
             "charset": "utf8mb4",
         },
     )
-    mon = cfg.monitoring_params().kwargs
+    mon = cfg.own_params("bg").kwargs
     assert mon["autocommit"] is True
     assert not {"cursorclass", "conv", "use_unicode"} & set(mon)
     assert mon["write_timeout"] == 9 and mon["charset"] == "utf8mb4"
@@ -403,7 +403,9 @@ def test_mysqlclient_ip_connect_never_loosens_tls(
     """Routed to an IP, the TLS settings go to mysqlclient untouched; a
     failure with a host-name check is the driver's own error, explained in a
     warning."""
-    from bluegreen._log import warnings as warn_log
+    from bluegreen._runtime import runtime
+
+    warn_log = runtime().warnings
 
     warn_log.clear()
     calls: list[dict[str, Any]] = []

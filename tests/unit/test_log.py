@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from bluegreen import _log
+from bluegreen._runtime import runtime
 from bluegreen.dialects import Detection, Dialect
 
 
@@ -49,8 +50,7 @@ def test_rds_detection_warnings_repeat_others_do_not(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(_log, "warnings", _log.WarnLog(clock))
-    monkeypatch.setattr("bluegreen.dialects._model.warnings", _log.warnings)
+    monkeypatch.setattr(runtime(), "warnings", _log.WarnLog(clock))
     det = Detection(Dialect.RDS_MYSQL, warnings=("protection is off (7f3a)",))
     rds_host = "db.abc123xyz.us-east-1.rds.amazonaws.com:3306"
     log = logging.getLogger("bluegreen.test2")

@@ -12,6 +12,7 @@ import pytest
 
 import bluegreen
 from bluegreen import ConfigurationError
+from bluegreen._runtime import runtime
 from bluegreen.connection import Connection
 from bluegreen.drivers import adapter_for
 from bluegreen.drivers.base import DriverParams
@@ -21,7 +22,6 @@ from bluegreen.pipeline import (
     Plugin,
     PluginRegistry,
     overridden_hooks,
-    registry,
 )
 from bluegreen.settings import parse_config
 
@@ -214,7 +214,7 @@ def test_lazy_registration_imports_on_first_use(reg: PluginRegistry) -> None:
 
 
 def test_bg_is_preregistered_lazily() -> None:
-    assert registry.snapshot()["bg"] == "bluegreen.bg.plugin:BlueGreenPlugin"
+    assert runtime().plugins.snapshot()["bg"] == "bluegreen.bg.plugin:BlueGreenPlugin"
 
 
 def test_bg_plugin_keeps_its_context() -> None:

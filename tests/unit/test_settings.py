@@ -12,7 +12,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from bluegreen import ConfigurationError, ProgrammingError
-from bluegreen._log import warnings as timeout_warnings
+from bluegreen._runtime import runtime
+from bluegreen.bg._settings import check_connect_timeout
 from bluegreen.drivers import adapter_for
 from bluegreen.settings import (
     SETTINGS,
@@ -34,7 +35,6 @@ def parse(conninfo: str | None = None, adapter: Any = PG, **kw: Any) -> Any:
 def test_registry_is_complete_and_matches_settings_defaults() -> None:
     names = [s.name for s in iter_settings()]
     assert names == list(SETTINGS)
-    assert set(names) == set(Settings.__dataclass_fields__)
     defaults = Settings()
     for s in iter_settings():
         value = getattr(defaults, s.name)
@@ -96,7 +96,7 @@ def test_conversion(name: str, raw: Any, expected: Any) -> None:
         ("bg_suspend_new_blue_connections", 2, "boolean"),
         ("wrapper_dialect", "oracle", "aurora-postgres"),
         ("bg_id", 1.5, "string"),
-        ("plugins", 3, "string"),
+        ("plugins", 3, "comma-separated"),
     ],
 )
 def test_invalid_values_name_setting_value_and_allowed(
@@ -193,7 +193,7 @@ def test_uri_extraction_keeps_the_rest() -> None:
     cfg = parse(uri)
     assert cfg.settings.bg_id == "a b"
     assert cfg.settings.plugins == ()
-    assert cfg.monitoring_overrides == {"connect_timeout": "3"}
+    assert cfg.own_overrides["bg"] == {"connect_timeout": "3"}
     assert cfg.params.conninfo == (
         "postgresql://u:p%40ss@h1:5432,h2:5433/db?sslmode=require"
         "&application_name=x%26y"
@@ -221,8 +221,8 @@ def test_monitoring_prefix_both_spellings_psycopg() -> None:
         row_factory=dict_row,
         blue_green_monitoring_connect_timeout=3,
     )
-    assert cfg.monitoring_overrides == {"user": "mon", "connect_timeout": 3}
-    mon = cfg.monitoring_params()
+    assert cfg.own_overrides["bg"] == {"user": "mon", "connect_timeout": 3}
+    mon = cfg.own_params("bg")
     assert mon.kwargs["host"] == "h"
     assert mon.kwargs["user"] == "mon"
     assert mon.kwargs["connect_timeout"] == 3
@@ -244,7 +244,7 @@ def test_monitoring_prefix_pymysql() -> None:
         autocommit=False,
         **{"blue-green-monitoring-connect_timeout": 2},
     )
-    mon = cfg.monitoring_params()
+    mon = cfg.own_params("bg")
     assert mon.kwargs == {"host": "h", "connect_timeout": 2, "autocommit": True}
 
 
@@ -296,7 +296,7 @@ def test_secrets_masked_in_repr() -> None:
         client_secret="s3cr3t-4",
         blue_green_monitoring_password="s3cr3t-5",
     )
-    text = repr(cfg) + repr(cfg.monitoring_params()) + repr(cfg.params)
+    text = repr(cfg) + repr(cfg.own_params("bg")) + repr(cfg.params)
     for n in range(1, 6):
         assert f"s3cr3t-{n}" not in text
     assert "***" in text and "/x" in text
@@ -319,9 +319,18 @@ def test_secrets_masked_in_errors() -> None:
 
 @pytest.fixture
 def fresh_warnings() -> Any:
-    timeout_warnings.clear()
+    runtime().warnings.clear()
     yield
-    timeout_warnings.clear()
+    runtime().warnings.clear()
+
+
+def checked(conninfo: str | None = None, adapter: Any = PG, **kw: Any) -> Any:
+    """Parse, then check the connect timeout as the bg plugin does when it
+    opens a connection."""
+    config = parse_config(adapter, conninfo, kw)
+    if "bg" in config.settings.plugins:
+        check_connect_timeout(config)
+    return config
 
 
 def test_timeout_warning_psycopg(
@@ -329,11 +338,11 @@ def test_timeout_warning_psycopg(
 ) -> None:
     monkeypatch.delenv("PGCONNECT_TIMEOUT", raising=False)
     caplog.set_level(logging.WARNING, logger="bluegreen.bg")
-    parse("host=h password=hunter2", bg_id="w1")
-    parse("host=h", bg_id="w1")
-    parse("host=h connect_timeout=0", bg_id="w2")
-    parse("host=h connect_timeout=10", bg_id="w3")
-    parse("host=h", plugins="", bg_id="w4")
+    checked("host=h password=hunter2", bg_id="w1")
+    checked("host=h", bg_id="w1")
+    checked("host=h connect_timeout=0", bg_id="w2")
+    checked("host=h connect_timeout=10", bg_id="w3")
+    checked("host=h", plugins="", bg_id="w4")
     records = [r for r in caplog.records if r.name == "bluegreen.bg"]
     assert len(records) == 2
     assert all("non-zero connect timeout" in r.getMessage() for r in records)
@@ -346,11 +355,11 @@ def test_timeout_warning_env_and_pymysql_default(
 ) -> None:
     caplog.set_level(logging.WARNING, logger="bluegreen.bg")
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "5")
-    parse("host=h", bg_id="e1")
-    parse(adapter=MY, host="h", bg_id="e2")  # PyMySQL defaults to 10 s
+    checked("host=h", bg_id="e1")
+    checked(adapter=MY, host="h", bg_id="e2")  # PyMySQL defaults to 10 s
     assert not caplog.records
-    parse(adapter=MY, host="h", connect_timeout=0, bg_id="e3")
-    parse(
+    checked(adapter=MY, host="h", connect_timeout=0, bg_id="e3")
+    checked(
         adapter=adapter_for(__import__("mysql.connector").connector.connect), bg_id="e4"
     )
     assert len(caplog.records) == 2
@@ -417,14 +426,14 @@ def test_memoised_config_still_warns_after_reset(
     caplog.set_level(logging.WARNING, logger="bluegreen.bg")
     monkeypatch.setenv("PGCONNECT_TIMEOUT", "5")
     kw = {"bg_id": "memo-env"}
-    parse_config(PG, "host=h", kw)
+    checked("host=h", **kw)
     assert not caplog.records
     monkeypatch.delenv("PGCONNECT_TIMEOUT")
-    parse_config(PG, "host=h", kw)  # same objects, but the environment changed
+    checked("host=h", **kw)  # same objects, but the environment changed
     assert len(caplog.records) == 1
-    timeout_warnings.clear()
-    parse_config(PG, "host=h", kw)
-    parse_config(PG, "host=h", kw)
+    runtime().warnings.clear()
+    checked("host=h", **kw)
+    checked("host=h", **kw)
     assert len(caplog.records) == 2
 
 

@@ -62,10 +62,10 @@ def run_check(
     arguments the driver rejects)."""
     import bluegreen.bg
 
-    from ..bg.plugin import detections
+    from .._runtime import runtime
 
     started = time.monotonic()
-    detections.clear()  # what the server says now, not what it said before
+    runtime().detections.clear()  # what the server says now, not what it said before
     result = CheckResult(
         driver=target.driver,
         endpoint=target.shown,

@@ -26,8 +26,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from .._conninfo import MASK, is_secret_key, is_uri, mask_conninfo, tokenize_conninfo
+from ..bg._settings import MONITORING_PREFIXES
 from ..errors import ProgrammingError
-from ..settings import MONITORING_PREFIXES, SETTINGS
+from ..settings import SETTINGS
 
 __all__ = [
     "DEFAULT_BG_ID",

@@ -16,14 +16,16 @@ The public API here is for operators and health checks::
 
 from __future__ import annotations
 
+from .. import rds
 from ._model import Phase
-from ._watch import BlueGreenStatus, SummaryEvent, registry
+from ._watch import BlueGreenStatus, SummaryEvent, watches
 
 __all__ = [
     "BlueGreenStatus",
     "Phase",
     "SummaryEvent",
     "bg_ids",
+    "current_name",
     "dropped",
     "shutdown",
     "status",
@@ -36,7 +38,7 @@ def status(bg_id: str = "1") -> BlueGreenStatus | None:
     None if no connection with this ``bg_id`` has been opened through the
     plugin yet. The result is a snapshot; call again for fresh data.
     """
-    watch = registry.find(str(bg_id))
+    watch = watches().find(str(bg_id))
     return None if watch is None else watch.status()
 
 
@@ -63,9 +65,31 @@ def dropped(conn: object) -> bool:
     return False
 
 
+def current_name(host: str) -> str:
+    """The name RDS knows the host ``host`` by now, as far as this process
+    has seen.
+
+    A green host name (``...-green-xxxxxx...``) of a deployment the plugin
+    watches is, once the switchover has renamed the green hosts, the name
+    without the suffix: the green host took the blue name, and that is
+    what RDS accepts (IAM tokens are checked against it). Any other name,
+    and a green name before the renames or of a deployment not watched
+    here, comes back unchanged. No I/O.
+    """
+    name = rds.parse(host)
+    suffix = None if name is None else name.green_suffix
+    if suffix is None:
+        return host
+    for watch in watches().all():
+        view = watch.view
+        if view.renamed and suffix in view.inventory.green_suffixes:
+            return rds.blue_name_of(host)
+    return host
+
+
 def bg_ids() -> list[str]:
     """The ``bg_id`` values this process has seen."""
-    return [w.bg_id for w in registry.all()]
+    return [w.bg_id for w in watches().all()]
 
 
 def shutdown(timeout: float = 2.0) -> None:
@@ -75,4 +99,4 @@ def shutdown(timeout: float = 2.0) -> None:
     plugin starts afresh (phase NOT_CREATED until the monitors read the
     metadata again).
     """
-    registry.close_all(timeout)
+    watches().close_all(timeout)

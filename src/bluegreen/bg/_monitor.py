@@ -23,17 +23,20 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._log import REPEAT_S, warnings
+from .._log import REPEAT_S
+from .._runtime import runtime
 from ..dialects import filter_topology, topology_rows
 from ..drivers.base import DriverAdapter, DriverParams
+from ..pipeline import Target
 from ._hosts import is_ip
 from ._model import Observation, parse_status_rows
 
 if TYPE_CHECKING:
+    from ..pipeline import ConnectContext
     from ._tracker import SwitchoverTracker
 
 __all__ = [
@@ -88,11 +91,19 @@ class MonitorSource:
     client_tag: str
     #: The GRANT statement(s) the user needs to read the metadata, if any.
     grant_hint: str | None = None
+    #: The context of the first connection: the plugins' ``credentials``
+    #: hooks (the ``iam`` plugin's tokens) apply to monitoring connections.
+    context: ConnectContext | None = field(default=None, compare=False, repr=False)
 
     def connect(self, host: str, ip: str | None, port: int | None) -> Any:
         """Open a monitoring connection to ``ip`` standing for ``host``."""
         params = self.params
         adapter = self.adapter
+        ctx = self.context
+        if ctx is not None and ctx.credential_hooks:
+            user = ctx.config.endpoint().user
+            target = Target(host, port or self.port, ip, user, "bg")
+            params = ctx.credentials(params, target)
         extra: dict[str, Any] = {}
         if not adapter.connect_timeout(params):
             extra[adapter.timeout_keys[0]] = MONITOR_CONNECT_TIMEOUT
@@ -230,7 +241,7 @@ class _Worker(threading.Thread):
     def failed(self) -> None:
         """An unexpected error in a round: log it, back off, go on."""
         self.failures += 1
-        if warnings.due(("worker-error", self.name), REPEAT_S):
+        if runtime().warnings.due(("worker-error", self.name), REPEAT_S):
             logger.warning(
                 "%s: unexpected error (it keeps running, backing off)",
                 self.name,

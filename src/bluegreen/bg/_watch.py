@@ -15,10 +15,8 @@ watches stop their threads and close their connections.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 import weakref
@@ -26,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._log import REPEAT_S, warnings
+from .._log import REPEAT_S
+from .._runtime import runtime
 from ..pipeline import HOOKED, Gate
 from ..settings import Settings
 from ._hosts import is_ip
@@ -35,7 +34,7 @@ from ._routing import monitor_target, poll_interval
 from ._summary import format_summary, one_line, timestamp
 from ._tracker import ROLLED_BACK, RoutingView, SwitchoverTracker
 
-__all__ = ["BlueGreenStatus", "DeploymentWatch", "WatchRegistry", "registry"]
+__all__ = ["BlueGreenStatus", "DeploymentWatch", "WatchRegistry", "watches"]
 
 logger = logging.getLogger("bluegreen.bg")
 
@@ -400,7 +399,7 @@ class DeploymentWatch:
                 return
             self._unprotected[subject] = reason
         if loud:
-            warnings.warn(
+            runtime().warnings.warn(
                 logger,
                 ("protection-off", self.bg_id, subject, kind),
                 "bg_id %r: switchover protection is OFF for %s: %s",
@@ -418,7 +417,7 @@ class DeploymentWatch:
             if self._unprotected.pop(subject, None) is None:
                 return
         forgotten = [
-            warnings.forget(("protection-off", self.bg_id, subject, kind))
+            runtime().warnings.forget(("protection-off", self.bg_id, subject, kind))
             for kind in _OFF_KINDS
         ]
         if any(forgotten):
@@ -537,7 +536,7 @@ class DeploymentWatch:
             )
         self._logged_events = len(events)
         for status in sorted(tracker.unknown_statuses):
-            if not warnings.first(("unknown-status", self.bg_id, status)):
+            if not runtime().warnings.first(("unknown-status", self.bg_id, status)):
                 continue
             messages.append(
                 (
@@ -715,15 +714,20 @@ class WatchRegistry:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def after_fork_in_child(self) -> None:
+        """In a forked child (called by the runtime): the parent's monitor
+        threads do not exist here; its watches are kept aside, never
+        closed, and the child starts its own on first use."""
         self._lock = threading.Lock()
         for watch in self._watches.values():
             watch.after_fork_in_child()
         self._inherited.extend(self._watches.values())
         self._watches = {}
 
+    def close(self) -> None:
+        """Stop the monitors at process exit (called by the runtime)."""
+        self.close_all(1.0)
 
-#: The process's registry.
-registry = WatchRegistry()
-atexit.register(registry.close_all, 1.0)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=registry.after_fork_in_child)
+
+def watches() -> WatchRegistry:
+    """The process's watches: the ``bg`` plugin's state in the runtime."""
+    return runtime().state("bg", WatchRegistry)

@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from .. import rds
+from .._runtime import runtime
 from ..connection import Connection
-from ..dialects import Detection, DetectionCache, Dialect, detect, dialect_from_setting
+from ..dialects import Detection, Dialect, detect, dialect_from_setting
 from ..errors import ConfigurationError
 from ..pipeline import HOOKED, UNDO_CALLS, ConnectContext, Gate, Plugin
 from ._hosts import is_ip
@@ -36,6 +37,7 @@ from ._routing import (
     route_connect,
     suspends_calls,
 )
+from ._settings import MONITORING_PREFIXES, SETTINGS, check_connect_timeout
 from ._steps import (
     LOOK_AGAIN,
     OPEN_NEXT,
@@ -48,17 +50,13 @@ from ._steps import (
     drive,
 )
 from ._tracker import RoutingView
-from ._watch import DeploymentWatch, registry
+from ._watch import DeploymentWatch, watches
 
-__all__ = ["BlueGreenPlugin", "detections"]
+__all__ = ["BlueGreenPlugin"]
 
 logger = logging.getLogger("bluegreen.bg")
 
 T = TypeVar("T")
-
-
-#: The process-wide detection results, one per (family, host, port).
-detections = DetectionCache()
 
 
 class _Fixed:
@@ -66,9 +64,11 @@ class _Fixed:
     in :attr:`ConnectContext.memo <bluegreen.pipeline.ConnectContext.memo>`,
     so worked out once per configuration)."""
 
-    __slots__ = ("errors", "forced", "host", "ip", "key")
+    __slots__ = ("errors", "forced", "host", "ip", "key", "recheck_timeout")
 
     def __init__(self, ctx: ConnectContext) -> None:
+        #: The connect timeout may change (environment) or is missing.
+        self.recheck_timeout = check_connect_timeout(ctx.config)
         self.errors = ctx.adapter.errors
         self.ip = ctx.host if ctx.host and is_ip(ctx.host) else None
         #: The dialect the ``wrapper_dialect`` setting forces, if any.
@@ -82,15 +82,19 @@ class BlueGreenPlugin(Plugin):
     """Blue/green switchover support; see the module docstring."""
 
     code = "bg"
+    settings = SETTINGS
+    param_prefixes = MONITORING_PREFIXES
     __slots__ = ("detection", "epoch", "errors", "fixed", "host", "ip", "watch")
 
     def __init__(self, ctx: ConnectContext) -> None:
         super().__init__(ctx)
         self.detection: Detection | None = None
-        self.watch: DeploymentWatch = registry.get(ctx.settings.bg_id, ctx.settings)
+        self.watch: DeploymentWatch = watches().get(ctx.settings.bg_id, ctx.settings)
         fixed: _Fixed | None = ctx.memo.get("bg")
         if fixed is None:
             fixed = ctx.memo["bg"] = _Fixed(ctx)
+        elif fixed.recheck_timeout:
+            fixed.recheck_timeout = check_connect_timeout(ctx.config)
         self.fixed = fixed
         #: The wrapper's errors as this driver's own OperationalError.
         self.errors = fixed.errors
@@ -137,7 +141,7 @@ class BlueGreenPlugin(Plugin):
                 self.route_steps(ctx), functools.partial(self._ado, ctx, call_next)
             )
         try:
-            detection = detections.get(self.fixed.key)
+            detection = runtime().detections.get(self.fixed.key)
             if detection is None:
                 await self._detect_async(ctx, conn)
             else:  # (known: no probe)
@@ -177,14 +181,14 @@ class BlueGreenPlugin(Plugin):
         is sent back to the event loop to run on ``conn``: the loop never
         waits for the server."""
         fixed = self.fixed
-        detection = detections.get(fixed.key)
+        detection = runtime().detections.get(fixed.key)
         fresh = detection is None
         if detection is None:
             loop = asyncio.get_running_loop()
             on_loop = _OnLoop(conn, ctx.adapter, loop)
 
             def work() -> Detection:
-                return detections.get_or_detect(
+                return runtime().detections.get_or_detect(
                     fixed.key, lambda: _detect(ctx, on_loop, fixed.forced, on_loop)
                 )
 
@@ -431,10 +435,10 @@ class BlueGreenPlugin(Plugin):
         fixed = self.fixed
         forced = fixed.forced
         key = fixed.key
-        detection = detections.get(key)
+        detection = runtime().detections.get(key)
         fresh = detection is None
         if detection is None:
-            detection = detections.get_or_detect(
+            detection = runtime().detections.get_or_detect(
                 key, lambda: _detect(ctx, conn, forced)
             )
         self._take(ctx, detection, fresh)
@@ -607,7 +611,7 @@ def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
     assert query is not None
     return MonitorSource(
         adapter=ctx.adapter.monitor_adapter,
-        params=ctx.monitoring_params(),
+        params=ctx.own_params("bg"),
         host=(ctx.host or "").lower(),
         port=ctx.port,
         status_query=query,
@@ -616,6 +620,7 @@ def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
         topology_query=detection.topology_query or dialect.topology_query,
         client_tag=ctx.settings.bg_client_tag,
         grant_hint=detection.missing_grant or dialect.required_grants(_user(ctx)),
+        context=ctx,
     )
 
 
@@ -719,7 +724,7 @@ def _retry_detection(
     def attempt() -> bool:
         source = MonitorSource(
             adapter=adapter,
-            params=ctx.monitoring_params(),
+            params=ctx.own_params("bg"),
             host=(ctx.host or "").lower(),
             port=ctx.port,
             status_query="",
@@ -727,6 +732,7 @@ def _retry_detection(
             status_has_id=False,
             topology_query=None,
             client_tag="",
+            context=ctx,
         )
         conn = source.connect(source.host, None, ctx.port)
         try:
@@ -735,7 +741,7 @@ def _retry_detection(
             )
         finally:
             _close_quietly(conn)
-        detections.store(key, detection)
+        runtime().detections.store(key, detection)
         _report(watch, ctx, source.host, detection)
         if detection.probe_failed:
             return False

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable
 
 from ._model import Detection
@@ -23,8 +21,7 @@ class DetectionCache:
     the probe is propagated to its caller and the next waiter probes
     instead. A caller that has waited ``wait_timeout_s`` for another's probe
     (stuck on a frozen server) probes on its own, without caching. The cache
-    empties itself in a forked child (the parent's in-flight probes do not
-    exist there).
+    is the runtime's (:mod:`bluegreen._runtime`), emptied in a forked child.
     """
 
     def __init__(
@@ -41,17 +38,10 @@ class DetectionCache:
         # Failed probes: the result and the clock reading it expires at.
         self._failed: dict[Hashable, tuple[Detection, float]] = {}
         self._pending: dict[Hashable, threading.Event] = {}
-        ref = weakref.ref(self)
 
-        def _reset_in_child() -> None:
-            cache = ref()
-            if cache is not None:
-                cache._after_fork()
-
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_reset_in_child)
-
-    def _after_fork(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """Start empty, with a new lock: the parent's probes in flight do
+        not exist in the child (called by the runtime)."""
         self._lock = threading.Lock()
         self._results = {}
         self._failed = {}

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .. import rds
-from .._log import REPEAT_S, warnings
+from .._log import REPEAT_S
+from .._runtime import runtime
 from ..errors import ConfigurationError
 
 #: The blue/green metadata sources (facts sheet, section 2).
@@ -247,7 +248,7 @@ class Detection:
         host = where.rpartition(":")[0] or where
         every = REPEAT_S if rds.is_rds_host(host) else None
         for text in self.warnings:
-            warnings.warn(
+            runtime().warnings.warn(
                 log, ("detection", where, text), "%s: %s", where, text, every=every
             )
 

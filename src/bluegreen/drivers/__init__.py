@@ -11,6 +11,7 @@ import inspect
 import sys
 from typing import Any, cast
 
+from .._runtime import runtime
 from .._types import ConnectFunction
 from ..errors import UnsupportedDriverError
 from .base import DriverAdapter, DriverParams, Endpoint
@@ -35,10 +36,10 @@ SUPPORTED_TARGETS = (
 )
 
 
-#: Adapters by target; adapters are stateless apart from the target (and the
-#: memo of parsed configurations they own), so one per connect function serves
-#: every connection. Bounded: a process rarely sees more than a few targets.
-_adapters: dict[Any, DriverAdapter] = {}
+#: Adapters by target are kept in the runtime (``runtime().adapters``);
+#: adapters are stateless apart from the target (and the memo of parsed
+#: configurations they own), so one per connect function serves every
+#: connection. Bounded: a process rarely sees more than a few targets.
 _MAX_ADAPTERS = 64
 
 
@@ -49,8 +50,9 @@ def adapter_for(target: Any) -> DriverAdapter:
     The adapter of a target seen before is reused (``adapter.target is
     target`` always holds).
     """
+    adapters = runtime().adapters
     try:
-        adapter = _adapters.get(target)
+        adapter = adapters.get(target)
     except TypeError:  # an unhashable target: certainly not supported
         adapter = None
     if adapter is not None:
@@ -60,9 +62,9 @@ def adapter_for(target: Any) -> DriverAdapter:
         # evaluated per call): same driver, an adapter holding this object.
         return type(adapter)(target)
     adapter = _new_adapter(target)
-    if len(_adapters) >= _MAX_ADAPTERS:
-        _adapters.clear()
-    _adapters[target] = adapter
+    if len(adapters) >= _MAX_ADAPTERS:
+        adapters.clear()
+    adapters[target] = adapter
     return adapter
 
 
@@ -77,17 +79,18 @@ SUPPORTED_ASYNC_TARGETS = (
 def async_adapter_for(target: Any) -> DriverAdapter:
     """The adapter for the asyncio connect function *target*, cached like
     :func:`adapter_for`'s; :class:`UnsupportedDriverError` for anything else."""
+    adapters = runtime().async_adapters
     try:
-        adapter = _async_adapters.get(target)
+        adapter = adapters.get(target)
     except TypeError:
         adapter = None
     if adapter is not None and adapter.target is target:
         return adapter
     adapter = _new_async_adapter(target)
     if adapter is not None:
-        if len(_async_adapters) >= _MAX_ADAPTERS:
-            _async_adapters.clear()
-        _async_adapters[target] = adapter
+        if len(adapters) >= _MAX_ADAPTERS:
+            adapters.clear()
+        adapters[target] = adapter
         return adapter
     hint = ""
     top = (getattr(target, "__module__", None) or "").partition(".")[0]
@@ -128,9 +131,6 @@ def _new_async_adapter(target: Any) -> DriverAdapter | None:
 
             return AsyncpgAdapter(target)
     return None
-
-
-_async_adapters: dict[Any, DriverAdapter] = {}
 
 
 #: Driver connection classes whose subclasses are connect targets too, by

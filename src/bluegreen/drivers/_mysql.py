@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from .base import DriverAdapter, DriverParams, Endpoint
@@ -23,6 +24,9 @@ class MySQLFamilyAdapter(DriverAdapter):
     default_host: ClassVar[str]
     #: Another name the driver accepts for ``user``, if any.
     user_alias: ClassVar[str | None] = None
+    argument_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "password": ("passwd",)
+    }
 
     __slots__ = ()
 

@@ -228,13 +228,32 @@ class DriverAdapter(ABC):
         None if the driver cannot tell (then names are not checked)."""
         return None
 
+    #: Other names the driver accepts for a connect argument, by the name
+    #: :meth:`with_arguments` is given (PyMySQL's and mysqlclient's
+    #: ``passwd`` for ``password``).
+    argument_aliases: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def with_arguments(
+        self, params: DriverParams, extra: Mapping[str, Any]
+    ) -> DriverParams:
+        """*params* with the keyword arguments *extra* (a plugin's
+        credentials) taking precedence over the application's, whatever
+        spelling the application used (an alias of the same argument is
+        dropped; a value in a connection string is overridden by the
+        keyword, as drivers that take both do)."""
+        drop = {a for name in extra for a in self.argument_aliases.get(name, ())}
+        kwargs = {k: v for k, v in params.kwargs.items() if k not in drop}
+        kwargs.update(extra)
+        return DriverParams(params.conninfo, kwargs)
+
     def monitoring_params(
         self, params: DriverParams, overrides: Mapping[str, Any]
     ) -> DriverParams:
-        """Parameters for a monitoring connection.
+        """Parameters for a connection the wrapper opens for its own
+        queries (the ``bg`` plugin's monitors).
 
         The application's parameters, overridden by *overrides* (the
-        ``blue-green-monitoring-`` settings, prefix stripped), without the
+        arguments given with the plugin's prefix, stripped), without the
         keys in :attr:`monitoring_drop_keys`, with autocommit forced on.
         """
         kwargs = {

@@ -40,7 +40,7 @@ import MySQLdb._mysql
 import MySQLdb.connections
 import MySQLdb.cursors
 
-from .._log import warnings
+from .._runtime import runtime
 from .._types import DBAPIConnection
 from ._mysql import LOST_ERRNOS, MySQLFamilyAdapter
 from ._surface import EXCEPTION_ATTRS, PROXY_CONNECTION, PROXY_CURSOR, Surface, table
@@ -317,7 +317,7 @@ class MySQLClientAdapter(MySQLFamilyAdapter):
         except MySQLdb.OperationalError as exc:
             mode = _checks_host_name(kwargs)
             if mode is not None:
-                warnings.warn(
+                runtime().warnings.warn(
                     logger,
                     ("mysqlclient-tls-ip", host),
                     "Connecting to %s, an address standing for %s, failed with "

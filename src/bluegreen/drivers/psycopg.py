@@ -7,6 +7,7 @@ the name (``sslmode=verify-full`` keeps working).
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,6 @@ _psycopg_logger = logging.getLogger("psycopg")
 _PSYCOPG_KWARGS = frozenset(
     {"autocommit", "prepare_threshold", "context", "row_factory", "cursor_factory"}
 )
-_KNOWN: frozenset[str] | None = None
 
 
 SURFACE = Surface(
@@ -149,11 +149,7 @@ class PsycopgAdapter(LibpqFamilyAdapter):
     def known_parameters(self) -> frozenset[str]:
         """libpq's conninfo keywords (as this libpq knows them) and the
         keyword arguments of ``psycopg.Connection.connect``."""
-        global _KNOWN
-        if _KNOWN is None:
-            keywords = {o.keyword.decode() for o in pq.Conninfo.get_defaults()}
-            _KNOWN = frozenset(keywords | _PSYCOPG_KWARGS)
-        return _KNOWN
+        return _known_parameters()
 
     def _call(self, params: DriverParams, kwargs: Mapping[str, Any]) -> DBAPIConnection:
         conn: DBAPIConnection = self.target(params.conninfo, **kwargs)
@@ -318,3 +314,10 @@ def restore_local(conn: Any, state: dict[str, Any]) -> None:
         # (psycopg has no public setter: the attribute behind
         # ``conn.adapters`` takes a copy, as psycopg's own connect does).
         conn._adapters = AdaptersMap(adapters)
+
+
+@functools.cache
+def _known_parameters() -> frozenset[str]:
+    """libpq's keywords: a fact of the loaded library, read once."""
+    keywords = {o.keyword.decode() for o in pq.Conninfo.get_defaults()}
+    return frozenset(keywords | _PSYCOPG_KWARGS)

@@ -28,7 +28,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from .tokenlogins import TokenLogin, TokenLoginSetup
 
 logger = logging.getLogger(__name__)
 
@@ -329,6 +332,9 @@ class Instance(abc.ABC):
         #: The reused admin session (see :meth:`run_admin`) and who holds it.
         self._admin_lock = threading.Lock()
         self._admin_conn: Any = None
+        #: Set by ``ServerPool.enable_token_logins`` before the first start:
+        #: a login user authenticated by PAM (see :mod:`.tokenlogins`).
+        self.token_login: TokenLoginSetup | None = None
 
     #: The account the server runs as when we are root (see
     #: :func:`server_account`); ``None``: as ourselves.
@@ -347,6 +353,49 @@ class Instance(abc.ABC):
             "password": self.app_password,
             self.database_key: self.dbname,
         }
+
+    def token_connect_kwargs(
+        self, password: str, host: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`connect_kwargs` for the token user with ``password``."""
+        if self.token_login is None:
+            raise SimError(f"{self.name} has no token logins")
+        return {
+            **self.connect_kwargs(host),
+            "user": self.token_login.user,
+            "password": password,
+        }
+
+    def token_logins(self) -> list[TokenLogin]:
+        """The token user's login attempts on this instance, oldest first."""
+        if self.token_login is None:
+            return []
+        from .tokenlogins import read_records
+
+        return read_records(self.token_login.record_dir)
+
+    def clear_token_logins(self) -> None:
+        """Forget the records of :meth:`token_logins`."""
+        if self.token_login is not None:
+            from .tokenlogins import clear_records
+
+            clear_records(self.token_login.record_dir)
+
+    def enable_token_logins(self, setup: TokenLoginSetup) -> None:
+        """Before the first start: authenticate ``setup.user`` through PAM.
+
+        Called by ``ServerPool.enable_token_logins``, which writes the PAM
+        service; the user itself is made by :meth:`create_token_user`.
+        """
+        if self.data_dir.exists() or self.is_running():
+            raise SimError(
+                f"{self.name} was already prepared; enable token logins first"
+            )
+        self.token_login = setup
+
+    def create_token_user(self, timeout: float = 10.0) -> None:
+        """Once started: create the token user with the app user's privileges."""
+        raise SimError(f"{self.engine} instances have no token logins")
 
     def _template_options(self) -> dict[str, Any]:
         """What a template data directory depends on besides the engine version.

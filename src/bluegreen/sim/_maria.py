@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._base import (
     Instance,
@@ -22,6 +22,9 @@ from ._base import (
     server_environment,
     template_key,
 )
+
+if TYPE_CHECKING:
+    from .tokenlogins import TokenLoginSetup
 
 _SERVER_NAMES = ("mariadbd", "mysqld")
 _SPEED_OPTIONS = [
@@ -69,6 +72,23 @@ def mariadb_version() -> str:
     if not match:
         raise SimError(f"cannot parse the MariaDB version from {out!r}")
     return match.group(1)
+
+
+#: PAM inside the server process (``auth_pam`` v2 needs a setuid helper).
+_PAM_PLUGIN = "auth_pam_v1"
+
+
+@cache
+def mariadb_plugin_dir() -> Path | None:
+    """The server's compiled-in plugin directory (``None``: unknown)."""
+    out = subprocess.run(
+        [str(mariadb_binaries()[0]), "--no-defaults", "--verbose", "--help"],
+        capture_output=True,
+        text=True,
+        env=server_environment(),
+    ).stdout
+    match = re.search(r"^plugin-dir\s+(\S+)", out, re.MULTILINE)
+    return Path(match.group(1)) if match else None
 
 
 def _user_option() -> list[str]:
@@ -215,6 +235,16 @@ class MariaDBInstance(Instance):
     def _configure(self) -> None:
         (self.socket_dir / "tmp").mkdir(exist_ok=True)
 
+    def _token_options(self) -> list[str]:
+        if self.token_login is None:
+            return []
+        return [
+            f"--plugin-load-add={_PAM_PLUGIN}",
+            # Ask for the password with mysql_clear_password (as RDS MySQL's
+            # IAM authentication does), not with the dialog plugin.
+            "--pam-use-cleartext-plugin=ON",
+        ]
+
     def _argv(self) -> list[str]:
         return [
             str(mariadb_binaries()[0]),
@@ -234,6 +264,7 @@ class MariaDBInstance(Instance):
             "--skip-slave-start",
             *_user_option(),
             *_SPEED_OPTIONS,
+            *self._token_options(),
         ]
 
     def _ready(self) -> bool:
@@ -335,6 +366,42 @@ class MariaDBInstance(Instance):
     def set_read_only(self, read_only: bool = True) -> None:
         """``SET GLOBAL read_only``: non-admin writes fail, replication continues."""
         self.execute_admin(f"SET GLOBAL read_only = {1 if read_only else 0}")
+
+    def enable_token_logins(self, setup: TokenLoginSetup) -> None:
+        plugin_dir = mariadb_plugin_dir()
+        if plugin_dir is not None and not (plugin_dir / f"{_PAM_PLUGIN}.so").exists():
+            raise SimError(
+                f"token logins need MariaDB's PAM plugin {plugin_dir}/{_PAM_PLUGIN}.so"
+                " (Debian package mariadb-server)"
+            )
+        super().enable_token_logins(setup)
+
+    def create_token_user(self, timeout: float = 10.0) -> None:
+        """The token user, ``IDENTIFIED VIA pam``, with the app user's grants on
+        ``dbname``; on this instance only (not binlogged: each instance has
+        its own PAM service).  Metadata grants: see
+        :meth:`~bluegreen.sim.deployment.Deployment.apply_app_grants`."""
+        if self.token_login is None:
+            raise SimError(f"{self.name} has no token logins")
+        user = self.token_login.user
+        try:
+            self.execute_many_admin(
+                [
+                    (
+                        "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED VIA pam USING %s",
+                        (user, self.token_login.service),
+                    ),
+                    (
+                        f"GRANT ALL PRIVILEGES ON `{self.dbname}`.* TO %s@'%%'",
+                        (user,),
+                    ),
+                ]
+            )
+        except Exception as exc:
+            raise SimError(
+                f"{self.name}: cannot create the token user {user!r} "
+                f"(is the {_PAM_PLUGIN} plugin loaded? see {self.log_file}): {exc}"
+            ) from exc
 
     def replicate_from(self, source: Instance) -> None:
         """Start GTID replication (``slave_pos``) from ``source``."""

@@ -96,7 +96,11 @@ SELECT 'rds.extensions', current_setting('rds.extensions', true), unit, category
 """
 
 
-def pg_ddl(flavor: str, present: bool, grants: bool, app: str) -> list[str]:
+def pg_ddl(
+    flavor: str, present: bool, grants: bool, app: str, also: Sequence[str] = ()
+) -> list[str]:
+    """The statements that create (or drop) the PostgreSQL surfaces; the
+    grants go to ``app`` and the users in ``also``."""
     out = ["SET allow_system_table_mods = on", _PG_SETTINGS_VIEW]
     if flavor == "aurora":
         fn = "pg_catalog.get_blue_green_fast_switchover_metadata"
@@ -138,22 +142,25 @@ def pg_ddl(flavor: str, present: bool, grants: bool, app: str) -> list[str]:
             _pg_identity_fn(name, key),
             f"REVOKE ALL ON FUNCTION {name}() FROM PUBLIC",
         ]
-    if grants:
-        stmts += [
-            f'GRANT USAGE ON SCHEMA rds_tools TO "{app}"',
-            f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO "{app}"',
-        ]
-    else:
-        stmts += [
-            f'REVOKE USAGE ON SCHEMA rds_tools FROM "{app}"',
-            f'REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools FROM "{app}"',
-        ]
+    for user in (app, *also):
+        if grants:
+            stmts += [
+                f'GRANT USAGE ON SCHEMA rds_tools TO "{user}"',
+                f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools TO "{user}"',
+            ]
+        else:
+            stmts += [
+                f'REVOKE USAGE ON SCHEMA rds_tools FROM "{user}"',
+                f'REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA rds_tools FROM "{user}"',
+            ]
     return stmts
 
 
 def my_ddl(
-    flavor: str, mode: str, grants: bool, app: str
+    flavor: str, mode: str, grants: bool, app: str, also: Sequence[str] = ()
 ) -> list[tuple[str, Sequence[Any] | None]]:
+    """The statements that set the MariaDB surfaces up for ``mode``; the
+    grants go to ``app`` and the users in ``also``."""
     out: list[tuple[str, Sequence[Any] | None]] = [
         ("CREATE DATABASE IF NOT EXISTS bgsim", None),
         ("DROP VIEW IF EXISTS mysql.rds_topology", None),
@@ -182,7 +189,7 @@ def my_ddl(
     if mode != MetadataMode.ABSENT:
         verb = "GRANT SELECT ON mysql.rds_topology TO %s@'%%'"
         if grants:
-            out.append((verb, (app,)))
+            out += [(verb, (user,)) for user in (app, *also)]
     if flavor == "aurora":
         out += [
             (
@@ -200,6 +207,9 @@ def my_ddl(
                 "FROM bgsim.replica_host_status_data",
                 None,
             ),
-            ("GRANT SELECT ON mysql.replica_host_status TO %s@'%%'", (app,)),
+        ]
+        out += [
+            ("GRANT SELECT ON mysql.replica_host_status TO %s@'%%'", (user,))
+            for user in (app, *also)
         ]
     return out

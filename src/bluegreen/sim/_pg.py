@@ -86,6 +86,11 @@ def pg_version() -> str:
     return match.group(0)
 
 
+def _quote_ident(name: str) -> str:
+    """A role name quoted for SQL and for ``pg_hba.conf`` (same rules)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _wait_pid_ready(data_dir: Path, states: tuple[str, ...]) -> bool:
     try:
         lines = (data_dir / "postmaster.pid").read_text().splitlines()
@@ -241,7 +246,12 @@ class PostgresInstance(Instance):
         ]
         if self._refusing:
             lines += ["local all all reject", "host all all 0.0.0.0/0 reject"]
-        lines += ["local all all trust", "host all all 127.0.0.0/8 scram-sha-256"]
+        lines.append("local all all trust")
+        if self.token_login is not None:  # after the rejects: refused alike
+            user = _quote_ident(self.token_login.user)
+            service = self.token_login.service
+            lines.append(f"host all {user} 127.0.0.0/8 pam pamservice={service}")
+        lines.append("host all all 127.0.0.0/8 scram-sha-256")
         return "\n".join(lines) + "\n"
 
     def _configure(self) -> None:
@@ -349,6 +359,36 @@ class PostgresInstance(Instance):
                 return
             time.sleep(0.02)
         raise SimError(f"{self.name}: pg_hba.conf change was not applied within 5 s")
+
+    def create_token_user(self, timeout: float = 10.0) -> None:
+        """The token role: ``LOGIN``, a member of the app role (its privileges).
+
+        Roles are cluster-wide catalog objects: a physical standby gets the
+        role from its primary (this waits until it has replayed it), while
+        a logical replica (the green writer) needs its own, created here.
+        Roles are not part of logical replication, so nothing conflicts.
+        """
+        if self.token_login is None:
+            raise SimError(f"{self.name} has no token logins")
+        user, app = self.token_login.user, self.app_user
+        member = (
+            "SELECT EXISTS (SELECT 1 FROM pg_auth_members m "
+            "JOIN pg_roles r ON r.oid = m.member JOIN pg_roles g ON g.oid = m.roleid "
+            "WHERE r.rolname = %s AND g.rolname = %s AND r.rolcanlogin)"
+        )
+        if self.is_standby():
+            deadline = time.monotonic() + timeout
+            while not self.execute_admin(member, [user, app])[0][0]:
+                if time.monotonic() > deadline:
+                    raise SimError(
+                        f"{self.name}: the role {user!r} did not replicate from "
+                        f"its primary within {timeout:.0f} s"
+                    )
+                time.sleep(0.02)
+            return
+        if not self.execute_admin("SELECT 1 FROM pg_roles WHERE rolname = %s", [user]):
+            self.execute_admin(f"CREATE ROLE {_quote_ident(user)} LOGIN")
+        self.execute_admin(f"GRANT {_quote_ident(app)} TO {_quote_ident(user)}")
 
     def set_read_only(self, read_only: bool = True) -> None:
         """``default_transaction_read_only`` for every session (ALTER SYSTEM + reload).

@@ -11,6 +11,9 @@ pipe the owner registers, one line per message:
 
 ``dir PATH``
     a directory to remove (the pool's own base directory);
+``file PATH``
+    a file to remove (a PAM service file the pool wrote, see
+    :mod:`.tokenlogins`);
 ``start PID STARTTIME``
     a server process group (leader pid and its start time in clock ticks);
 ``stop PID``
@@ -22,7 +25,7 @@ End of file comes when the owner closes the pipe or the kernel does it for
 the dead owner.  After ``done`` the reaper just exits.  Otherwise it kills the
 process groups still registered with SIGKILL (a PostgreSQL postmaster's
 children share its group; MariaDB is one process), waits briefly until they
-are gone and removes the registered directories.  A group whose leader pid
+are gone and removes the registered directories and files.  A group whose leader pid
 now belongs to a process that started at another time is left alone (the pid
 was reused); a group whose leader has gone may still hold workers, and its
 id cannot have been reused while it has members.
@@ -127,6 +130,14 @@ class Reaper:
             return
         self._send(f"dir {text}")
 
+    def watch_file(self, path: Path) -> None:
+        """Remove the file ``path`` if the owner dies."""
+        text = os.fsdecode(path)
+        if "\n" in text:
+            logger.warning("Cannot watch %r: its name contains a newline.", text)
+            return
+        self._send(f"file {text}")
+
     def started(self, pid: int) -> None:
         """Kill process group ``pid`` if the owner dies before :meth:`stopped`."""
         self._send(f"start {pid} {_start_time(pid)}")
@@ -203,7 +214,9 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def _reap(groups: dict[int, str], dirs: list[str]) -> None:
+def _reap(
+    groups: dict[int, str], dirs: list[str], files: list[str] | None = None
+) -> None:
     killed = []
     for pid, started in groups.items():
         now = _start_time(pid)
@@ -217,6 +230,9 @@ def _reap(groups: dict[int, str], dirs: list[str]) -> None:
         time.sleep(0.05)
     for path in dirs:
         shutil.rmtree(path, ignore_errors=True)
+    for path in files or ():
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def main() -> int:
@@ -225,6 +241,7 @@ def main() -> int:
         signal.signal(sig, signal.SIG_IGN)
     groups: dict[int, str] = {}
     dirs: list[str] = []
+    files: list[str] = []
     for raw in sys.stdin.buffer:
         verb, _, rest = raw.rstrip(b"\n").partition(b" ")
         if verb == b"done":
@@ -232,6 +249,8 @@ def main() -> int:
         try:
             if verb == b"dir":
                 dirs.append(os.fsdecode(rest))
+            elif verb == b"file":
+                files.append(os.fsdecode(rest))
             elif verb == b"start":
                 pid, started = rest.split()
                 groups[int(pid)] = started.decode()
@@ -239,7 +258,7 @@ def main() -> int:
                 groups.pop(int(rest), None)
         except ValueError:
             continue
-    _reap(groups, dirs)
+    _reap(groups, dirs, files)
     return 0
 
 

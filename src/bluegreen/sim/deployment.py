@@ -34,6 +34,15 @@ records; ``Instance.original_endpoint`` keeps the name given here.
 Metadata grants: the metadata module creates ``rds_tools`` /
 ``mysql.rds_topology`` and grants them itself; :meth:`apply_app_grants` can
 (re-)grant them afterwards when ``grant_metadata_access`` is true.
+
+Token logins (``token_logins=True``, off by default): every instance also
+has the login user :attr:`Deployment.token_user` (``iam_app``), authenticated
+by PAM, which accepts a password shaped like an RDS IAM token and records
+every password it is shown; :meth:`Deployment.token_logins` returns the
+records.  It has the app user's privileges (PostgreSQL: a member of the app
+role; MariaDB: the same grants, metadata included) and is refused, locked
+and disconnected by the switchover helpers like the app user.  See
+:mod:`bluegreen.sim.tokenlogins`.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ from ._pg import PostgresInstance
 from .dns import SimDNS, running_under_nss_wrapper
 from .names import DEFAULT_REGION, DeploymentNames, switchover_name
 from .servers import Engine, ServerPool
+from .tokenlogins import TOKEN_USER, TokenLogin
 
 if TYPE_CHECKING:
     from .metadata import MetadataController
@@ -124,6 +134,7 @@ class Deployment:
         grant_metadata_access: bool,
         on_progress: Callable[[str], None] | None,
         instance_options: dict[str, Any],
+        token_logins: bool = False,
     ) -> None:
         if kind not in KINDS:
             raise SimError(f"unknown deployment kind {kind!r}; use one of {KINDS}")
@@ -139,6 +150,16 @@ class Deployment:
         self.dns = dns if dns is not None else self._default_dns()
         self.blue = self._make_env("blue", readers, instance_options)
         self.green = self._make_env("green", readers, instance_options)
+        #: The PAM-authenticated login user (``token_logins=True``), else None.
+        self.token_user: str | None = None
+        if token_logins:
+            try:
+                for inst in self.instances:
+                    self.pool.enable_token_logins(inst, TOKEN_USER)
+            except BaseException:
+                self.pool.stop()
+                raise
+            self.token_user = TOKEN_USER
         self._records: dict[str, str] = {}
         #: The metadata surfaces, once installed (``scenario.prepare_metadata``).
         self.metadata: MetadataController | None = None
@@ -158,6 +179,7 @@ class Deployment:
         seed: int | str | None = None,
         grant_metadata_access: bool = True,
         on_progress: Callable[[str], None] | None = None,
+        token_logins: bool = False,
         **instance_options: Any,
     ) -> Deployment:
         """A deployment, not started yet.
@@ -165,7 +187,9 @@ class Deployment:
         ``dns`` defaults to the hosts file of this process when it runs
         under nss_wrapper (:meth:`SimDNS.from_environment`), else to a
         private file in the base directory (then only subprocesses started
-        with ``deployment.dns.env()`` see the names).  ``instance_options``:
+        with ``deployment.dns.env()`` see the names).  ``token_logins``:
+        give every instance the PAM-authenticated :attr:`token_user` (needs
+        root, see :mod:`bluegreen.sim.tokenlogins`).  ``instance_options``:
         ``admin_user``, ``admin_password``, ``app_user``, ``app_password``,
         ``dbname``.
         """
@@ -181,6 +205,7 @@ class Deployment:
             grant_metadata_access=grant_metadata_access,
             on_progress=on_progress,
             instance_options=instance_options,
+            token_logins=token_logins,
         )
 
     def _default_dns(self) -> SimDNS:
@@ -281,6 +306,32 @@ class Deployment:
         kwargs["dbname" if self.engine == "postgres" else "database"] = inst.dbname
         return kwargs
 
+    def token_connect_kwargs(self, name: str, password: str) -> dict[str, Any]:
+        """:meth:`connect_kwargs` for the token user, with ``password``."""
+        if self.token_user is None:
+            raise SimError(f"{self!r} was created without token_logins=True")
+        return {
+            **self.connect_kwargs(name),
+            "user": self.token_user,
+            "password": password,
+        }
+
+    def token_logins(self) -> list[TokenLogin]:
+        """Every login attempt of the token user on any instance, oldest first.
+
+        One record per password the server passed to PAM: accepted (token
+        shaped) or not; ``record.instance`` is the instance's original host
+        name, ``record.host`` its IP.  Empty without ``token_logins=True``.
+        """
+        records = [r for inst in self.instances for r in inst.token_logins()]
+        records.sort(key=lambda r: r.at)
+        return records
+
+    def clear_token_logins(self) -> None:
+        """Forget the records of :meth:`token_logins`."""
+        for inst in self.instances:
+            inst.clear_token_logins()
+
     # -- life cycle -------------------------------------------------------------
     def start(self) -> None:
         """Start every server in parallel, set up replication, publish DNS."""
@@ -303,6 +354,8 @@ class Deployment:
                 self._setup_maria_replication()
             for inst in {*self.green.instances, *self.blue.readers}:
                 inst.set_read_only(True)
+            if self.token_user is not None:
+                self._create_token_users()
             if self.grant_metadata_access:
                 self.apply_app_grants()
             self.publish_dns()
@@ -351,6 +404,15 @@ class Deployment:
         records = self.dns_records()
         self.dns.update(records)
         self._records.update(records)
+
+    def _create_token_users(self) -> None:
+        """Primaries first: a PostgreSQL standby gets the role by replication."""
+        standbys = [i for i in self.instances if i.is_standby()]
+        for_each(
+            lambda inst: inst.create_token_user(),
+            [i for i in self.instances if not i.is_standby()],
+        )
+        for_each(lambda inst: inst.create_token_user(), standbys)
 
     # -- replication --------------------------------------------------------------
     def _setup_pg_replication(self) -> None:
@@ -534,6 +596,14 @@ class Deployment:
             with contextlib.suppress(Exception):
                 self._grant(inst)
 
+    @property
+    def metadata_users(self) -> tuple[str, ...]:
+        """The users granted read access to the metadata: the app user, and on
+        MariaDB the token user (on PostgreSQL it inherits the app role's)."""
+        if self.token_user is not None and self.engine == "mariadb":
+            return (self.app_user, self.token_user)
+        return (self.app_user,)
+
     def _grant(self, inst: Instance) -> None:
         if isinstance(inst, MariaDBInstance):
             exists = inst.execute_admin(
@@ -543,10 +613,8 @@ class Deployment:
             if exists:
                 inst.execute_many_admin(
                     [
-                        (
-                            "GRANT SELECT ON mysql.rds_topology TO %s@'%%'",
-                            (inst.app_user,),
-                        )
+                        ("GRANT SELECT ON mysql.rds_topology TO %s@'%%'", (user,))
+                        for user in self.metadata_users
                     ]
                 )
             return

@@ -144,6 +144,7 @@ class MetadataController:
         flavor: str,
         app_user: str = "app",
         grants: bool = True,
+        extra_users: Sequence[str] = (),
     ) -> None:
         if flavor not in ("aurora", "rds"):
             raise ValueError(f"flavor must be 'aurora' or 'rds', not {flavor!r}")
@@ -154,6 +155,8 @@ class MetadataController:
         self.flavor = flavor
         self.instances = list(instances)
         self.app_user = app_user
+        #: Users granted (or refused) the metadata along with the app user.
+        self.extra_users = tuple(extra_users)
         self.grants = grants
         self._state = {
             inst.name: _InstanceState(instance_id=inst.name) for inst in instances
@@ -404,7 +407,9 @@ class MetadataController:
             conn = inst.admin_connect(dbname=db)
             try:
                 cur = conn.cursor()
-                for sql in pg_ddl(self.flavor, present, self.grants, self.app_user):
+                for sql in pg_ddl(
+                    self.flavor, present, self.grants, self.app_user, self.extra_users
+                ):
                     cur.execute(sql)
             finally:
                 conn.close()
@@ -414,7 +419,9 @@ class MetadataController:
         recreated = force or st.mode != st.applied_mode
         if recreated:
             inst.execute_many_admin(
-                my_ddl(self.flavor, st.mode, self.grants, self.app_user)
+                my_ddl(
+                    self.flavor, st.mode, self.grants, self.app_user, self.extra_users
+                )
             )
         stmts: list[tuple[str, Sequence[Any] | None]] = []
         if st.mode == MetadataMode.OK:
@@ -457,10 +464,8 @@ class MetadataController:
             with contextlib.suppress(Exception):  # there may be nothing to revoke
                 inst.execute_many_admin(
                     [
-                        (
-                            "REVOKE SELECT ON mysql.rds_topology FROM %s@'%%'",
-                            (self.app_user,),
-                        )
+                        ("REVOKE SELECT ON mysql.rds_topology FROM %s@'%%'", (user,))
+                        for user in (self.app_user, *self.extra_users)
                     ]
                 )
 

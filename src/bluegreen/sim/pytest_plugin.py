@@ -6,7 +6,10 @@ deployment's host names resolve.
 
 * ``deployment_factory(kind, readers=1, **options)``: a started deployment
   with its metadata installed (``dep.metadata``); everything it made is
-  stopped at the end of the test.
+  stopped at the end of the test.  ``options`` go to
+  :meth:`~bluegreen.sim.deployment.Deployment.create`, e.g.
+  ``token_logins=True`` (a PAM user taking IAM-token-shaped passwords,
+  ``dep.token_logins()`` records them).
 * ``bg_deployment``: one started deployment per test; its kind comes from
   ``@pytest.mark.parametrize("bg_deployment", [...], indirect=True)``,
   default ``rds-postgres``.

@@ -181,6 +181,7 @@ def prepare_metadata(
         flavor="aurora" if deployment.aurora else "rds",
         app_user=deployment.app_user,
         grants=deployment.grant_metadata_access if grants is None else grants,
+        extra_users=deployment.metadata_users[1:],
     )
     controller.install(present=present)
     if deployment.aurora:

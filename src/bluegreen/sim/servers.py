@@ -39,10 +39,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
 
-from ._base import DBAPIConnection, DBAPICursor, Instance, SimError
+from ._base import DBAPIConnection, DBAPICursor, Instance, SimError, chown_tree
 from ._maria import MariaDBInstance
 from ._pg import PostgresInstance
 from ._reaper import Reaper
+from .tokenlogins import RECORD_DIR, TOKEN_USER, PamServices, TokenLoginSetup
 
 __all__ = [
     "DBAPIConnection",
@@ -165,6 +166,7 @@ class ServerPool:
         self._addresses: list[tuple[str, int]] = []
         self._lock = threading.Lock()
         self._stopped = False
+        self._pam: PamServices | None = None
         with _registry_lock:
             _live_pools.add(self)
             _install_handlers()
@@ -234,6 +236,39 @@ class ServerPool:
             self.instances.append(instance)
         return instance
 
+    def enable_token_logins(
+        self, instance: Instance, user: str = TOKEN_USER, *, name: str | None = None
+    ) -> TokenLoginSetup:
+        """Before ``instance`` first starts: logins of ``user`` go through PAM.
+
+        Writes a PAM service for the instance (removed when the pool stops)
+        whose script records every password and accepts token-shaped ones;
+        see :mod:`.tokenlogins`.  ``name``: the instance name written in the
+        records (default: its ``original_endpoint``).  Once the instance
+        runs, :meth:`Instance.create_token_user` makes the user.
+        """
+        if instance not in self.instances:
+            raise SimError(f"{instance!r} does not belong to this pool")
+        record_dir = instance.root_dir / RECORD_DIR
+        with self._lock:
+            if self._stopped:
+                raise SimError("this ServerPool has been stopped")
+            if self._pam is None:
+                self._pam = PamServices(self.base_dir, self._reaper)
+            pam = self._pam
+        if instance.data_dir.exists() or instance.is_running():
+            raise SimError(
+                f"{instance.name} was already prepared; enable token logins first"
+            )
+        record_dir.mkdir(parents=True, exist_ok=True)
+        chown_tree(record_dir, instance.account)
+        service = pam.install(
+            name or instance.original_endpoint, instance.host, record_dir
+        )
+        setup = TokenLoginSetup(user, service, record_dir)
+        instance.enable_token_logins(setup)
+        return setup
+
     def start_all(
         self,
         instances: Sequence[Instance] | None = None,
@@ -263,6 +298,8 @@ class ServerPool:
         for inst in instances:
             with contextlib.suppress(Exception):
                 inst.kill()
+        if self._pam is not None:
+            self._pam.close()
         with _registry_lock:
             for address in self._addresses:
                 _taken.discard(address)

@@ -17,8 +17,7 @@ import pytest
 from bgharness import Harness, settings_for, wait_for, wait_ready
 
 import bluegreen.bg
-from bluegreen import _log
-from bluegreen.bg import plugin as bg_plugin
+from bluegreen._runtime import runtime
 from bluegreen.sim.deployment import Deployment
 from bluegreen.sim.scenario import ScenarioPlayer
 from bluegreen.sim.workload import prepare_table
@@ -30,12 +29,12 @@ __all__ = ["Harness", "settings_for", "wait_for", "wait_ready"]
 def fresh_bg() -> Iterator[None]:
     """No watch, detection or once-only warning carried between tests."""
     bluegreen.bg.shutdown()
-    bg_plugin.detections.clear()
-    _log.warnings.clear()
+    runtime().detections.clear()
+    runtime().warnings.clear()
     yield
     bluegreen.bg.shutdown()
-    bg_plugin.detections.clear()
-    _log.warnings.clear()
+    runtime().detections.clear()
+    runtime().warnings.clear()
 
 
 @pytest.fixture

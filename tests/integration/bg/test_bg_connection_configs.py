@@ -24,7 +24,7 @@ from psycopg import rows
 
 import bluegreen
 import bluegreen.bg
-from bluegreen.bg import plugin as bg_plugin
+from bluegreen._runtime import runtime
 from bluegreen.sim.accounting import summarize
 from bluegreen.sim.workload import ClientKind, Workload, identity_map
 
@@ -94,10 +94,10 @@ def timeouts(target: Any) -> dict[str, Any]:
 
 def check_detection(harness: Harness, label: str, target: Any, extra: Any) -> None:
     """Detect on a connection configured with ``extra``; nothing left behind."""
-    bg_plugin.detections.clear()
+    runtime().detections.clear()
     kw = harness.dep.connect_kwargs(harness.blue_host)
     for autocommit in (True, False):
-        bg_plugin.detections.clear()
+        runtime().detections.clear()
         conn = bluegreen.connect(
             target,
             **kw,

@@ -35,7 +35,7 @@ from bgharness import AsyncHarness, Harness, settings_for, wait_for
 
 import bluegreen.bg
 from bluegreen.bg import plugin as bg_plugin
-from bluegreen.bg._watch import DeploymentWatch, registry
+from bluegreen.bg._watch import DeploymentWatch, watches
 from bluegreen.errors import GreenHostRejectedError
 from bluegreen.sim import scenarios
 from bluegreen.sim.accounting import OpRecord, summarize
@@ -145,7 +145,7 @@ class Probe(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            watch = registry.find("1")
+            watch = watches().find("1")
             if watch is not None and watch.view.phase.name == "IN_PROGRESS":
                 break
             time.sleep(0.002)
@@ -168,7 +168,7 @@ def event_names() -> list[str]:
 
 def plugin_event(name: str, after: float = 0.0) -> float | None:
     """Monotonic time of the plugin's first event ``name`` at or after ``after``."""
-    watch = registry.find("1")
+    watch = watches().find("1")
     assert watch is not None
     for e in list(watch.tracker.events):
         if e.name == name and e.mono >= after:
@@ -266,7 +266,7 @@ def check_green_rejection(
     if is_blind:
         return False
     wait_for(
-        lambda: registry.find("1") is not None and registry.find("1").view.renamed,  # type: ignore[union-attr]
+        lambda: watches().find("1") is not None and watches().find("1").view.renamed,  # type: ignore[union-attr]
         3.0,
         "the plugin to notice the renames",
     )
@@ -535,7 +535,7 @@ def check_scenario(
         finally:
             conn.close()
     if scenario == "stall":
-        watch = registry.find("1")
+        watch = watches().find("1")
         assert watch is not None
         prep = plugin_event("PREPARATION")
         timed_out = plugin_event("Switchover timed out")

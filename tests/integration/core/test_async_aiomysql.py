@@ -103,7 +103,7 @@ def test_monitors_get_pymysqls_names_for_aiomysqls_arguments() -> None:
         None,
         {"host": "db.example", "db": "app", "echo": True, "connect_timeout": 3},
     )
-    params = config.monitoring_params().kwargs
+    params = config.own_params("bg").kwargs
     assert params["database"] == "app" and "db" not in params
     assert "echo" not in params  # aiomysql's own: PyMySQL would refuse it
     assert adapter.monitor_adapter.name == "pymysql"

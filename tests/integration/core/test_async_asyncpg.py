@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 import bluegreen
+from bluegreen._runtime import runtime
 from bluegreen.drivers import async_adapter_for
 from bluegreen.drivers.asyncpg import dollar_params
 from bluegreen.settings import parse_config
@@ -110,7 +111,7 @@ def test_monitoring_connections_run_asyncpg_on_their_own_loop(pg_instance: Any) 
     adapter = async_adapter_for(asyncpg.connect)
     monitor = adapter.monitor_adapter
     config = parse_config(adapter, None, kwargs(pg_instance))
-    conn = monitor.connect(config.monitoring_params())
+    conn = monitor.connect(config.own_params("bg"))
     try:
         assert monitor.query(conn, "SELECT %s::int + 1", [41]) == [(42,)]
         assert not monitor.is_closed(conn)
@@ -161,7 +162,6 @@ def test_every_server_call_goes_through_the_plugins(pg_instance: Any) -> None:
     """A plugin hooking calls sees each of asyncpg's calls that talk to the
     server, the steps of a cursor and a prepared statement's calls too."""
     from bluegreen import Plugin
-    from bluegreen.pipeline import registry
 
     seen: list[str] = []
 
@@ -173,7 +173,7 @@ def test_every_server_call_goes_through_the_plugins(pg_instance: Any) -> None:
             seen.append(name)
             return await call()
 
-    registry.register("recorder", Recorder)
+    runtime().plugins.register("recorder", Recorder)
 
     async def main() -> None:
         conn = await bluegreen.connect_async(
@@ -199,7 +199,7 @@ def test_every_server_call_goes_through_the_plugins(pg_instance: Any) -> None:
     try:
         asyncio.run(main())
     finally:
-        registry.unregister("recorder")
+        runtime().plugins.unregister("recorder")
     assert seen[:6] == [
         "execute", "executemany", "fetch", "fetchrow", "fetchval", "prepare",
     ]  # fmt: skip

@@ -12,7 +12,7 @@ import pytest
 
 import bluegreen
 from bluegreen import ConfigurationError, Plugin, UnsupportedDriverError
-from bluegreen.pipeline import registry
+from bluegreen._runtime import runtime
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -87,7 +87,7 @@ def test_settings_are_validated_as_in_the_sync_api(pg_kw: KwargsFactory) -> None
         )
         try:
             assert conn.wrapper_settings.bg_id == "orders"
-            assert conn.wrapper_config.monitoring_overrides == {"connect_timeout": 2}
+            assert conn.wrapper_config.own_overrides["bg"] == {"connect_timeout": 2}
         finally:
             await conn.close()
 
@@ -109,7 +109,7 @@ def test_a_plugin_without_asyncio_hooks_is_refused(pg_kw: KwargsFactory) -> None
         def execute(self, conn: Any, name: str, call: Any) -> Any:
             return call()
 
-    registry.register("synconly", SyncOnly)
+    runtime().plugins.register("synconly", SyncOnly)
     try:
 
         async def main() -> None:
@@ -120,7 +120,7 @@ def test_a_plugin_without_asyncio_hooks_is_refused(pg_kw: KwargsFactory) -> None
 
         run(main())
     finally:
-        registry.unregister("synconly")
+        runtime().plugins.unregister("synconly")
 
 
 def test_sqlalchemy_asyncio_engine_with_async_creator(pg_kw: KwargsFactory) -> None:

@@ -19,7 +19,7 @@ import pytest
 from psycopg.pq import TransactionStatus
 
 import bluegreen
-from bluegreen import _log
+from bluegreen._runtime import runtime
 from bluegreen.bg import plugin as bg_plugin
 from bluegreen.dialects import Detection, Dialect
 
@@ -29,11 +29,11 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(autouse=True)
 def fresh_detection() -> Iterator[None]:
     """An empty detection cache and no warning remembered, before and after."""
-    bg_plugin.detections.clear()
-    _log.warnings.clear()
+    runtime().detections.clear()
+    runtime().warnings.clear()
     yield
-    bg_plugin.detections.clear()
-    _log.warnings.clear()
+    runtime().detections.clear()
+    runtime().warnings.clear()
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ import pymysql
 import pytest
 
 import bluegreen
-from bluegreen.pipeline import Plugin, registry
+from bluegreen._runtime import runtime
+from bluegreen.pipeline import Plugin
 
 T = TypeVar("T")
 
@@ -34,10 +35,10 @@ class Calls(Plugin):
 
 @pytest.fixture(autouse=True)
 def calls() -> Iterator[list[str]]:
-    registry.register("calls", Calls)
+    runtime().plugins.register("calls", Calls)
     Calls.seen = []
     yield Calls.seen
-    registry.unregister("calls")
+    runtime().plugins.unregister("calls")
 
 
 def pg(pg_kw: Any, **extra: Any) -> Any:

@@ -10,6 +10,7 @@ import mysql.connector.errors
 import pytest
 
 import bluegreen
+from bluegreen._runtime import runtime
 from bluegreen.cursor import Cursor
 
 pytestmark = pytest.mark.mariadb
@@ -132,19 +133,15 @@ def test_close_state(myc_kw: Any, use_pure: bool) -> None:
 def test_timeout_warning_once(
     myc_kw: Any, mariadb_instance: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bluegreen._log import warnings as timeout_warnings
-    from bluegreen.pipeline import Plugin, registry
 
-    timeout_warnings.clear()
-    registry.register("bg", Plugin)  # stand-in until the real plugin exists
+    runtime().warnings.clear()
     try:
         kw = myc_kw()
         del kw["connection_timeout"]
         for _ in range(2):
             bluegreen.connect(mysql.connector.connect, bg_id="warn-test", **kw).close()
     finally:
-        registry.register("bg", "bluegreen.bg.plugin:BlueGreenPlugin")
-        timeout_warnings.clear()
+        runtime().warnings.clear()
     warnings = [
         r for r in caplog.records if r.name == "bluegreen.bg" and "timeout" in r.message
     ]

@@ -18,10 +18,11 @@ import MySQLdb.cursors
 import pytest
 
 import bluegreen
+from bluegreen._runtime import runtime
 from bluegreen.cursor import Cursor
 from bluegreen.drivers import adapter_for
 from bluegreen.drivers.mysqlclient import _mariadb_client
-from bluegreen.pipeline import ConnectContext, Plugin, registry
+from bluegreen.pipeline import ConnectContext, Plugin
 from bluegreen.settings import parse_config
 
 # (A call blocked on the server fails the test instead of hanging the run.)
@@ -251,10 +252,10 @@ class Calls(Plugin):
 
 @pytest.fixture
 def calls() -> Iterator[list[str]]:
-    registry.register("calls", Calls)
+    runtime().plugins.register("calls", Calls)
     Calls.seen = []
     yield Calls.seen
-    registry.unregister("calls")
+    runtime().plugins.unregister("calls")
 
 
 def test_network_calls_go_through_the_hook(mc_kw: Any, calls: list[str]) -> None:
@@ -353,7 +354,9 @@ def test_ip_routing_never_loosens_tls(
     """The test server speaks no TLS: with ssl_mode=VERIFY_IDENTITY the
     routed connection fails with mysqlclient's own error, as it does by
     name, rather than going on in clear text; a warning says why."""
-    from bluegreen._log import warnings as warn_log
+    from bluegreen._runtime import runtime
+
+    warn_log = runtime().warnings
 
     warn_log.clear()
     caplog.set_level(logging.WARNING, logger="bluegreen")
@@ -436,7 +439,9 @@ def test_ip_routing_fails_a_host_name_check_rather_than_skip_it(
     only check it against the IP, so a host-name check fails with
     mysqlclient's own error (and a warning), never passing unverified.
     (MariaDB Connector/C checks the name for VERIFY_CA too.)"""
-    from bluegreen._log import warnings as warn_log
+    from bluegreen._runtime import runtime
+
+    warn_log = runtime().warnings
 
     inst, ca = tls_mariadb
     warn_log.clear()
@@ -486,7 +491,7 @@ def test_ip_routing_keeps_tls_without_a_name_check(
 def test_monitoring_params_open_an_autocommit_tuple_connection(mc_kw: Any) -> None:
     kw = mc_kw(cursorclass=MySQLdb.cursors.DictCursor, autocommit=False)
     cfg = parse_config(ADAPTER, None, {"plugins": "", **kw})
-    params = cfg.monitoring_params()
+    params = cfg.own_params("bg")
     raw = ADAPTER.connect(params)
     try:
         assert raw.get_autocommit() is True

@@ -11,7 +11,9 @@ import pymysql
 import pytest
 
 import bluegreen
-from bluegreen.pipeline import ConnectContext, Plugin, registry
+from bluegreen._runtime import runtime
+from bluegreen.pipeline import ConnectContext, Plugin, Target
+from bluegreen.settings import Setting
 
 T = TypeVar("T")
 
@@ -65,13 +67,13 @@ class ToIP(Plugin):
 @pytest.fixture
 def plugins() -> Iterator[list[tuple[str, ...]]]:
     Recorder.log = []
-    registry.register("test-rec", Recorder)
-    registry.register("test-outer", Outer)
-    registry.register("test-connect", ConnectOnly)
-    registry.register("test-ip", ToIP)
+    runtime().plugins.register("test-rec", Recorder)
+    runtime().plugins.register("test-outer", Outer)
+    runtime().plugins.register("test-connect", ConnectOnly)
+    runtime().plugins.register("test-ip", ToIP)
     yield Recorder.log
     for code in ("test-rec", "test-outer", "test-connect", "test-ip"):
-        registry.unregister(code)
+        runtime().plugins.unregister(code)
 
 
 def test_hooks_wrap_real_calls_in_order(
@@ -238,3 +240,109 @@ def test_mysql_connector_ip_substitution_reaches_the_server(
         cur.close()
     finally:
         c.close()
+
+
+class Vault(Plugin):
+    """A plugin of the application's own: it declares its settings and a
+    driver-argument prefix, and supplies the password of every connection
+    (a secrets-manager plugin, in miniature)."""
+
+    settings = (
+        Setting("vault_secret", str, "", "The password to hand out.", secret=True),
+        Setting("vault_rounds", int, 1, "How many times it was asked.", minimum=1),
+    )
+    param_prefixes = ("vault-side-",)
+    seen: list[tuple[Any, ...]] = []
+    sides: list[Any] = []
+
+    @classmethod
+    def credentials(cls, ctx: ConnectContext, target: Any) -> dict[str, Any]:
+        cls.seen.append(
+            (target.host, target.ip, target.opener, ctx.settings.vault_rounds)
+        )
+        return {"password": ctx.settings.vault_secret}
+
+    def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
+        # Its own side connection, with its own prefixed arguments.
+        side = ctx.credentials(
+            ctx.own_params("vault"), Target(ctx.host, ctx.port, None, None, "vault")
+        )
+        self.sides.append(side)
+        return call_next()
+
+
+def test_a_plugin_of_the_application_declares_settings_and_credentials(
+    pg_kw: Any, pg_instance: Any
+) -> None:
+    """No change to the core: registering the class is enough for its
+    settings to be accepted, converted, validated and masked, and for its
+    credentials hook to supply the password of the real connection (the
+    application's own password is wrong)."""
+    Vault.seen = []
+    Vault.sides = []
+    bluegreen.register_plugin("vault", Vault)
+    try:
+        kw = pg_kw()
+        secret = kw.pop("password")
+        with bluegreen.connect(
+            psycopg.connect,
+            plugins="vault",
+            password="wrong",
+            vault_secret=secret,
+            vault_rounds="3",  # from a DSN: converted
+            **{"vault-side-application_name": "vault-side"},
+            **kw,
+        ) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (
+                pg_instance.app_user,
+            )
+            assert conn.wrapper_settings.vault_rounds == 3
+        (side,) = Vault.sides
+        assert side.kwargs["application_name"] == "vault-side"
+        assert side.kwargs["password"] == secret and side.kwargs["autocommit"] is True
+        assert Vault.seen == [
+            (pg_instance.host, None, "vault", 3),
+            (pg_instance.host, None, "", 3),
+        ]
+        with pytest.raises(bluegreen.ConfigurationError) as info:
+            bluegreen.connect(psycopg.connect, plugins="vault", vault_rounds=0, **kw)
+        assert "vault_rounds" in str(info.value) and "> 0" in str(info.value)
+        with pytest.raises(
+            bluegreen.ConfigurationError, match="did you mean 'vault_secret'"
+        ):
+            bluegreen.connect(
+                psycopg.connect, plugins="vault", vault_secrte=secret, **kw
+            )
+        with pytest.raises(bluegreen.ConfigurationError) as info:
+            bluegreen.connect(
+                psycopg.connect, plugins="vault", vault_secret=[secret], **kw
+            )
+        assert "***" in str(info.value) and secret not in str(info.value)
+        with pytest.raises(
+            bluegreen.ConfigurationError, match="has no connection parameter"
+        ):
+            bluegreen.connect(
+                psycopg.connect,
+                plugins="vault",
+                **{"vault-side-aplication_name": "x"},
+                **kw,
+            )
+    finally:
+        bluegreen.unregister_plugin("vault")
+    # Once unregistered, its settings are no wrapper's: they reach the driver.
+    with pytest.raises(psycopg.ProgrammingError, match="vault_rounds"):
+        bluegreen.connect(psycopg.connect, plugins="", vault_rounds=2, **pg_kw())
+
+
+def test_a_plugin_setting_must_carry_its_code() -> None:
+    class Sloppy(Plugin):
+        settings = (Setting("rounds", int, 1, "No prefix."),)
+
+    bluegreen.register_plugin("sloppy", Sloppy)
+    try:
+        with pytest.raises(
+            bluegreen.ConfigurationError, match="must start with 'sloppy_'"
+        ):
+            bluegreen.connect(psycopg.connect, plugins="", host="h", sloppy_x=1)
+    finally:
+        bluegreen.unregister_plugin("sloppy")

@@ -76,7 +76,7 @@ def test_uri_with_wrapper_settings(pg_instance: Any) -> None:
     c = bluegreen.connect(psycopg.connect, uri)
     try:
         assert c.wrapper_settings.bg_id == "uri id"
-        assert c.wrapper_config.monitoring_overrides == {"connect_timeout": "2"}
+        assert c.wrapper_config.own_overrides["bg"] == {"connect_timeout": "2"}
         assert c.execute("SELECT current_database()").fetchone() == (i.dbname,)
     finally:
         c.close()
@@ -249,7 +249,7 @@ def test_monitoring_params(pg_conninfo: str) -> None:
         **{"blue-green-monitoring-connect_timeout": 2},
     )
     try:
-        mon = c.wrapper_config.monitoring_params()
+        mon = c.wrapper_config.own_params("bg")
         assert mon.kwargs["connect_timeout"] == 2
         assert mon.kwargs["autocommit"] is True
         for dropped in ("target_session_attrs", "load_balance_hosts", "row_factory"):

@@ -342,7 +342,7 @@ def test_monitoring_params(pg_conninfo: str) -> None:
         **{"blue-green-monitoring-connect_timeout": 2},
     )
     try:
-        mon = c.wrapper_config.monitoring_params()
+        mon = c.wrapper_config.own_params("bg")
         assert mon.kwargs["connect_timeout"] == 2
         assert mon.kwargs["autocommit"] is True
         for dropped in ("target_session_attrs", "cursor_factory"):

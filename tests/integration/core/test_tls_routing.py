@@ -22,7 +22,8 @@ import psycopg2
 import pytest
 
 import bluegreen
-from bluegreen.pipeline import ConnectContext, Plugin, registry
+from bluegreen._runtime import runtime
+from bluegreen.pipeline import ConnectContext, Plugin
 from bluegreen.sim._base import server_account
 
 pytestmark = pytest.mark.postgres
@@ -94,12 +95,12 @@ def tls_server(
         pg_instance.execute_admin("SELECT pg_reload_conf()")
 
     use.ca = str(certs / "ca.pem")  # type: ignore[attr-defined]
-    registry.register("test-tls-ip", ToServerIP)
+    runtime().plugins.register("test-tls-ip", ToServerIP)
     ToServerIP.ip = pg_instance.host
     try:
         yield use
     finally:
-        registry.unregister("test-tls-ip")
+        runtime().plugins.unregister("test-tls-ip")
         for name in ("ssl", "ssl_cert_file", "ssl_key_file"):
             pg_instance.execute_admin(f"ALTER SYSTEM RESET {name}")
         pg_instance.execute_admin("SELECT pg_reload_conf()")
