@@ -101,7 +101,8 @@ class MonitorSource:
         adapter = self.adapter
         ctx = self.context
         if ctx is not None and ctx.credential_hooks:
-            user = ctx.config.endpoint().user
+            # The monitors' own user, when the prefix gives them one.
+            user = adapter.endpoint(params).user
             target = Target(host, port or self.port, ip, user, "bg")
             params = ctx.credentials(params, target)
         extra: dict[str, Any] = {}

@@ -82,6 +82,11 @@ class TokenSources:
             source = self._sources.setdefault(profile, TokenSource(profile=profile))
         return source
 
+    def clear(self) -> None:
+        """Forget every cached token and session (tests; new credentials)."""
+        for source in list(self._sources.values()):
+            source.clear()
+
     def after_fork_in_child(self) -> None:
         """A botocore session may hold the parent's locks and connections."""
         for source in self._sources.values():
