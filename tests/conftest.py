@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,6 +32,17 @@ from bluegreen.sim.servers import Instance, ServerPool
 
 # deployment_factory, bg_deployment, scenario_player
 pytest_plugins = ["bluegreen.sim.pytest_plugin"]
+
+
+@pytest.fixture(autouse=True)
+def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private runtime directory of each test's own for the files the
+    processes of one machine share their monitors through (short: Unix
+    socket paths are limited), so that no test follows another's leader."""
+    path = Path(tempfile.mkdtemp(prefix="bgrt-"))
+    monkeypatch.setenv("BLUEGREEN_RUNTIME_DIR", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

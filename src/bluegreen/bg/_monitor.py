@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._tracker import SwitchoverTracker
 
 __all__ = [
+    "MONITOR_CLIENT_NAME",
     "Detector",
     "DnsWatcher",
     "MetadataMonitor",
@@ -50,6 +51,11 @@ __all__ = [
 
 logger = logging.getLogger("bluegreen.bg")
 
+#: How monitoring connections name themselves to the server
+#: (``application_name`` on PostgreSQL, the ``program_name`` connection
+#: attribute on MySQL), unless the application names them with the
+#: ``blue-green-monitoring-`` prefix.
+MONITOR_CLIENT_NAME = "bluegreen-monitor"
 #: Connect timeout (s) of monitoring connections when none is configured.
 MONITOR_CONNECT_TIMEOUT = 5
 #: PyMySQL read/write timeout (s) of monitoring connections when none is set.

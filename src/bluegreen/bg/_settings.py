@@ -93,6 +93,16 @@ SETTINGS: tuple[Setting, ...] = (
         "(`SET search_path`...).",
     ),
     Setting(
+        "bg_share_monitors",
+        bool,
+        True,
+        "Share one set of monitors among the processes of this machine and "
+        "user that watch the same deployment (prefork servers, task "
+        "workers): one process runs them, the others follow its view (see "
+        "[Fleets and prefork servers](docs/bg-plugin.md#fleets-and-prefork-"
+        "servers)).",
+    ),
+    Setting(
         "bg_client_tag",
         str,
         f"bluegreen-{__version__}",

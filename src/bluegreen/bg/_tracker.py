@@ -178,7 +178,6 @@ class SwitchoverTracker:
         #: IN_PROGRESS was inferred from the hosts becoming unreachable.
         self._guessed = False
         self._settle_expired = False
-        self._seen_names: set[str] = set()
         self._view: RoutingView | None = None
 
     # -- inputs ---------------------------------------------------------------

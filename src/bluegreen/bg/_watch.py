@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 import weakref
@@ -28,9 +29,12 @@ from .._log import REPEAT_S
 from .._runtime import runtime
 from ..pipeline import HOOKED, Gate
 from ..settings import Settings
+from . import _fleet
 from ._hosts import is_ip
 from ._monitor import Detector, DnsWatcher, MetadataMonitor, MonitorSource, resolve
 from ._routing import monitor_target, poll_interval
+from ._share import ShareRefused
+from ._snapshot import SnapshotError, adopt, export
 from ._summary import format_summary, one_line, timestamp
 from ._tracker import ROLLED_BACK, RoutingView, SwitchoverTracker
 
@@ -86,6 +90,15 @@ class BlueGreenStatus:
     #: Calls the drop interrupted, or that continued an operation begun
     #: before it (never re-run: the driver's error reached the application).
     refused_in_flight: int = 0
+    #: Who runs the monitors for this process: ``"leader"`` (this process,
+    #: for every process of the machine that watches the deployment),
+    #: ``"follower"`` (another process, whose view this one follows) or
+    #: ``"alone"`` (this process, for itself only: sharing is off or was
+    #: refused).
+    sharing: str = "alone"
+    #: The process id of the process that runs the monitors (this one's
+    #: when leading or alone; None before the monitors start).
+    leader_pid: int | None = None
 
 
 #: An asyncio waiter of :meth:`DeploymentWatch.wait_async`.
@@ -137,6 +150,14 @@ class DeploymentWatch:
         self._blue_ip: str | None = None
         #: subject (host) -> why switchover protection is off for it
         self._unprotected: dict[str, str] = {}
+        #: subject -> the cause's kind (see ``unprotected``)
+        self._kinds: dict[str, str] = {}
+        #: The shared monitors of the machine (None: this process alone).
+        self._share: _fleet.MonitorShare | None = None
+        #: ``leader``, ``follower`` or ``alone`` (see BlueGreenStatus.sharing).
+        self.sharing = "alone"
+        #: A follower's copy of what the leader's watch says of itself.
+        self._leader: _fleet.LeaderInfo | None = None
         #: Counters of the transparent reconnect (see ``count``).
         self.counters: dict[str, int] = {
             "reconnects": 0,
@@ -161,34 +182,66 @@ class DeploymentWatch:
         return self.source is not None
 
     def start(self, source: MonitorSource) -> bool:
-        """Start the monitors (once); False if already started or closed."""
+        """Start the monitors (once), or follow those another process of
+        this machine runs for the same deployment (``bg_share_monitors``);
+        False if already started or closed."""
         if is_ip(source.host):
             blue_ip: str | None = source.host
         else:
             ok, address = self.resolve(source.host)  # DNS: never under the lock
             blue_ip = address if ok else None
+        share = None
+        if self.settings.bg_share_monitors and _fleet.available():
+            share = _fleet.join(self, source)  # files: never under the lock
+        messages: list[tuple[int, str, tuple[Any, ...]]] = []
         with self._cond:
             if self.source is not None or self._closed:
+                if share is not None:
+                    share.close()
                 return False
             self.source = source
             self._blue_ip = blue_ip
             self.tracker.add_app_host(source.host)
-            self._publish([])
-            workers = [
-                MetadataMonitor(self, "blue", source),
-                MetadataMonitor(self, "green", source),
-                DnsWatcher(self),
-            ]
-            self._workers.extend(workers)
-            for worker in workers:
+            self._share = share
+            if share is None:
+                self._start_monitors()
+            elif share.leading:
+                self.sharing = "leader"
+                state = share.inherited_state()
+                if state is not None:
+                    self._adopt(state, messages)  # a leader died moments ago
+                self._start_monitors()
+            else:
+                self.sharing = "follower"
+            self._publish(messages)
+            if share is not None:
+                worker = _fleet.ShareThread(self, share)
+                self._workers.append(worker)
                 worker.start()
+        _log_all(messages)
         logger.debug(
-            "bg_id %r: monitoring the blue/green status through %s:%s",
+            "bg_id %r: %s the blue/green status through %s:%s",
             self.bg_id,
+            "following another process's monitors of"
+            if self.sharing == "follower"
+            else "monitoring",
             source.host,
             source.port,
         )
         return True
+
+    def _start_monitors(self) -> None:
+        """Start the metadata monitors and the DNS watcher (under the
+        condition, with a source)."""
+        assert self.source is not None
+        workers = [
+            MetadataMonitor(self, "blue", self.source),
+            MetadataMonitor(self, "green", self.source),
+            DnsWatcher(self),
+        ]
+        self._workers.extend(workers)
+        for worker in workers:
+            worker.start()
 
     def start_detector(self, host: str, attempt: Callable[[], bool]) -> bool:
         """Retry detecting ``host`` in the background: ``attempt()`` runs
@@ -232,6 +285,12 @@ class DeploymentWatch:
             self._update_gate()
             self._cond.notify_all()
             self._wake_async()
+            share, self._share = self._share, None
+        if share is not None:
+            share.close()  # the lock goes to another process at once
+        for worker in workers:
+            if isinstance(worker, _fleet.ShareThread):
+                worker.wake()
         deadline = time.monotonic() + timeout
         for worker in workers:
             if worker is not threading.current_thread():
@@ -246,6 +305,9 @@ class DeploymentWatch:
         self._count_lock = threading.Lock()
         self._async_waiters = set()  # the parent's loops are not ours
         self._closed = True
+        if self._share is not None:
+            self._share.after_fork_in_child()  # the parent's lock stays its own
+            self._share = None
         self.view = self.tracker.closed_view()
         self._update_gate()
 
@@ -284,6 +346,9 @@ class DeploymentWatch:
             self.hosts = self.hosts | {host}
             if self.tracker.add_app_host(host):
                 self._publish([])
+            share = self._share if self.sharing == "follower" else None
+        if share is not None:
+            share.tell_leader(host)  # the leader resolves and pairs it for all
 
     def wait(self, version: int, deadline: float, since: float) -> bool:
         """Wait until the view changes from ``version``, or a time-based
@@ -310,8 +375,7 @@ class DeploymentWatch:
                         return True
                     self._cond.wait(wake - now)
         finally:
-            for level, msg, args in messages:
-                logger.log(level, msg, *args)
+            _log_all(messages)
 
     async def wait_async(self, version: int, deadline: float, since: float) -> bool:
         """:meth:`wait` for a coroutine: the same outcome, awaited without
@@ -332,8 +396,7 @@ class DeploymentWatch:
                 with self._cond:
                     if self.view.version == version and self.tracker.check_time(now):
                         self._publish(messages)
-                for level, msg, args in messages:
-                    logger.log(level, msg, *args)
+                _log_all(messages)
                 return True
             waiter = (loop, loop.create_future())
             self._async_waiters.add(waiter)
@@ -363,8 +426,9 @@ class DeploymentWatch:
             changed |= self.tracker.check_time(self.clock())
             if changed:
                 self._publish(messages)
-        for level, msg, args in messages:
-            logger.log(level, msg, *args)
+            else:
+                self._share_out(messages)  # the monitors' errors; a heartbeat
+        _log_all(messages)
 
     def monitor_target(self, role: str) -> tuple[str, str | None, int | None] | None:
         """Where the ``role`` monitor connects: (host name, IP, port)."""
@@ -397,7 +461,11 @@ class DeploymentWatch:
         with self._cond:
             if self._closed:
                 return
+            changed = self._unprotected.get(subject) != reason
             self._unprotected[subject] = reason
+            self._kinds[subject] = kind
+        if changed:
+            self._share_changed()
         if loud:
             runtime().warnings.warn(
                 logger,
@@ -416,6 +484,8 @@ class DeploymentWatch:
         with self._cond:
             if self._unprotected.pop(subject, None) is None:
                 return
+            self._kinds.pop(subject, None)
+        self._share_changed()
         forgotten = [
             runtime().warnings.forget(("protection-off", self.bg_id, subject, kind))
             for kind in _OFF_KINDS
@@ -467,8 +537,161 @@ class DeploymentWatch:
         """A monitor read the status from ``host``."""
         if role not in self._reads:
             self._reads = self._reads | {role}
+            self._share_changed()
         if host in self._unprotected:
             self.protected_again(host)
+
+    # -- one set of monitors per machine ------------------------------------------
+
+    def _share_out(self, messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
+        """Leading: write what the followers route from (under the
+        condition; written only when it changed, else a heartbeat)."""
+        share = self._share
+        if share is None or self.sharing != "leader":
+            return
+        try:
+            share.publish(self._shared_state())
+        except ShareRefused as exc:
+            # Nobody can follow this state: lead no more, monitor alone.
+            self._share = None
+            self.sharing = "alone"
+            share.close()
+            messages.append(
+                (
+                    logging.WARNING,
+                    "bg_id %r: the monitors are no longer shared (%s); this "
+                    "process keeps its own",
+                    (self.bg_id, str(exc)),
+                )
+            )
+
+    def _shared_state(self) -> dict[str, Any]:
+        """What the followers need (leader, under the condition)."""
+        return {
+            "tracker": export(self.tracker),
+            "watch": {
+                "pid": os.getpid(),
+                "monitoring": self.monitors_alive(),
+                "errors": self.monitor_errors(),
+                "reads": sorted(self._reads),
+                "unprotected": {
+                    subject: [reason, self._kinds.get(subject, "")]
+                    for subject, reason in self._unprotected.items()
+                    if self._kinds.get(subject, "") in _fleet.SHARED_KINDS
+                },
+            },
+        }
+
+    def _share_changed(self) -> None:
+        """What the status says changed outside a publication (leader)."""
+        if self._share is None or self.sharing != "leader":
+            return
+        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        with self._cond:
+            if not self._closed:
+                self._share_out(messages)
+        _log_all(messages)
+
+    def _adopt(
+        self,
+        state: dict[str, Any],
+        messages: list[tuple[int, str, tuple[Any, ...]]],
+    ) -> None:
+        """Fold a leader's published state in (under the condition). Raises
+        ShareRefused when it is malformed; nothing is changed then."""
+        try:
+            info = _fleet.LeaderInfo.parse(state)
+            adopt(self.tracker, state["tracker"])
+        except (SnapshotError, KeyError, TypeError, ValueError) as exc:
+            raise ShareRefused(f"the shared view is malformed: {exc}") from exc
+        if self._leader is not None:
+            info.reported = self._leader.reported
+        self._leader = info
+
+    def adopt_shared(self, state: dict[str, Any], pid: int) -> None:
+        """A follower's share thread read a new record: route from it."""
+        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        with self._cond:
+            if self._closed or self.sharing != "follower":
+                return
+            self._adopt(state, messages)
+            self._publish(messages)
+        _log_all(messages)
+        self.remind()
+
+    def remind(self) -> None:
+        """A follower says, at the usual rate, what the leader reports as
+        unprotected (and that it is over, once it is)."""
+        info = self._leader
+        if info is None or self.sharing != "follower":
+            return
+        for subject, (reason, kind) in info.unprotected.items():
+            runtime().warnings.warn(
+                logger,
+                ("protection-off", self.bg_id, subject, kind),
+                "bg_id %r: switchover protection is OFF for %s: %s",
+                self.bg_id,
+                subject,
+                reason,
+                every=REPEAT_S,
+            )
+        for subject in sorted(info.reported - info.unprotected.keys()):
+            forgotten = [
+                runtime().warnings.forget(("protection-off", self.bg_id, subject, k))
+                for k in _fleet.SHARED_KINDS
+            ]
+            if any(forgotten):
+                logger.info(
+                    "bg_id %r: switchover protection is back on for %s",
+                    self.bg_id,
+                    subject,
+                )
+        info.reported = set(info.unprotected)
+
+    def take_over(self) -> None:
+        """The leader is gone and this follower holds the lock now: run the
+        monitors, starting from the view it followed."""
+        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        with self._cond:
+            if self._closed or self.sharing != "follower":
+                return
+            previous = self._leader.pid if self._leader is not None else None
+            self.sharing = "leader"
+            self._leader = None
+            self._start_monitors()
+            self._publish(messages)
+        _log_all(messages)
+        logger.info(
+            "bg_id %r: this process (pid %d) runs the monitors for the machine "
+            "now; the previous leader (pid %s) is gone",
+            self.bg_id,
+            os.getpid(),
+            previous,
+        )
+
+    def go_alone(self, reason: str) -> None:
+        """The shared files cannot be trusted any more: monitor alone,
+        starting from the view followed so far."""
+        with self._cond:
+            if self._closed or self._share is None:
+                return
+            share, self._share = self._share, None
+            was = self.sharing
+            self.sharing = "alone"
+            self._leader = None
+            if was == "follower":
+                self._start_monitors()
+        share.close()
+        _fleet.refused(self.bg_id, reason)
+
+    def _sharing_text(self) -> str:
+        """How this process's monitors are shared, for the summary."""
+        if self.sharing == "leader":
+            return "; monitors: run by this process for the machine (leader)"
+        if self.sharing == "follower":
+            pid = self._leader.pid if self._leader is not None else "?"
+            return f"; monitors: shared, run by process {pid} (follower)"
+        return ""
 
     def names_to_watch(self) -> list[str]:
         with self._cond:
@@ -564,15 +787,23 @@ class DeploymentWatch:
         if (tracker.finished or rolled_back) and self._summary_logged < len(events):
             self._summary_logged = len(events)
             messages.append(
-                (logging.DEBUG, "%s", (format_summary(self.bg_id, events),))
+                (
+                    logging.DEBUG,
+                    "%s",
+                    (format_summary(self.bg_id, events) + self._sharing_text(),),
+                )
             )
             messages.append(
                 (
                     logging.INFO,
                     "%s",
-                    (one_line(self.bg_id, events, dict(self.counters)),),
+                    (
+                        one_line(self.bg_id, events, dict(self.counters))
+                        + self._sharing_text(),
+                    ),
                 )
             )
+        self._share_out(messages)
 
     # -- status ---------------------------------------------------------------
 
@@ -586,20 +817,20 @@ class DeploymentWatch:
                 SummaryEvent(e.name, timestamp(e.wall), tracker.offset_ms(e))
                 for e in tracker.events
             )
-            errors = {
-                w.role: w.last_error
-                for w in self._workers
-                if isinstance(w, MetadataMonitor)
-            }
-            monitoring = (
-                self.source is not None
-                and not self._closed
-                and any(
-                    isinstance(w, MetadataMonitor) and w.is_alive()
-                    for w in self._workers
-                )
-            )
+            leader = self._leader if self.sharing == "follower" else None
             unprotected = dict(self._unprotected)
+            if leader is None:
+                errors = self.monitor_errors()
+                monitoring = self.source is not None and self.monitors_alive()
+                reads = self._reads
+                leader_pid = os.getpid() if self.source is not None else None
+            else:
+                errors = dict(leader.errors)
+                monitoring = leader.monitoring and not self._closed
+                reads = leader.reads
+                leader_pid = leader.pid
+                for subject, (why, _) in leader.unprotected.items():
+                    unprotected.setdefault(subject, why)
             # Once green hosts are known, the green monitor must have read
             # the status too: it is the one that follows the switchover
             # when the blue hosts go away.
@@ -607,10 +838,10 @@ class DeploymentWatch:
             # reported by ``ready``, not a monitor's.)
             green_reachable = any(g in inv.ips for g in inv.green)
             wanted = {"blue", "green"} if green_reachable else {"blue"}
-            protected = monitoring and wanted <= self._reads and not unprotected
+            protected = monitoring and wanted <= reads and not unprotected
             reason = None
             if not protected:
-                reason = self._why_unprotected(monitoring, unprotected, wanted)
+                reason = self._why_unprotected(monitoring, unprotected, wanted, reads)
             return BlueGreenStatus(
                 bg_id=self.bg_id,
                 phase=view.effective_phase(self.clock()).name,
@@ -630,10 +861,30 @@ class DeploymentWatch:
                 reconnects=self.counters["reconnects"],
                 refused_in_transaction=self.counters["refused_in_transaction"],
                 refused_in_flight=self.counters["refused_in_flight"],
+                sharing=self.sharing,
+                leader_pid=leader_pid,
             )
 
+    def monitor_errors(self) -> dict[str, str | None]:
+        """Monitor role -> its last error, for this process's monitors."""
+        return {
+            w.role: w.last_error
+            for w in self._workers
+            if isinstance(w, MetadataMonitor)
+        }
+
+    def monitors_alive(self) -> bool:
+        """Whether this process's metadata monitors run."""
+        return not self._closed and any(
+            isinstance(w, MetadataMonitor) and w.is_alive() for w in self._workers
+        )
+
     def _why_unprotected(
-        self, monitoring: bool, unprotected: dict[str, str], wanted: set[str]
+        self,
+        monitoring: bool,
+        unprotected: dict[str, str],
+        wanted: set[str],
+        reads: frozenset[str],
     ) -> str:
         if unprotected:
             return "; ".join(f"{host}: {why}" for host, why in unprotected.items())
@@ -645,8 +896,14 @@ class DeploymentWatch:
                 "deployment for this bg_id yet"
             )
         if not monitoring:
+            if self.sharing == "follower":
+                pid = self._leader.pid if self._leader is not None else "?"
+                return (
+                    f"the process that runs the monitors for this machine "
+                    f"(pid {pid}) has not started them yet, or they stopped"
+                )
             return "the monitor threads are not running"
-        missing = " and ".join(sorted(wanted - self._reads))
+        missing = " and ".join(sorted(wanted - reads))
         return f"the {missing} monitor has not read the blue/green status yet"
 
 
@@ -663,6 +920,12 @@ def _wake_at(view: RoutingView, deadline: float, since: float) -> float:
         if due is not None and due > since
     ]
     return min([deadline, *timers])
+
+
+def _log_all(messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
+    """Log what was gathered under the condition (never logged under it)."""
+    for level, msg, args in messages:
+        logger.log(level, msg, *args)
 
 
 def _settle(future: asyncio.Future[None]) -> None:

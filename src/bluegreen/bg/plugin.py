@@ -26,7 +26,7 @@ from ..errors import ConfigurationError
 from ..pipeline import HOOKED, UNDO_CALLS, ConnectContext, Gate, Plugin
 from ._hosts import is_ip
 from ._model import Phase
-from ._monitor import MonitorSource
+from ._monitor import MONITOR_CLIENT_NAME, MonitorSource
 from ._reconnect import careful_call, careful_call_async
 from ._routing import (
     Action,
@@ -609,9 +609,15 @@ def _monitor_source(ctx: ConnectContext, detection: Detection) -> MonitorSource:
     assert source is not None
     query = detection.status_query or dialect.status_query
     assert query is not None
+    adapter = ctx.adapter.monitor_adapter
+    params = adapter.named_client(
+        ctx.own_params("bg"),
+        MONITOR_CLIENT_NAME,
+        unless=ctx.config.own_overrides.get("bg", {}),
+    )
     return MonitorSource(
-        adapter=ctx.adapter.monitor_adapter,
-        params=ctx.own_params("bg"),
+        adapter=adapter,
+        params=params,
         host=(ctx.host or "").lower(),
         port=ctx.port,
         status_query=query,

@@ -114,6 +114,10 @@ class LibpqFamilyAdapter(DriverAdapter):
             str(dbname) if dbname is not None else None,
         )
 
+    def client_name_params(self, name: str) -> dict[str, Any]:
+        """libpq's ``application_name`` (``pg_stat_activity``)."""
+        return {"application_name": name}
+
     def monitoring_params(
         self, params: DriverParams, overrides: Mapping[str, Any]
     ) -> DriverParams:

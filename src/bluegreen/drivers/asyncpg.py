@@ -144,6 +144,17 @@ class AsyncpgAdapter(DriverAdapter):
         kwargs.update(overrides)
         return DriverParams(params.conninfo, kwargs)
 
+    def named_client(
+        self, params: DriverParams, name: str, unless: Mapping[str, Any] = {}
+    ) -> DriverParams:
+        """``application_name`` in asyncpg's ``server_settings``."""
+        if "application_name" in (unless.get("server_settings") or {}):
+            return params
+        settings = dict(params.kwargs.get("server_settings") or {})
+        settings["application_name"] = name
+        kwargs = {**params.kwargs, "server_settings": settings}
+        return DriverParams(params.conninfo, kwargs)
+
     # -- connections ------------------------------------------------------------
 
     def _call(self, params: DriverParams, kwargs: Mapping[str, Any]) -> DBAPIConnection:

@@ -263,6 +263,26 @@ class DriverAdapter(ABC):
         kwargs["autocommit"] = True
         return DriverParams(params.conninfo, kwargs)
 
+    def client_name_params(self, name: str) -> dict[str, Any]:
+        """Connect arguments that name the client to the server (libpq's
+        ``application_name``, a MySQL connection attribute), so that
+        operators can tell the wrapper's own sessions apart; empty for a
+        driver that cannot."""
+        return {}
+
+    def named_client(
+        self, params: DriverParams, name: str, unless: Mapping[str, Any] = {}
+    ) -> DriverParams:
+        """``params`` naming the client ``name``, unless one of the keys
+        :meth:`client_name_params` sets is in ``unless`` (the application
+        named it itself)."""
+        extra = {
+            k: v for k, v in self.client_name_params(name).items() if k not in unless
+        }
+        if not extra:
+            return params
+        return DriverParams(params.conninfo, {**params.kwargs, **extra})
+
     # -- connections --------------------------------------------------------
 
     def connect(

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import select
+from collections.abc import Mapping
 from typing import Any
 
 from mysql.connector import errors as myerrors
 
 from ._mysql import LOST_ERRNOS, MySQLFamilyAdapter
 from ._surface import PROXY_CONNECTION, PROXY_CURSOR, Surface, table
+from .base import DriverParams
 
 __all__ = ["MySQLConnectorAdapter"]
 
@@ -169,6 +171,17 @@ class MySQLConnectorAdapter(MySQLFamilyAdapter):
     unsent_on_loss = frozenset({"cursor"})
 
     __slots__ = ()
+
+    def named_client(
+        self, params: DriverParams, name: str, unless: Mapping[str, Any] = {}
+    ) -> DriverParams:
+        """The ``program_name`` connection attribute, added to the
+        application's ``conn_attrs``."""
+        attrs = dict(params.kwargs.get("conn_attrs") or {})
+        if "program_name" in (unless.get("conn_attrs") or {}):
+            return params
+        attrs["program_name"] = name
+        return DriverParams(params.conninfo, {**params.kwargs, "conn_attrs": attrs})
 
     def is_closed(self, conn: Any) -> bool:
         """No round trip: C extension ``is_closed()``, pure Python socket state."""

@@ -91,6 +91,11 @@ class PyMySQLAdapter(MySQLFamilyAdapter):
 
     __slots__ = ()
 
+    def client_name_params(self, name: str) -> dict[str, Any]:
+        """The ``program_name`` connection attribute
+        (``performance_schema.session_connect_attrs``)."""
+        return {"program_name": name}
+
     def _connect_ip(
         self, params: DriverParams, kwargs: dict[str, Any], ip: str
     ) -> DBAPIConnection:

@@ -443,6 +443,12 @@ class Instance(abc.ABC):
         return False
 
     @abc.abstractmethod
+    def client_sessions(self, name: str) -> int:
+        """How many sessions whose client named itself ``name`` are open
+        (PostgreSQL's ``application_name``; MariaDB's ``program_name``
+        connection attribute, which needs ``performance_schema=True``)."""
+
+    @abc.abstractmethod
     def drop_connections(self) -> int:
         """Terminate every client session except admin and replication ones."""
 

@@ -215,9 +215,16 @@ class MariaDBInstance(Instance):
     #: mariadbd runs as root with --user=root when we are root.
     _preferred_account: ClassVar[str | None] = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, performance_schema: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.socket_path = self.socket_dir / "mysqld.sock"
+        #: Run with the performance schema, whose ``session_connect_attrs``
+        #: show each session's connection attributes (``program_name``: how
+        #: tests tell the wrapper's monitoring sessions apart). Off by
+        #: default: it costs memory and start-up time.
+        self.performance_schema = performance_schema
 
     def _template(self) -> Path:
         key = template_key("mariadb", mariadb_version(), self._template_options())
@@ -265,6 +272,7 @@ class MariaDBInstance(Instance):
             *_user_option(),
             *_SPEED_OPTIONS,
             *self._token_options(),
+            *(["--performance-schema=ON"] if self.performance_schema else []),
         ]
 
     def _ready(self) -> bool:
@@ -324,6 +332,21 @@ class MariaDBInstance(Instance):
             [(self.admin_user, *_SYSTEM_USERS)],
         )
         return [(str(u), str(h)) for u, h in rows]
+
+    def client_sessions(self, name: str) -> int:
+        if not self.performance_schema:
+            raise SimError(
+                f"{self.name}: counting sessions by program_name needs the "
+                "instance created with performance_schema=True"
+            )
+        rows = self.execute_admin(
+            "SELECT count(DISTINCT a.PROCESSLIST_ID) FROM "
+            "performance_schema.session_connect_attrs a JOIN "
+            "information_schema.PROCESSLIST p ON p.ID = a.PROCESSLIST_ID "
+            "WHERE a.ATTR_NAME = 'program_name' AND a.ATTR_VALUE = %s",
+            [name],
+        )
+        return int(rows[0][0])
 
     def drop_connections(self) -> int:
         rows = self.execute_admin(

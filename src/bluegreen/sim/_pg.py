@@ -304,6 +304,13 @@ class PostgresInstance(Instance):
     def is_standby(self) -> bool:
         return self._primary is not None
 
+    def client_sessions(self, name: str) -> int:
+        rows = self.execute_admin(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [name],
+        )
+        return int(rows[0][0])
+
     def drop_connections(self) -> int:
         """Terminate the sessions all at once, and return once they are gone.
 

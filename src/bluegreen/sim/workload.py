@@ -188,6 +188,7 @@ class Workload:
         *,
         mode: str = "per-op",
         pause: float = 0.05,
+        first_id: int | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -199,7 +200,11 @@ class Workload:
         self.pause = pause
         self.records: list[OpRecord] = []
         self.window: tuple[float, float] | None = None
-        self._ids = itertools.count(1 + int(time.time() * 1000) % 10**9 * 1000)
+        # Write ids: unique across runs (the time), and across workloads that
+        # write to one table at once when the caller gives each its own base.
+        if first_id is None:
+            first_id = 1 + int(time.time() * 1000) % 10**9 * 1000
+        self._ids = itertools.count(first_id)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
