@@ -8,6 +8,10 @@ Usage::
 
 The returned :class:`Connection` behaves like the driver's own; plugins
 (``plugins="bg"`` by default) sit between the application and the driver.
+A plugin's author finds its API here too (docs/plugins.md): :class:`Plugin`,
+:class:`Setting`, :class:`ConnectContext`, :class:`Target`,
+:func:`register_plugin`, :func:`runtime` (the process state) and
+:func:`fresh_runtime` (a new runtime, for tests).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from ._runtime import Runtime, fresh_runtime, runtime
 from ._version import __version__
 from .aio import AsyncConnection, AsyncCursor, AsyncpgConnection, connect_async
 from .connection import Connection
@@ -65,6 +70,7 @@ __all__ = [
     "OperationalError",
     "Plugin",
     "ProgrammingError",
+    "Runtime",
     "Setting",
     "Settings",
     "SwitchoverTimeoutError",
@@ -76,8 +82,10 @@ __all__ = [
     "connect",
     "connect_async",
     "connection_proxy",
+    "fresh_runtime",
     "paramstyle",
     "register_plugin",
+    "runtime",
     "threadsafety",
     "unregister_plugin",
 ]

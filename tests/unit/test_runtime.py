@@ -189,3 +189,17 @@ def test_states_without_a_fork_hook_are_dropped_in_the_child() -> None:
         rt.after_fork_in_child()  # what the child runs
         assert rt.peek("bg") is kept  # resets itself
         assert rt.peek("test.plain") is None  # made anew on next use
+
+
+def test_plugin_authors_reach_the_runtime_through_public_names() -> None:
+    import bluegreen.iam
+
+    for name in ("runtime", "fresh_runtime", "Runtime", "Plugin", "Setting"):
+        assert name in bluegreen.__all__, name
+    assert bluegreen.runtime is runtime and bluegreen.fresh_runtime is fresh_runtime
+    assert bluegreen.Runtime is _runtime.Runtime
+    with bluegreen.fresh_runtime() as rt:
+        assert bluegreen.runtime() is rt
+        assert isinstance(rt, bluegreen.Runtime)
+    assert bluegreen.runtime() is not rt
+    assert "token_sources" in bluegreen.iam.__all__

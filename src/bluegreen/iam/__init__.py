@@ -38,7 +38,7 @@ from ..pipeline import ConnectContext, Plugin, Target
 from ..settings import Setting
 from ._token import IamTokenError, TokenSource, region_of
 
-__all__ = ["SETTINGS", "IamPlugin", "IamTokenError", "TokenSources"]
+__all__ = ["SETTINGS", "IamPlugin", "IamTokenError", "TokenSources", "token_sources"]
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
