@@ -18,13 +18,14 @@ from __future__ import annotations
 import collections.abc
 import difflib
 import logging
+import math
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
-from ._conninfo import mask_value, masked_items, split_conninfo
+from ._conninfo import MASK, mask_value, masked_items, split_conninfo
 from .drivers.base import DriverAdapter, DriverParams, Endpoint, ReadOnlyDict
 from .errors import ConfigurationError, ProgrammingError
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .pipeline import PluginRegistry
 
 __all__ = [
+    "CALLABLE",
     "CORE_SETTINGS",
     "SETTINGS",
     "ConnectionConfig",
@@ -49,6 +51,11 @@ logger = logging.getLogger(__name__)
 #: The type of settings that take a function (``collections.abc.Callable``).
 CALLABLE = cast(type, collections.abc.Callable)
 
+
+def _type_name(kind: object) -> str:
+    return getattr(kind, "__qualname__", None) or repr(kind)
+
+
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -62,15 +69,28 @@ DIALECTS = (
 )
 
 
+#: The types a setting may have (and :data:`CALLABLE`).
+_TYPES: tuple[type, ...] = (str, int, float, bool)
+
+
 @dataclass(frozen=True)
 class Setting:
-    """The description of one wrapper setting."""
+    """The description of one wrapper setting.
+
+    ``type`` is ``str``, ``int``, ``float``, ``bool`` or :data:`CALLABLE`;
+    ``minimum`` (the lowest value allowed) applies to ``int`` and ``float``
+    settings, ``choices`` to ``str`` ones. Anything else is refused here,
+    when the setting is declared, with a
+    :class:`~bluegreen.errors.ConfigurationError`. A ``secret`` setting's
+    value is never shown: ``***`` stands for it in every ``repr`` and
+    message of the wrapper.
+    """
 
     name: str
     type: type
     default: Any
     doc: str
-    minimum: int | None = None
+    minimum: float | None = None
     choices: tuple[str, ...] | None = None
     optional: bool = False
     secret: bool = False
@@ -79,6 +99,33 @@ class Setting:
     #: How the documentation and errors describe the allowed values, when
     #: the type alone does not say it well.
     allowed_text: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigurationError(
+                f"a setting's name must be a non-empty string, not {self.name!r}"
+            )
+        if self.type is not CALLABLE and self.type not in _TYPES:
+            raise ConfigurationError(
+                f"setting {self.name!r}: type {_type_name(self.type)} is not "
+                "supported; a setting is a str, int, float, bool or "
+                "bluegreen.settings.CALLABLE"
+            )
+        if self.minimum is not None and self.type not in (int, float):
+            raise ConfigurationError(
+                f"setting {self.name!r}: minimum applies to int and float "
+                f"settings only, not to a {_type_name(self.type)}"
+            )
+        if self.choices is not None and self.type is not str:
+            raise ConfigurationError(
+                f"setting {self.name!r}: choices apply to str settings only, "
+                f"not to a {_type_name(self.type)}"
+            )
+
+    def shown(self, value: object) -> object:
+        """``value`` as the wrapper shows it: ``***`` for a secret setting
+        (or one whose name says it holds a secret)."""
+        return MASK if self.secret else mask_value(self.name, value)
 
     def documented_default(self) -> str:
         """The default as the documentation shows it."""
@@ -109,6 +156,10 @@ class Setting:
             if self.minimum == 1:
                 return "an integer > 0"
             return f"an integer >= {self.minimum}"
+        if self.type is float:
+            if self.minimum is None:
+                return "a finite number"
+            return f"a finite number >= {self.minimum}"
         return "a string"
 
     def convert(self, value: object) -> Any:
@@ -146,6 +197,8 @@ class Setting:
             if self.minimum is not None and number < self.minimum:
                 raise self._error(value)
             return number
+        if self.type is float:
+            return self._float(value)
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise self._error(value)
         text = str(value)
@@ -155,8 +208,26 @@ class Setting:
                 raise self._error(value)
         return text
 
+    def _float(self, value: object) -> float:
+        if isinstance(value, bool):
+            raise self._error(value)
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise self._error(value) from None
+        else:
+            raise self._error(value)
+        if not math.isfinite(number) or (
+            self.minimum is not None and number < self.minimum
+        ):
+            raise self._error(value)
+        return number
+
     def _error(self, value: object) -> ConfigurationError:
-        shown = "***" if self.secret else repr(mask_value(self.name, value))
+        shown = MASK if self.secret else repr(mask_value(self.name, value))
         return ConfigurationError(
             f"invalid value {shown} for setting {self.name!r}: "
             f"expected {self.allowed()}"
@@ -184,6 +255,7 @@ CORE_SETTINGS: tuple[Setting, ...] = (
         shown_default="(detect)",
     ),
 )
+
 
 # What a keyword is: a driver argument, a wrapper setting, a driver argument
 # for the connections a plugin opens itself (a prefixed one), or an error (a
@@ -334,21 +406,24 @@ class SettingsRegistry:
             return bool(difflib.get_close_matches(low, ["plugins"], 1, 0.75))
         return False
 
-    def unknown(self, name: str, value: object) -> ConfigurationError:
-        """The error for a keyword that looks like a setting but is none."""
+    def unknown(self, name: str) -> ConfigurationError:
+        """The error for a keyword that looks like a setting but is none.
+
+        It never shows the value: a misspelt name may hold a secret that
+        neither the name nor the setting it was meant for gives away."""
         self._fresh()
         close = difflib.get_close_matches(
             name.replace("-", "_"), list(self._settings), 1, 0.6
         )
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         broken = "".join(
             f" (plugin {code!r} could not be loaded, so its settings are "
             f"unknown: {why})"
             for code, why in self._failed.items()
         )
         return ConfigurationError(
-            f"unknown wrapper setting {name!r} (value {mask_value(name, value)!r})"
-            f"{hint} Known settings: {', '.join(self._settings)}{broken}"
+            f"unknown wrapper setting {name!r}{hint}; known settings: "
+            f"{', '.join(self._settings)}{broken}"
         )
 
 
@@ -416,7 +491,7 @@ class Settings:
         for name, value in values.items():
             setting = registry.get(name)
             if setting is None:
-                raise registry.unknown(name, value)
+                raise registry.unknown(name)
             if name == "plugins":
                 if isinstance(value, str):
                     value = parse_plugins(value)
@@ -463,10 +538,14 @@ class Settings:
         return hash(tuple(sorted(self.__dict__["_given"].items(), key=str)))
 
     def __repr__(self) -> str:
-        items = ", ".join(
-            f"{k}={mask_value(k, v)!r}" for k, v in self.__dict__["_given"].items()
-        )
-        return f"Settings({items})"
+        registry = _registry()
+        items = []
+        for name, value in self.__dict__["_given"].items():
+            setting = registry.get(name)
+            # A setting no longer registered might have been a secret one.
+            shown = MASK if setting is None else setting.shown(value)
+            items.append(f"{name}={shown!r}")
+        return f"Settings({', '.join(items)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,6 +662,8 @@ def _parse(
     registry = _registry()
     wrapper: dict[str, Any] = {}
     own: dict[str, dict[str, Any]] = {}
+    #: (plugin code, name after the prefix) -> the keyword as written
+    spelled: dict[tuple[str, str], str] = {}
     driver: dict[str, Any] = {}
     remaining = ""
     if conninfo is not None:
@@ -599,9 +680,9 @@ def _parse(
         if _may_hold_settings(registry, conninfo):
             remaining, taken = split_conninfo(conninfo, _wanted_in_conninfo)
             for key, value in taken:
-                _sort(registry, key, value, wrapper, own, driver)
+                _sort(registry, key, value, wrapper, own, spelled, driver)
     for key, value in kwargs.items():
-        _sort(registry, key, value, wrapper, own, driver)
+        _sort(registry, key, value, wrapper, own, spelled, driver)
 
     settings = registry.defaults()
     if wrapper:
@@ -618,7 +699,7 @@ def _parse(
         _check_owners(registry, settings)
 
     for code, names in own.items():
-        _check_own_names(registry, adapter, code, names)
+        _check_own_names(adapter, code, names, spelled)
     params = DriverParams(remaining, driver)
     overrides = ReadOnlyDict({c: ReadOnlyDict(o) for c, o in own.items()})
     return ConnectionConfig(adapter, settings, params, overrides)
@@ -656,26 +737,28 @@ def _check_owners(registry: SettingsRegistry, settings: Settings) -> None:
 
 
 def _check_own_names(
-    registry: SettingsRegistry,
     adapter: DriverAdapter,
     code: str,
     names: Mapping[str, Any],
+    spelled: Mapping[tuple[str, str], str],
 ) -> None:
     """A prefixed argument must name a parameter the driver knows: the
     plugin passes it to the driver in the background, where a typo would
-    make every one of its connections fail, quietly."""
+    make every one of its connections fail, quietly. The error shows the
+    keyword as the application wrote it, with the prefix it used."""
     known = adapter.known_parameters()
     if known is None:
         return
-    prefix = next(p for p, c in registry.prefixes() if c == code)
     for name in names:
         if name in known:
             continue
+        key = spelled[code, name]
+        prefix = key[: len(key) - len(name)]
         close = difflib.get_close_matches(name, sorted(known), 1, 0.6)
         hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
         # The value is not shown: a misspelt name may hold a password.
         raise ConfigurationError(
-            f"setting {prefix + name!r}: {adapter.name} has no "
+            f"setting {key!r}: {adapter.name} has no "
             f"connection parameter {name!r}{hint}"
         )
 
@@ -686,6 +769,7 @@ def _sort(
     value: Any,
     wrapper: dict[str, Any],
     own: dict[str, dict[str, Any]],
+    spelled: dict[tuple[str, str], str],
     driver: dict[str, Any],
 ) -> None:
     kind, code = registry.kind(key)
@@ -697,12 +781,13 @@ def _sort(
         split = registry.split_prefix(key)
         assert split is not None
         own.setdefault(code, {})[split[1]] = value
+        spelled[code, split[1]] = key
     elif code:
-        split = registry.split_prefix(key)
-        stripped = split[1] if split else key
+        # The value is not shown: the name after the prefix may be a setting
+        # that holds a secret.
         raise ConfigurationError(
-            f"setting {key!r} (value {mask_value(stripped, value)!r}) is not "
-            "allowed: a plugin's prefix applies to driver arguments only"
+            f"setting {key!r} is not allowed: a plugin's prefix applies to "
+            "driver arguments only"
         )
     else:
-        raise registry.unknown(key, value)
+        raise registry.unknown(key)

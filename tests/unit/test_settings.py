@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import mysql.connector
@@ -11,12 +12,14 @@ import pymysql
 import pytest
 from psycopg.rows import dict_row
 
-from bluegreen import ConfigurationError, ProgrammingError
-from bluegreen._runtime import runtime
+import bluegreen
+from bluegreen import ConfigurationError, Plugin, ProgrammingError
+from bluegreen._runtime import fresh_runtime, runtime
 from bluegreen.bg._settings import check_connect_timeout
 from bluegreen.drivers import adapter_for
 from bluegreen.settings import (
     SETTINGS,
+    Setting,
     Settings,
     iter_settings,
     parse_config,
@@ -265,12 +268,14 @@ def test_monitoring_prefix_rejects_wrapper_settings() -> None:
 def test_monitoring_typo_is_an_error_with_a_suggestion(
     adapter: Any, typo: str, meant: str
 ) -> None:
-    kwargs = {"plugins": "", f"blue_green_monitoring_{typo}": 5}
-    with pytest.raises(ConfigurationError) as info:
-        parse_config(adapter, None, kwargs)
-    text = str(info.value)
-    assert f"'blue-green-monitoring-{typo}'" in text
-    assert f"did you mean 'blue-green-monitoring-{meant}'?" in text
+    for prefix in ("blue_green_monitoring_", "blue-green-monitoring-"):
+        kwargs = {"plugins": "", f"{prefix}{typo}": 5}
+        with pytest.raises(ConfigurationError) as info:
+            parse_config(adapter, None, kwargs)
+        text = str(info.value)
+        # The spelling the application wrote, not the plugin's first prefix.
+        assert f"'{prefix}{typo}'" in text
+        assert f"did you mean '{prefix}{meant}'?" in text
 
 
 def test_monitoring_names_the_drivers_know_are_accepted() -> None:
@@ -311,10 +316,140 @@ def test_secrets_masked_in_uri_repr() -> None:
 def test_secrets_masked_in_errors() -> None:
     with pytest.raises(ConfigurationError) as info:
         parse(bg_password="hunter2")
-    assert "hunter2" not in str(info.value) and "***" in str(info.value)
+    assert "hunter2" not in str(info.value) and "'bg_password'" in str(info.value)
     with pytest.raises(ConfigurationError) as info:
         parse("host=h bg_token=hunter2")
     assert "hunter2" not in str(info.value)
+
+
+# --------------------------------------------------------------------------
+# A plugin's own settings: secret ones, float ones, unsupported types
+
+
+class Kms(Plugin):
+    settings = (
+        Setting("kms_key", str, "", "The key to unwrap with.", secret=True),
+        Setting("kms_ratio", float, 1.0, "A share.", minimum=0.5),
+        Setting("kms_scale", float, 0.0, "Any number."),
+    )
+
+
+@pytest.fixture
+def kms() -> Iterator[None]:
+    with fresh_runtime():
+        bluegreen.register_plugin("kms", Kms)
+        yield
+
+
+def test_a_secret_setting_is_masked_wherever_settings_are_shown(kms: None) -> None:
+    cfg = parse("host=h kms_key=s3cr3t-1", plugins="kms", kms_ratio="2")
+    assert cfg.settings.kms_key == "s3cr3t-1"
+    assert "s3cr3t" not in repr(cfg.settings) and "s3cr3t" not in repr(cfg)
+    assert "kms_key='***'" in repr(cfg.settings) and "kms_ratio=2.0" in repr(cfg)
+    assert "kms_key='***'" in repr(Settings(kms_key="s3cr3t-2"))
+    with pytest.raises(ConfigurationError) as info:
+        parse(plugins="kms", kms_key=["s3cr3t-3"])
+    assert "s3cr3t" not in str(info.value) and "***" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("kms_kye", "kms_key"),  # close to a secret setting, no secret word
+        ("kms-key", "kms_key"),
+        ("bg_passwrd", None),
+        ("wrapper_dialekt", "wrapper_dialect"),
+        ("plugns", "plugins"),
+    ],
+)
+def test_unknown_setting_errors_never_show_the_value(
+    kms: None, typo: str, meant: str | None
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse(plugins="kms", **{typo: "s3cr3t"})
+    text = str(info.value)
+    assert "s3cr3t" not in text and f"unknown wrapper setting '{typo}'" in text
+    if meant:
+        assert f"did you mean '{meant}'?" in text
+    with pytest.raises(ConfigurationError) as info:
+        Settings(**{typo: "s3cr3t"})
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_an_unknown_setting_in_a_connection_string_hides_its_value(kms: None) -> None:
+    for conninfo in ("host=h kms_kye=s3cr3t", "postgresql://h/db?kms_kye=s3cr3t"):
+        with pytest.raises(ConfigurationError, match="did you mean 'kms_key'") as info:
+            parse(conninfo, plugins="kms")
+        assert "s3cr3t" not in str(info.value)
+
+
+def test_a_wrapper_setting_after_a_prefix_hides_its_value(kms: None) -> None:
+    with pytest.raises(ConfigurationError, match="driver arguments only") as info:
+        parse(plugins="", blue_green_monitoring_kms_key="s3cr3t")
+    assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("kms_ratio", "2.5", 2.5),
+        ("kms_ratio", " 1e1 ", 10.0),
+        ("kms_ratio", 2.5, 2.5),
+        ("kms_ratio", 3, 3.0),
+        ("kms_ratio", "0.5", 0.5),
+        ("kms_scale", "-1.25", -1.25),
+    ],
+)
+def test_float_settings_convert(
+    kms: None, name: str, raw: Any, expected: float
+) -> None:
+    value = getattr(parse(plugins="kms", **{name: raw}).settings, name)
+    assert value == expected and type(value) is float
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "allowed"),
+    [
+        ("kms_ratio", "0.25", "a finite number >= 0.5"),
+        ("kms_ratio", 0, "a finite number >= 0.5"),
+        ("kms_ratio", "half", "a finite number >= 0.5"),
+        ("kms_ratio", True, "a finite number >= 0.5"),
+        ("kms_scale", "nan", "a finite number"),
+        ("kms_scale", float("inf"), "a finite number"),
+        ("kms_scale", [1.0], "a finite number"),
+    ],
+)
+def test_invalid_float_values_name_setting_value_and_allowed(
+    kms: None, name: str, raw: Any, allowed: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        parse(plugins="kms", **{name: raw})
+    msg = str(info.value)
+    assert name in msg and repr(raw) in msg and f"expected {allowed}" in msg
+
+
+def test_float_settings_in_the_table(kms: None) -> None:
+    table = settings_table_markdown()
+    assert "| `kms_ratio` | float | `1.0` | a finite number >= 0.5 |" in table
+    assert "| `kms_key` | str | *** |" in table
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "wrong"),
+    [
+        ({"type": list}, "type list is not supported"),
+        ({"type": dict}, "type dict is not supported"),
+        ({"type": bytes}, "type bytes is not supported"),
+        ({"type": str, "minimum": 1}, "minimum applies to int and float"),
+        ({"type": int, "choices": ("1", "2")}, "choices apply to str"),
+    ],
+)
+def test_unsupported_declarations_are_refused_when_declared(
+    kwargs: dict[str, Any], wrong: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Setting("x_thing", default=None, doc="A setting.", **kwargs)
+    assert "'x_thing'" in str(info.value) and wrong in str(info.value)
 
 
 @pytest.fixture
