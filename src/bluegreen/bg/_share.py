@@ -186,6 +186,7 @@ class SharedView:
         self._sock: socket.socket | None = None
         self._sock_path: Path | None = None
         self._written: bytes | None = None
+        self._published = False
         self._boot = boot_id()
         self._pid = os.getpid()
         if len(str(directory / f"{key}.f{self._pid}0")) > _MAX_SOCKET_PATH:
@@ -285,7 +286,10 @@ class SharedView:
                 if not isinstance(payload, dict):
                     raise ShareRefused(f"the file {self.path} is malformed")
             return Record(seq, pid, bool(flags & WITHDRAWN), heartbeat, boot, payload)
-        raise ShareRefused(f"the file {self.path} is malformed (checksum mismatch)")
+        raise ShareRefused(
+            f"the file {self.path} is malformed (checksum mismatch); remove it "
+            "to share the monitors again"
+        )
 
     def live_state(self, now: float) -> dict[str, Any] | None:
         """What a leader that died left here, if it was alive within
@@ -337,6 +341,7 @@ class SharedView:
             self._boot,
         )
         _SEQ.pack_into(m, _SEQ_AT, seq + 1)  # even: done
+        self._published = True
 
     def heartbeat(self) -> None:
         """The leader is alive (written on every monitor round)."""
@@ -344,8 +349,9 @@ class SharedView:
             _HEARTBEAT.pack_into(self._map, _HEARTBEAT_AT, time.monotonic())
 
     def withdraw(self) -> None:
-        """Say that nobody leads here any more (a clean close)."""
-        if self.leading and self._map is not None:
+        """Say that nobody leads here any more (a clean close of a leader
+        that published: one that refused the file leaves it as it is)."""
+        if self.leading and self._map is not None and self._published:
             self._write(b"", WITHDRAWN)
             self._written = None
 

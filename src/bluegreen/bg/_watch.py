@@ -190,9 +190,18 @@ class DeploymentWatch:
         else:
             ok, address = self.resolve(source.host)  # DNS: never under the lock
             blue_ip = address if ok else None
-        share = None
+        share = inherited = None
         if self.settings.bg_share_monitors and _fleet.available():
             share = _fleet.join(self, source)  # files: never under the lock
+        if share is not None and share.leading:
+            try:
+                inherited = share.inherited_state()  # a leader died moments ago
+                if inherited is not None:
+                    _check_state(inherited)
+            except ShareRefused as exc:
+                share.close()
+                share = None
+                _fleet.refused(self.bg_id, str(exc))
         messages: list[tuple[int, str, tuple[Any, ...]]] = []
         with self._cond:
             if self.source is not None or self._closed:
@@ -207,9 +216,8 @@ class DeploymentWatch:
                 self._start_monitors()
             elif share.leading:
                 self.sharing = "leader"
-                state = share.inherited_state()
-                if state is not None:
-                    self._adopt(state, messages)  # a leader died moments ago
+                if inherited is not None:
+                    self._adopt(inherited, messages)
                 self._start_monitors()
             else:
                 self.sharing = "follower"
@@ -920,6 +928,15 @@ def _wake_at(view: RoutingView, deadline: float, since: float) -> float:
         if due is not None and due > since
     ]
     return min([deadline, *timers])
+
+
+def _check_state(state: dict[str, Any]) -> None:
+    """Raise ShareRefused unless ``state`` is a well-formed shared state."""
+    try:
+        _fleet.LeaderInfo.parse(state)
+        adopt(SwitchoverTracker(switchover_timeout=1.0), state["tracker"])
+    except (SnapshotError, KeyError, TypeError, ValueError) as exc:
+        raise ShareRefused(f"the shared view is malformed: {exc}") from exc
 
 
 def _log_all(messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
