@@ -1,6 +1,6 @@
 """The plugin pipeline: plugin registry, hook chains and the no-plugin fast path.
 
-A plugin subclasses :class:`Plugin` and overrides any of three hooks:
+A plugin subclasses :class:`Plugin` and overrides the hooks it needs:
 
 ``connect(ctx, call_next)``
     wraps the opening of the driver connection;
@@ -22,6 +22,9 @@ A plugin subclasses :class:`Plugin` and overrides any of three hooks:
     application;
 ``on_close(conn)``
     runs when the application closes the connection;
+``gate()``
+    returns a :class:`Gate` that lets the proxies skip the plugin's
+    ``execute`` hook while it would only make the call (see below);
 ``credentials(ctx, target)`` (a class method)
     returns driver arguments (a password, a token) for each driver
     connection about to be opened: the application's, and those plugins
@@ -29,12 +32,22 @@ A plugin subclasses :class:`Plugin` and overrides any of three hooks:
     which host name the connection stands for, even when a plugin sends it
     to an IP address.
 
+asyncio connections (:func:`bluegreen.connect_async`) use the asyncio
+twins ``connect_async``, ``execute_async`` and ``credentials_async``. A
+plugin that overrides ``connect`` or ``execute`` must override its twin to
+serve them; ``credentials_async`` defaults to calling ``credentials``, and
+a plugin that overrides it overrides ``credentials`` too (the monitors
+always call the synchronous hook). :meth:`PluginRegistry.register` refuses
+a plugin class whose ``credentials`` hooks break these rules, or whose
+declarations (below) would break other connections.
+
 A plugin class also declares its settings (:attr:`Plugin.settings`) and the
 prefixes of driver arguments meant for the connections it opens itself
 (:attr:`Plugin.param_prefixes`); :class:`~bluegreen.settings.SettingsRegistry`
 merges them, validates them and suggests the right name for a typo, with no
 plugin named in the core. Process-wide state belongs in the runtime
-(:meth:`bluegreen._runtime.Runtime.state`), which resets it after ``fork``.
+(:meth:`bluegreen.Runtime.state`, :func:`bluegreen.runtime`), which resets
+it after ``fork``.
 
 Which hooks a plugin overrides is detected once, from its class; only those
 are chained. When no plugin of a connection overrides ``execute``, cursors
@@ -53,12 +66,14 @@ strings imported on first use.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard, TypeVar, cast
 
 from .errors import ConfigurationError
 
@@ -68,6 +83,7 @@ if TYPE_CHECKING:
     from .settings import ConnectionConfig, Setting, Settings
 
 __all__ = [
+    "CREDENTIAL_HOOKS",
     "HOOKED",
     "HOOKS",
     "OPEN",
@@ -193,8 +209,11 @@ class ConnectContext:
         self, host: str | None = None, ip: str | None = None, port: int | None = None
     ) -> Any:
         """Open a driver connection (see :meth:`DriverAdapter.connect`),
-        with the arguments of the plugins' ``credentials`` hooks. For an
-        asyncio driver, the result is awaited."""
+        with the arguments of the plugins' ``credentials`` hooks.
+
+        For an asyncio driver, return an awaitable instead, which the
+        caller awaits for the connection (the ``credentials_async`` hooks
+        run then)."""
         params = self.params
         if self.credential_hooks:
             target = Target(
@@ -301,7 +320,13 @@ class Plugin:
         opened to ``target`` (``{"password": token}``), or None. Called for
         the application's connections and for those plugins open
         themselves, from any thread; keep what must be cached in the
-        runtime (:meth:`bluegreen._runtime.Runtime.state`)."""
+        runtime (:meth:`bluegreen.Runtime.state`).
+
+        It must be a class method (or a static method), not an ``async``
+        one: a plugin's own connections have no plugin instance to call it
+        on, and the ``bg`` monitors call it from their own threads even for
+        an asyncio application. :meth:`PluginRegistry.register` refuses
+        any other kind."""
         return None
 
     @classmethod
@@ -309,7 +334,11 @@ class Plugin:
         cls, ctx: ConnectContext, target: Target
     ) -> Mapping[str, Any] | None:
         """:meth:`credentials` for an asyncio connection (by default the
-        synchronous hook, called on the event loop)."""
+        synchronous hook, called on the event loop).
+
+        An ``async`` class method (or static method); a plugin that
+        overrides it overrides :meth:`credentials` too, which serves every
+        synchronous caller."""
         return cls.credentials(ctx, target)
 
     def gate(self) -> Gate | None:
@@ -326,13 +355,65 @@ PluginFactory = Callable[[ConnectContext], Plugin]
 _Plan = tuple[tuple[PluginFactory, "frozenset[str] | None"], ...]
 
 
+#: The credentials hooks: class methods, called on the plugin's class.
+CREDENTIAL_HOOKS = ("credentials", "credentials_async")
+
+
+def _is_plugin_class(factory: object) -> TypeGuard[type[Plugin]]:
+    return isinstance(factory, type) and issubclass(factory, Plugin)
+
+
 def provides_credentials(factory: object) -> bool:
-    """Whether plugin class ``factory`` overrides :meth:`Plugin.credentials`."""
-    if not (isinstance(factory, type) and issubclass(factory, Plugin)):
+    """Whether plugin class ``factory`` overrides :meth:`Plugin.credentials`
+    or :meth:`Plugin.credentials_async`."""
+    if not _is_plugin_class(factory):
         return False
-    return getattr(factory.credentials, "__func__", None) is not getattr(
-        Plugin.credentials, "__func__", None
+    return any(
+        inspect.getattr_static(factory, h) is not Plugin.__dict__[h]
+        for h in CREDENTIAL_HOOKS
     )
+
+
+def _check_credential_hooks(code: str, kind: type[Plugin]) -> None:
+    """Refuse plugin class ``kind`` if its ``credentials`` hooks cannot be
+    called as the pipeline calls them: on the class, ``credentials`` as a
+    plain function, ``credentials_async`` as a coroutine function, and never
+    ``credentials_async`` alone (synchronous connections and the
+    connections plugins open themselves call ``credentials``)."""
+    name = f"plugin {code!r} ({kind.__qualname__})"
+    overridden = []
+    for hook in CREDENTIAL_HOOKS:
+        raw = inspect.getattr_static(kind, hook)
+        if raw is Plugin.__dict__[hook]:
+            continue
+        overridden.append(hook)
+        if not isinstance(raw, (classmethod, staticmethod)):
+            raise ConfigurationError(
+                f"{name}: {hook} must be a class method (decorate it with "
+                "@classmethod): bluegreen calls it on the class, also for "
+                "connections that no instance of the plugin belongs to (the "
+                "bg plugin's monitors)"
+            )
+        is_async = inspect.iscoroutinefunction(raw.__func__)
+        if hook == "credentials" and is_async:
+            raise ConfigurationError(
+                f"{name}: credentials must not be async (the bg plugin's "
+                "monitors call it from their own threads): define it with "
+                "def, and put asyncio work in credentials_async"
+            )
+        if hook == "credentials_async" and not is_async:
+            raise ConfigurationError(
+                f"{name}: credentials_async must be defined with async def"
+            )
+    if overridden == ["credentials_async"]:
+        raise ConfigurationError(
+            f"{name} overrides credentials_async but not credentials: "
+            "credentials serves synchronous connections and the connections "
+            "plugins open themselves (the bg plugin's monitors, from their "
+            "own threads, also for an asyncio application), so a plugin that "
+            "supplies credentials defines it; credentials_async is optional "
+            "(by default it calls credentials)"
+        )
 
 
 def overridden_hooks(cls: type) -> frozenset[str]:
@@ -395,14 +476,34 @@ class PluginRegistry:
         self._lock = threading.Lock()
 
     def register(self, code: str, factory: str | PluginFactory) -> None:
-        """Register *factory* (or a ``"module:attribute"`` string) under *code*."""
+        """Register *factory* (or a ``"module:attribute"`` string) under *code*.
+
+        A :class:`Plugin` class is checked now (see :meth:`check`): the
+        plugins registered by string are imported first, so that its
+        declarations are checked against theirs. A string is checked when
+        it is imported. A failed check is a :class:`ConfigurationError`
+        and leaves the registry as it was."""
         code = code.strip()
         if not code or "," in code:
             raise ConfigurationError(f"invalid plugin code {code!r}")
-        if isinstance(factory, str) and ":" not in factory:
+        if isinstance(factory, str):
+            if ":" not in factory:
+                raise ConfigurationError(
+                    f"plugin {code!r}: expected 'module:attribute', got {factory!r}"
+                )
+        elif not callable(factory):
             raise ConfigurationError(
-                f"plugin {code!r}: expected 'module:attribute', got {factory!r}"
+                f"plugin {code!r}: {factory!r} is not callable (expected a "
+                "Plugin subclass, a factory taking a ConnectContext, or a "
+                "'module:attribute' string)"
             )
+        elif _is_plugin_class(factory):
+            for other in self.codes():
+                if other != code:
+                    # One that cannot be imported is checked once it can be.
+                    with contextlib.suppress(ConfigurationError):
+                        self.resolve(other)
+            self.check(code, factory)
         with self._lock:
             self._entries[code] = _Entry(factory)
             self._plans = {}
@@ -430,17 +531,48 @@ class PluginRegistry:
         if entry.factory is None:
             with self._lock:
                 if entry.factory is None:
-                    entry._set(_load(code, str(entry.spec)))
+                    factory = _load(code, str(entry.spec))
+                    self.check(code, factory)
+                    entry._set(factory)
         assert entry.factory is not None
         return entry.factory, entry.hooks
+
+    def check(self, code: str, factory: object) -> None:
+        """Refuse plugin class ``factory`` for ``code`` with a
+        :class:`ConfigurationError` naming the plugin and the rule: its
+        ``credentials`` hooks (see :class:`Plugin`) and its declarations
+        (see :func:`~bluegreen.settings.check_declarations`), these against
+        the core's and those of every other plugin already imported."""
+        if not _is_plugin_class(factory):
+            return
+        from .settings import check_declarations
+
+        _check_credential_hooks(code, factory)
+        others: dict[str, tuple[tuple[Setting, ...], tuple[str, ...]]] = {}
+        for other, entry in list(self._entries.items()):
+            declared = entry.factory
+            if other != code and _is_plugin_class(declared):
+                others[other] = (
+                    tuple(declared.settings),
+                    tuple(declared.param_prefixes),
+                )
+        check_declarations(code, factory.settings, factory.param_prefixes, others)
 
     def declarations(self, code: str) -> tuple[tuple[Setting, ...], tuple[str, ...]]:
         """The settings and driver-argument prefixes plugin ``code``
         declares (none for a factory that is not a :class:`Plugin` class);
-        :class:`ConfigurationError` if it cannot be loaded."""
+        :class:`ConfigurationError` if it cannot be loaded or its
+        declarations are not tuples."""
         factory, _ = self.resolve(code)
-        if isinstance(factory, type) and issubclass(factory, Plugin):
-            return tuple(factory.settings), tuple(factory.param_prefixes)
+        if _is_plugin_class(factory):
+            declared, prefixes = factory.settings, factory.param_prefixes
+            if not isinstance(declared, (tuple, list)) or not isinstance(
+                prefixes, (tuple, list)
+            ):
+                raise ConfigurationError(
+                    f"plugin {code!r}: settings and param_prefixes must be tuples"
+                )
+            return tuple(declared), tuple(prefixes)
         return (), ()
 
     def plan(self, codes: tuple[str, ...]) -> _Plan:
@@ -485,7 +617,12 @@ def register_plugin(code: str, factory: str | PluginFactory) -> None:
     """Register a plugin factory (a :class:`Plugin` subclass, another
     callable taking a :class:`ConnectContext`, or a ``"module:attribute"``
     string imported on first use) under *code* for this process. Its
-    declared settings are accepted from then on."""
+    declared settings are accepted from then on.
+
+    Raise :class:`ConfigurationError`, and register nothing, for a plugin
+    class whose declarations or ``credentials`` hooks are wrong (see
+    :meth:`PluginRegistry.check`); a string is checked when it is imported,
+    and a plugin that fails then is treated as one that cannot be loaded."""
     from ._runtime import runtime
 
     runtime().plugins.register(code, factory)

@@ -40,6 +40,7 @@ __all__ = [
     "Setting",
     "Settings",
     "SettingsRegistry",
+    "check_declarations",
     "iter_settings",
     "parse_config",
     "settings_table_markdown",
@@ -257,6 +258,78 @@ CORE_SETTINGS: tuple[Setting, ...] = (
 )
 
 
+def check_declarations(
+    code: str,
+    declared: object,
+    prefixes: object,
+    others: Mapping[str, tuple[tuple[Setting, ...], tuple[str, ...]]],
+) -> None:
+    """Refuse what plugin ``code`` declares (``Plugin.settings``,
+    ``Plugin.param_prefixes``) if it would break other connections: a
+    setting without the plugin's code and ``_``, a setting named twice or
+    already declared by the core or by one of ``others`` (plugin code ->
+    its settings and prefixes), a prefix that is not a non-empty string or
+    that another plugin declares. Raise :class:`ConfigurationError` naming
+    the plugin, the setting or prefix, and the rule."""
+    if not isinstance(declared, (tuple, list)):
+        raise ConfigurationError(
+            f"plugin {code!r}: settings must be a tuple of bluegreen.Setting, "
+            f"not {type(declared).__name__}"
+        )
+    owners = {s.name: "the core" for s in CORE_SETTINGS}
+    for other, (settings, _) in others.items():
+        if other != code:
+            owners.update((s.name, f"plugin {other!r}") for s in settings)
+    stem = code.replace("-", "_") + "_"
+    seen: set[str] = set()
+    for setting in declared:
+        if not isinstance(setting, Setting):
+            raise ConfigurationError(
+                f"plugin {code!r}: settings must be a tuple of bluegreen.Setting, "
+                f"and it holds {setting!r}"
+            )
+        name = setting.name
+        if not name.startswith(stem) or name == stem:
+            raise ConfigurationError(
+                f"plugin {code!r} declares setting {name!r}: a plugin's "
+                f"settings must start with {stem!r} (its code and '_')"
+            )
+        if name in seen:
+            raise ConfigurationError(
+                f"plugin {code!r} declares setting {name!r} twice: setting "
+                "names must be unique"
+            )
+        if name in owners:
+            raise ConfigurationError(
+                f"plugin {code!r} declares setting {name!r}, which "
+                f"{owners[name]} declares already: setting names must be unique"
+            )
+        seen.add(name)
+    if not isinstance(prefixes, (tuple, list)):
+        raise ConfigurationError(
+            f"plugin {code!r}: param_prefixes must be a tuple of strings, "
+            f"not {type(prefixes).__name__}"
+        )
+    taken = {
+        prefix: other
+        for other, (_, own) in others.items()
+        if other != code
+        for prefix in own
+    }
+    for prefix in prefixes:
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigurationError(
+                f"plugin {code!r} declares the driver-argument prefix "
+                f"{prefix!r}: a prefix must be a non-empty string"
+            )
+        if prefix in taken:
+            raise ConfigurationError(
+                f"plugin {code!r} declares the driver-argument prefix "
+                f"{prefix!r}, which plugin {taken[prefix]!r} declares already: "
+                "prefixes must be unique"
+            )
+
+
 # What a keyword is: a driver argument, a wrapper setting, a driver argument
 # for the connections a plugin opens itself (a prefixed one), or an error (a
 # misspelt or misplaced wrapper setting).
@@ -312,25 +385,21 @@ class SettingsRegistry:
             owners = dict.fromkeys(settings, "")
             prefixes: list[tuple[str, str]] = []
             failed: dict[str, str] = {}
+            accepted: dict[str, tuple[tuple[Setting, ...], tuple[str, ...]]] = {}
             for code in self._plugins.codes():
+                # The plugin registry checked each declaration when the plugin
+                # was registered or imported; checked again here because a
+                # class attribute may have changed since. A plugin whose
+                # declarations fail is left out (as one that cannot be
+                # imported), instead of failing every connection.
                 try:
                     declared, own_prefixes = self._plugins.declarations(code)
+                    check_declarations(code, declared, own_prefixes, accepted)
                 except ConfigurationError as exc:
                     failed[code] = str(exc)
                     continue
-                stem = code.replace("-", "_") + "_"
+                accepted[code] = (declared, own_prefixes)
                 for setting in declared:
-                    if not setting.name.startswith(stem):
-                        raise ConfigurationError(
-                            f"plugin {code!r} declares setting {setting.name!r}: "
-                            f"a plugin's settings must start with {stem!r}"
-                        )
-                    if setting.name in settings:
-                        raise ConfigurationError(
-                            f"plugin {code!r} declares setting {setting.name!r}, "
-                            f"already declared by "
-                            f"{owners[setting.name] or 'the core'}"
-                        )
                     settings[setting.name] = setting
                     owners[setting.name] = code
                 for prefix in own_prefixes:

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sys
 import types
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import psycopg
 import pymysql
 import pytest
 
 import bluegreen
-from bluegreen import ConfigurationError
+from bluegreen import ConfigurationError, Runtime, fresh_runtime
 from bluegreen._runtime import runtime
 from bluegreen.connection import Connection
-from bluegreen.drivers import adapter_for
+from bluegreen.drivers import adapter_for, async_adapter_for
 from bluegreen.drivers.base import DriverParams
 from bluegreen.pipeline import (
     ConnectContext,
     Pipeline,
     Plugin,
     PluginRegistry,
+    Target,
     overridden_hooks,
+    provides_credentials,
 )
-from bluegreen.settings import parse_config
+from bluegreen.settings import Setting, parse_config
 
 T = TypeVar("T")
 
@@ -311,3 +316,233 @@ def test_bg_plugin_derives_its_fixed_values_once_per_configuration() -> None:
     one, two = BlueGreenPlugin(ctx), BlueGreenPlugin(ctx)
     assert one.fixed is two.fixed is ctx.memo["bg"]
     assert one.ip == "10.1.2.3" and one.fixed.key[1:3] == ("10.1.2.3", 3306)
+
+
+# --------------------------------------------------------------------------
+# What register() checks: the credentials hooks and the declarations
+
+
+class AsyncOnly(Plugin):
+    @classmethod
+    async def credentials_async(cls, ctx: ConnectContext, target: Target) -> Any:
+        return {"password": "from-async"}
+
+
+def test_credentials_async_alone_is_detected_and_refused(reg: PluginRegistry) -> None:
+    assert provides_credentials(AsyncOnly)
+    before = (dict(reg.snapshot()), reg.version)
+    with pytest.raises(ConfigurationError) as info:
+        reg.register("vault", AsyncOnly)
+    text = str(info.value)
+    assert "plugin 'vault' (AsyncOnly)" in text
+    assert "overrides credentials_async but not credentials" in text
+    assert (dict(reg.snapshot()), reg.version) == before
+
+
+async def _async_hook(cls: Any, ctx: ConnectContext, target: Target) -> Any:
+    return {"password": "p"}
+
+
+def _sync_hook(cls: Any, ctx: ConnectContext, target: Target) -> Any:
+    return {"password": "p"}
+
+
+@pytest.mark.parametrize(
+    ("hooks", "wrong"),
+    [
+        ({"credentials": _sync_hook}, "credentials must be a class method"),
+        (
+            {"credentials": classmethod(_sync_hook), "credentials_async": _async_hook},
+            "credentials_async must be a class method",
+        ),
+        ({"credentials": classmethod(_async_hook)}, "credentials must not be async"),
+        (
+            {
+                "credentials": classmethod(_sync_hook),
+                "credentials_async": classmethod(_sync_hook),
+            },
+            "credentials_async must be defined with async def",
+        ),
+    ],
+)
+def test_credentials_hooks_of_the_wrong_kind_are_refused(
+    reg: PluginRegistry, hooks: dict[str, Any], wrong: str
+) -> None:
+    kind = type("Wrong", (Plugin,), hooks)
+    with pytest.raises(ConfigurationError) as info:
+        reg.register("wrong", kind)
+    assert "plugin 'wrong' (Wrong)" in str(info.value) and wrong in str(info.value)
+    assert "wrong" not in reg.codes()
+
+
+def test_credentials_hooks_reach_sync_and_asyncio_connections(
+    reg: PluginRegistry,
+) -> None:
+    class Both(Plugin):
+        @staticmethod
+        def credentials(ctx: ConnectContext, target: Target) -> Any:
+            return {"password": f"sync-for-{target.host}"}
+
+        @classmethod
+        async def credentials_async(cls, ctx: ConnectContext, target: Target) -> Any:
+            return {"password": f"async-for-{target.host}"}
+
+    class Child(Both):  # inherits credentials, overrides only the twin
+        @classmethod
+        async def credentials_async(cls, ctx: ConnectContext, target: Target) -> Any:
+            return {"password": "child"}
+
+    reg.register("both", Both)
+    reg.register("child", Child)
+    conn = open_conn(reg, "both")
+    assert conn.driver_connection.kwargs["password"] == "sync-for-db.example"
+    ctx = conn.wrapper_pipeline.context  # type: ignore[union-attr]
+    target = Target("db.example", 3306)
+    params = asyncio.run(ctx.credentials_async(ctx.params, target))
+    assert params.kwargs["password"] == "async-for-db.example"
+    child = open_conn(reg, "child").wrapper_pipeline.context  # type: ignore[union-attr]
+    assert asyncio.run(child.credentials_async(child.params, target)).kwargs == {
+        "host": "db.example",
+        "password": "child",
+    }
+
+
+def declaring(settings: Any = (), prefixes: Any = ()) -> type[Plugin]:
+    return type(
+        "Declaring", (Plugin,), {"settings": settings, "param_prefixes": prefixes}
+    )
+
+
+@pytest.fixture
+def rt() -> Iterator[Runtime]:
+    with fresh_runtime() as fresh:
+        yield fresh
+
+
+@pytest.mark.parametrize(
+    ("code", "settings", "prefixes", "wrong"),
+    [
+        (
+            "audit",
+            (Setting("rounds", int, 1, "No prefix."),),
+            (),
+            "declares setting 'rounds': a plugin's settings must start with "
+            "'audit_' (its code and '_')",
+        ),
+        (
+            "my-plugin",
+            (Setting("my_plugins_x", int, 1, "Close, but no."),),
+            (),
+            "must start with 'my_plugin_' (its code and '_')",
+        ),
+        (
+            "wrapper",
+            (Setting("wrapper_dialect", str, None, "The core's."),),
+            (),
+            "'wrapper_dialect', which the core declares already",
+        ),
+        (
+            "bg-connect",
+            (Setting("bg_connect_timeout_ms", int, 1, "The bg plugin's."),),
+            (),
+            "'bg_connect_timeout_ms', which plugin 'bg' declares already",
+        ),
+        (
+            "audit",
+            (Setting("audit_x", int, 1, "One."), Setting("audit_x", int, 2, "Two.")),
+            (),
+            "declares setting 'audit_x' twice",
+        ),
+        (
+            "audit",
+            Setting("audit_x", int, 1, "Not in a tuple."),
+            (),
+            "settings must be a tuple of bluegreen.Setting, not Setting",
+        ),
+        ("audit", (), "audit-side-", "param_prefixes must be a tuple of strings"),
+        ("audit", (), ("",), "a prefix must be a non-empty string"),
+        (
+            "audit",
+            (),
+            ("blue_green_monitoring_",),
+            "'blue_green_monitoring_', which plugin 'bg' declares already",
+        ),
+    ],
+)
+def test_bad_declarations_are_refused_at_registration(
+    rt: Runtime, code: str, settings: Any, prefixes: Any, wrong: str
+) -> None:
+    before = (dict(rt.plugins.snapshot()), rt.plugins.version)
+    with pytest.raises(ConfigurationError) as info:
+        bluegreen.register_plugin(code, declaring(settings, prefixes))
+    assert f"plugin {code!r}" in str(info.value) and wrong in str(info.value)
+    assert (dict(rt.plugins.snapshot()), rt.plugins.version) == before
+    # Every other connection of the process still works.
+    config = parse_config(adapter_for(pymysql.connect), None, {"bg_id": "x"})
+    assert config.settings.bg_id == "x"
+
+
+def test_a_setting_of_another_plugin_is_refused_and_replacing_is_not(
+    rt: Runtime,
+) -> None:
+    bluegreen.register_plugin("my", declaring((Setting("my_plugin_x", int, 1, "."),)))
+    with pytest.raises(ConfigurationError, match="which plugin 'my' declares already"):
+        bluegreen.register_plugin(
+            "my-plugin", declaring((Setting("my_plugin_x", int, 1, "."),))
+        )
+    assert "my-plugin" not in rt.plugins.codes()
+    # Registering a code again replaces it: its old settings are no clash.
+    bluegreen.register_plugin("my", declaring((Setting("my_plugin_x", int, 2, "."),)))
+    assert parse_config(adapter_for(pymysql.connect), None, {"my_plugin_x": "3"})
+
+
+def test_a_lazily_registered_plugin_with_bad_declarations_is_reported(
+    rt: Runtime,
+) -> None:
+    module = types.ModuleType("bg_test_bad_plugin")
+    module.Bad = declaring((Setting("rounds", int, 1, "No prefix."),))  # type: ignore[attr-defined]
+    rt.plugins.register("bad", "bg_test_bad_plugin:Bad")  # imported later
+    sys.modules["bg_test_bad_plugin"] = module
+    adapter = adapter_for(pymysql.connect)
+    try:
+        # Connections that do not use it are unaffected...
+        assert parse_config(adapter, None, {"bg_id": "7"}).settings.bg_id == "7"
+        # ...its settings are unknown, and the error says why...
+        with pytest.raises(ConfigurationError) as info:
+            parse_config(adapter, None, {"bad_rounds": 2})
+        text = str(info.value)
+        assert "plugin 'bad' could not be loaded" in text
+        assert "declares setting 'rounds'" in text and "must start with" in text
+        # ...and a connection that names it fails with the same reason.
+        config = parse_config(adapter, None, {"plugins": "bad"})
+        with pytest.raises(ConfigurationError, match="declares setting 'rounds'"):
+            Pipeline.open(config)
+    finally:
+        del sys.modules["bg_test_bad_plugin"]
+
+
+def test_the_module_docstring_names_every_hook() -> None:
+    import bluegreen.pipeline
+
+    doc = bluegreen.pipeline.__doc__ or ""
+    hooks = [
+        name
+        for name, value in vars(Plugin).items()
+        if not name.startswith("_")
+        and isinstance(value, (types.FunctionType, classmethod, staticmethod))
+    ]
+    assert {"gate", "connect_async", "credentials_async"} <= set(hooks)
+    for name in hooks:
+        assert f"``{name}" in doc, name
+    assert "three hooks" not in doc
+
+
+def test_connect_context_gives_an_asyncio_caller_an_awaitable() -> None:
+    adapter = async_adapter_for(psycopg.AsyncConnection.connect)
+    ctx = ConnectContext(parse_config(adapter, "host=db.example", {"plugins": ""}))
+    opening = ctx.connect()
+    try:
+        assert inspect.isawaitable(opening)
+    finally:
+        opening.close()  # never awaited: no connection is made
+    assert "awaitable" in (ConnectContext.connect.__doc__ or "")
