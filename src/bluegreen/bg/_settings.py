@@ -27,8 +27,8 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "1",
         "Identifies one blue/green deployment. Connections with the same "
-        "`bg_id` share one set of monitors per process; use distinct values "
-        "for distinct deployments.",
+        "`bg_id` share one set of monitors (per machine with "
+        "`bg_share_monitors`); use distinct values for distinct deployments.",
     ),
     Setting(
         "bg_connect_timeout_ms",

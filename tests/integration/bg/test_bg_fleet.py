@@ -147,6 +147,7 @@ def test_eight_workers_share_two_monitoring_sessions_through_a_switchover(
     deployment_factory: Callable[..., Deployment],
     scenario_player: Callable[..., ScenarioPlayer],
     fleet_factory: Callable[..., Fleet],
+    runtime_dir: Path,
 ) -> None:
     dep = start_deployment(deployment_factory, kind)
     fleet = fleet_factory(dep)
@@ -167,6 +168,13 @@ def test_eight_workers_share_two_monitoring_sessions_through_a_switchover(
     # The servers saw one blue and one green monitoring session at most,
     # whatever the number of processes.
     assert sessions.most == 2, sessions.counts
+    # The shared files hold no secret.
+    shared = [p.read_bytes() for p in runtime_dir.iterdir() if p.is_file()]
+    assert shared
+    for secret in {i.app_password for i in dep.instances} | {
+        i.admin_password for i in dep.instances
+    }:
+        assert not any(secret.encode() in data for data in shared)
     results = fleet.stop()
     assert len(results) == WORKERS
     switched = player.event("SWITCHED")
