@@ -47,8 +47,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-DRIVERS = {"postgres": "psycopg", "mariadb": "pymysql"}
-
 
 @dataclass
 class Row:
@@ -138,7 +136,7 @@ def run_one(kind: str, n: int, sharing: bool, args: argparse.Namespace) -> Row:
     from bluegreen.sim.deployment import Deployment
     from bluegreen.sim.fleet import Fleet
     from bluegreen.sim.scenario import ScenarioPlayer, prepare_metadata
-    from bluegreen.sim.workload import bg_settings, identity_map, prepare_table
+    from bluegreen.sim.workload import bg_settings, prepare_table
 
     options = {} if kind.endswith("postgres") else {"performance_schema": True}
     dep = Deployment.create(kind, readers=1, **options)
@@ -148,22 +146,16 @@ def run_one(kind: str, n: int, sharing: bool, args: argparse.Namespace) -> Row:
         metadata = prepare_metadata(dep)
         prepare_table(dep)
         prepare_counting(dep)
-        host = dep.blue.cluster_endpoint or dep.blue.writer.endpoint
         with tempfile.TemporaryDirectory(prefix="bgfleet-") as tmp:
-            fleet = Fleet(
-                n=n,
-                engine=dep.engine,
-                driver=DRIVERS[dep.engine],
-                connect_kwargs=dep.connect_kwargs(host),
-                identities=identity_map(
-                    {"blue": dep.blue.instances, "green": dep.green.instances}
-                ),
-                settings={
+            fleet = Fleet.for_deployment(
+                dep,
+                n,
+                {
                     **bg_settings(args.speed),
                     "bg_connect_timeout_ms": 30000,
                     "bg_share_monitors": sharing,
                 },
-                directory=Path(tmp),
+                Path(tmp),
                 pause=args.pause,
             )
             fleet.start(timeout=120)

@@ -73,7 +73,8 @@ WITHDRAWN = 1
 #: A state left by a leader that died is taken over by a process starting
 #: afresh only when the leader was alive this recently (seconds).
 RESTORE_MAX_AGE = 10.0
-_MAX_SOCKET_PATH = 100
+#: The longest Unix socket path Linux takes (108 bytes with the final NUL).
+_MAX_SOCKET_PATH = 107
 
 
 class ShareRefused(Exception):
@@ -189,7 +190,8 @@ class SharedView:
         self._published = False
         self._boot = boot_id()
         self._pid = os.getpid()
-        if len(str(directory / f"{key}.f{self._pid}0")) > _MAX_SOCKET_PATH:
+        longest = directory / f"{key}.f{'9' * 7}"  # pids have 7 digits at most
+        if len(os.fsencode(longest)) > _MAX_SOCKET_PATH:
             raise ShareRefused(
                 f"the directory {directory} has too long a path for Unix sockets"
             )

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -475,14 +475,32 @@ class DeploymentWatch:
         if changed:
             self._share_changed()
         if loud:
-            runtime().warnings.warn(
-                logger,
-                ("protection-off", self.bg_id, subject, kind),
-                "bg_id %r: switchover protection is OFF for %s: %s",
+            self._warn_off(subject, reason, kind)
+
+    def _warn_off(self, subject: str, reason: str, kind: str) -> None:
+        """Say that protection is off for ``subject``, at the usual rate."""
+        runtime().warnings.warn(
+            logger,
+            ("protection-off", self.bg_id, subject, kind),
+            "bg_id %r: switchover protection is OFF for %s: %s",
+            self.bg_id,
+            subject,
+            reason,
+            every=REPEAT_S,
+        )
+
+    def _say_back_on(self, subject: str, kinds: Iterable[str]) -> None:
+        """Forget the OFF warnings of ``subject``; say it is back on if one
+        was given."""
+        forgotten = [
+            runtime().warnings.forget(("protection-off", self.bg_id, subject, kind))
+            for kind in kinds
+        ]
+        if any(forgotten):
+            logger.info(
+                "bg_id %r: switchover protection is back on for %s",
                 self.bg_id,
                 subject,
-                reason,
-                every=REPEAT_S,
             )
 
     def protected_again(self, subject: str) -> None:
@@ -494,16 +512,7 @@ class DeploymentWatch:
                 return
             self._kinds.pop(subject, None)
         self._share_changed()
-        forgotten = [
-            runtime().warnings.forget(("protection-off", self.bg_id, subject, kind))
-            for kind in _OFF_KINDS
-        ]
-        if any(forgotten):
-            logger.info(
-                "bg_id %r: switchover protection is back on for %s",
-                self.bg_id,
-                subject,
-            )
+        self._say_back_on(subject, _OFF_KINDS)
 
     def query_failed(
         self, role: str, host: str, error: str, denied: bool, grant: str | None
@@ -634,26 +643,9 @@ class DeploymentWatch:
         if info is None or self.sharing != "follower":
             return
         for subject, (reason, kind) in info.unprotected.items():
-            runtime().warnings.warn(
-                logger,
-                ("protection-off", self.bg_id, subject, kind),
-                "bg_id %r: switchover protection is OFF for %s: %s",
-                self.bg_id,
-                subject,
-                reason,
-                every=REPEAT_S,
-            )
+            self._warn_off(subject, reason, kind)
         for subject in sorted(info.reported - info.unprotected.keys()):
-            forgotten = [
-                runtime().warnings.forget(("protection-off", self.bg_id, subject, k))
-                for k in _fleet.SHARED_KINDS
-            ]
-            if any(forgotten):
-                logger.info(
-                    "bg_id %r: switchover protection is back on for %s",
-                    self.bg_id,
-                    subject,
-                )
+            self._say_back_on(subject, _fleet.SHARED_KINDS)
         info.reported = set(info.unprotected)
 
     def take_over(self) -> None:
@@ -827,7 +819,12 @@ class DeploymentWatch:
             )
             leader = self._leader if self.sharing == "follower" else None
             unprotected = dict(self._unprotected)
-            if leader is None:
+            errors: dict[str, str | None]
+            reads: frozenset[str]
+            if self.sharing == "follower" and leader is None:
+                # Nothing read from the leader yet.
+                errors, monitoring, reads, leader_pid = {}, False, frozenset(), None
+            elif leader is None:
                 errors = self.monitor_errors()
                 monitoring = self.source is not None and self.monitors_alive()
                 reads = self._reads

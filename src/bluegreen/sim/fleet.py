@@ -42,10 +42,12 @@ from typing import Any
 
 from .accounting import OpRecord
 
-__all__ = ["Fleet", "Probe", "WorkerResult", "monitor_sessions"]
+__all__ = ["DRIVERS", "Fleet", "Probe", "WorkerResult", "monitor_sessions"]
 
 logger = logging.getLogger(__name__)
 
+#: The driver each engine's workers use.
+DRIVERS = {"postgres": "psycopg", "mariadb": "pymysql"}
 #: How often a worker looks for the stop file (seconds).
 _STOP_POLL = 0.05
 
@@ -100,6 +102,35 @@ class Fleet:
     pause: float = 0.02
     env: Mapping[str, str] | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @classmethod
+    def for_deployment(
+        cls,
+        dep: Any,
+        n: int,
+        settings: Mapping[str, Any],
+        directory: Path,
+        *,
+        pause: float = 0.02,
+    ) -> Fleet:
+        """``n`` workers on the name applications use for ``dep`` (its
+        writer cluster endpoint, or its writer instance), with the engine's
+        first driver (psycopg, PyMySQL)."""
+        from .workload import identity_map
+
+        host = dep.blue.cluster_endpoint or dep.blue.writer.endpoint
+        return cls(
+            n=n,
+            engine=dep.engine,
+            driver=DRIVERS[dep.engine],
+            connect_kwargs=dep.connect_kwargs(host),
+            identities=identity_map(
+                {"blue": dep.blue.instances, "green": dep.green.instances}
+            ),
+            settings=settings,
+            directory=directory,
+            pause=pause,
+        )
 
     def start(self, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Start the workers one after the other (the first one leads),
@@ -355,22 +386,14 @@ def _worker(config_path: Path, index: int) -> int:
     workloads = [
         Workload(
             engine,
-            [ClientKind("per-op", bound, 1)],
+            [ClientKind(mode, bound, 1)],
             plain,
             identities,
-            mode="per-op",
+            mode=mode,
             pause=cfg["pause"],
-            first_id=_first_id(index, 0),
-        ),
-        Workload(
-            engine,
-            [ClientKind("long-lived", bound, 1)],
-            plain,
-            identities,
-            mode="long-lived",
-            pause=cfg["pause"],
-            first_id=_first_id(index, 1),
-        ),
+            first_id=_first_id(index, n),
+        )
+        for n, mode in enumerate(("per-op", "long-lived"))
     ]
     stop = threading.Event()
     prober = _ProbeThread(probe_conn, bg_id, stop)

@@ -378,6 +378,8 @@ def _child_checks(h: Harness, settings: dict[str, Any]) -> dict[str, Any]:
     result["ready"] = st is not None
     result["phase"] = None if final is None else final.phase
     result["errors"] = None if final is None else final.monitor_errors
+    result["sharing"] = None if final is None else final.sharing
+    result["leader"] = None if final is None else final.leader_pid
     result["threads_after"] = sorted(
         t.name
         for t in threading.enumerate()
@@ -433,13 +435,15 @@ def _run_child(h: Harness, settings: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.parametrize("share", [False, True], ids=["alone", "shared"])
 def test_fork_child_gets_its_own_monitors(
-    bg_harness: Callable[..., Harness], opened: Callable[[Any], Any]
+    bg_harness: Callable[..., Harness], opened: Callable[[Any], Any], share: bool
 ) -> None:
     """A child forked after the monitors started starts its own when it
-    connects; the parent's monitors and their sessions survive the child."""
+    connects (or, with shared monitors, follows the parent's); the parent's
+    monitors and their sessions survive the child."""
     h = bg_harness("rds-postgres", readers=0)
-    settings = settings_for(10)
+    settings = settings_for(10, bg_share_monitors=share)
     provision(h)
     conn = opened(h.connect(**settings))
     wait_for(monitors_connected, 20, "both monitors to read the status")
@@ -455,9 +459,17 @@ def test_fork_child_gets_its_own_monitors(
     assert child["ready"], child
     assert child["phase"] == "CREATED"
     assert child["errors"] == {"blue": None, "green": None}
-    assert {f"{BG_THREAD}1-blue-monitor", f"{BG_THREAD}1-green-monitor"} <= set(
-        child["threads_after"]
-    )
+    monitors = {f"{BG_THREAD}1-blue-monitor", f"{BG_THREAD}1-green-monitor"}
+    if share:
+        # A follower of the parent, which kept the lead: no monitors of its own.
+        assert child["sharing"] == "follower"
+        assert child["leader"] == os.getpid()
+        assert not monitors & set(child["threads_after"])
+        assert f"{BG_THREAD}1-share" in child["threads_after"]
+        assert bg_status("1").sharing == "leader"
+    else:
+        assert child["sharing"] == "alone"
+        assert monitors <= set(child["threads_after"])
 
     # The parent: same threads, same monitoring sessions (the child's are gone),
     # and the monitors still follow the metadata.

@@ -31,7 +31,7 @@ from bluegreen.sim.accounting import OpRecord, role_at
 from bluegreen.sim.deployment import KINDS, Deployment
 from bluegreen.sim.fleet import Fleet, WorkerResult, monitor_sessions
 from bluegreen.sim.scenario import ScenarioPlayer
-from bluegreen.sim.workload import identity_map, prepare_table
+from bluegreen.sim.workload import prepare_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -44,7 +44,6 @@ OP_SLACK = 1.5
 #: every process (the target is 100 ms; this leaves room for a loaded
 #: 2-core machine running eight workers, the servers and the player).
 WAKE_BOUND = 0.75
-DRIVERS = {"postgres": "psycopg", "mariadb": "pymysql"}
 
 
 @pytest.fixture
@@ -52,20 +51,14 @@ def fleet_factory(tmp_path: Path) -> Iterator[Callable[..., Fleet]]:
     made: list[Fleet] = []
 
     def make(dep: Deployment, n: int = WORKERS, **settings: Any) -> Fleet:
-        host = dep.blue.cluster_endpoint or dep.blue.writer.endpoint
-        fleet = Fleet(
-            n=n,
-            engine=dep.engine,
-            driver=DRIVERS[dep.engine],
-            connect_kwargs=dep.connect_kwargs(host),
-            identities=identity_map(
-                {"blue": dep.blue.instances, "green": dep.green.instances}
-            ),
-            settings={
+        fleet = Fleet.for_deployment(
+            dep,
+            n,
+            {
                 **settings_for(SPEED, bg_connect_timeout_ms=CONNECT_TIMEOUT_MS),
                 **settings,
             },
-            directory=tmp_path / f"fleet{len(made)}",
+            tmp_path / f"fleet{len(made)}",
         )
         made.append(fleet)
         return fleet
