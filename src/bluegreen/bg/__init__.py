@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from .. import rds
 from ._model import Phase
-from ._watch import BlueGreenStatus, SummaryEvent, watches
+from ._status import BlueGreenStatus, SummaryEvent
+from ._watch import watches
 
 __all__ = [
     "BlueGreenStatus",

@@ -22,7 +22,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._log import REPEAT_S
@@ -30,11 +29,12 @@ from .._runtime import runtime
 from ..pipeline import HOOKED, Gate
 from ..settings import Settings
 from . import _fleet
+from ._follow import SharedMonitoring, check_state
 from ._hosts import is_ip
 from ._monitor import Detector, DnsWatcher, MetadataMonitor, MonitorSource, resolve
 from ._routing import monitor_target, poll_interval
 from ._share import ShareRefused
-from ._snapshot import SnapshotError, adopt, export
+from ._status import BlueGreenStatus, Messages, SummaryEvent, log_all
 from ._summary import format_summary, one_line, timestamp
 from ._tracker import ROLLED_BACK, RoutingView, SwitchoverTracker
 
@@ -43,69 +43,11 @@ __all__ = ["BlueGreenStatus", "DeploymentWatch", "WatchRegistry", "watches"]
 logger = logging.getLogger("bluegreen.bg")
 
 
-@dataclass(frozen=True)
-class SummaryEvent:
-    """One event of the switchover summary."""
-
-    name: str
-    timestamp: str  #: ISO 8601 UTC
-    offset_ms: int | None  #: from the start of IN_PROGRESS, if it was seen
-
-
-@dataclass(frozen=True)
-class BlueGreenStatus:
-    """What the ``bg`` plugin knows about one deployment (see :func:`status`)."""
-
-    bg_id: str
-    #: ``NOT_CREATED`` ... ``COMPLETED``, as routing currently follows it.
-    phase: str
-    #: True once the green topology is known and every blue host is mapped.
-    ready: bool
-    #: True while monitors run (a supported deployment was found).
-    monitoring: bool
-    #: blue host name -> (green host name, green IP address).
-    mapping: dict[str, tuple[str, str]]
-    #: host name -> IP address recorded before the switchover.
-    addresses: dict[str, str]
-    green_topology_changed: bool
-    blue_dns_updated: bool
-    green_dns_removed: bool
-    timed_out: bool
-    events: tuple[SummaryEvent, ...]
-    #: monitor role -> its last error (None while it reads the status fine).
-    monitor_errors: dict[str, str | None]
-    #: True when the plugin can follow a switchover of this deployment right
-    #: now: the monitors run, have read the blue/green status, and nothing
-    #: has turned protection off for any host of this ``bg_id``.
-    protected: bool = False
-    #: Why ``protected`` is False, in plain words (None when it is True).
-    reason: str | None = None
-    #: host -> why switchover protection is off for it.
-    unprotected: dict[str, str] = field(default_factory=dict)
-    #: Connections the switchover dropped while idle, reopened transparently.
-    reconnects: int = 0
-    #: Dropped connections not reopened under a call because a transaction
-    #: was open (the driver's error reached the application).
-    refused_in_transaction: int = 0
-    #: Calls the drop interrupted, or that continued an operation begun
-    #: before it (never re-run: the driver's error reached the application).
-    refused_in_flight: int = 0
-    #: Who runs the monitors for this process: ``"leader"`` (this process,
-    #: for every process of the machine that watches the deployment),
-    #: ``"follower"`` (another process, whose view this one follows) or
-    #: ``"alone"`` (this process, for itself only: sharing is off or was
-    #: refused).
-    sharing: str = "alone"
-    #: The process id of the process that runs the monitors (this one's
-    #: when leading or alone; None before the monitors start).
-    leader_pid: int | None = None
-
-
 #: An asyncio waiter of :meth:`DeploymentWatch.wait_async`.
 _Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 
 
-class DeploymentWatch:
+class DeploymentWatch(SharedMonitoring):
     """The shared state of one ``bg_id``; see the module docstring."""
 
     def __init__(
@@ -197,12 +139,12 @@ class DeploymentWatch:
             try:
                 inherited = share.inherited_state()  # a leader died moments ago
                 if inherited is not None:
-                    _check_state(inherited)
+                    check_state(inherited)
             except ShareRefused as exc:
                 share.close()
                 share = None
                 _fleet.refused(self.bg_id, str(exc))
-        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        messages: Messages = []
         with self._cond:
             if self.source is not None or self._closed:
                 if share is not None:
@@ -226,7 +168,7 @@ class DeploymentWatch:
                 worker = _fleet.ShareThread(self, share)
                 self._workers.append(worker)
                 worker.start()
-        _log_all(messages)
+        log_all(messages)
         logger.debug(
             "bg_id %r: %s the blue/green status through %s:%s",
             self.bg_id,
@@ -366,7 +308,7 @@ class DeploymentWatch:
         A closed watch has published a pass-through view, so a caller that
         waited on an older one returns at once and stops waiting.
         """
-        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        messages: Messages = []
         try:
             with self._cond:
                 while True:
@@ -383,7 +325,7 @@ class DeploymentWatch:
                         return True
                     self._cond.wait(wake - now)
         finally:
-            _log_all(messages)
+            log_all(messages)
 
     async def wait_async(self, version: int, deadline: float, since: float) -> bool:
         """:meth:`wait` for a coroutine: the same outcome, awaited without
@@ -400,11 +342,11 @@ class DeploymentWatch:
                 return False
             wake = _wake_at(view, deadline, since)
             if now >= wake:
-                messages: list[tuple[int, str, tuple[Any, ...]]] = []
+                messages: Messages = []
                 with self._cond:
                     if self.view.version == version and self.tracker.check_time(now):
                         self._publish(messages)
-                _log_all(messages)
+                log_all(messages)
                 return True
             waiter = (loop, loop.create_future())
             self._async_waiters.add(waiter)
@@ -426,7 +368,7 @@ class DeploymentWatch:
 
     def report(self, update: Callable[[SwitchoverTracker], bool]) -> None:
         """Apply ``update`` to the tracker; publish and log what changed."""
-        messages: list[tuple[int, str, tuple[Any, ...]]] = []
+        messages: Messages = []
         with self._cond:
             if self._closed:
                 return
@@ -436,7 +378,7 @@ class DeploymentWatch:
                 self._publish(messages)
             else:
                 self._share_out(messages)  # the monitors' errors; a heartbeat
-        _log_all(messages)
+        log_all(messages)
 
     def monitor_target(self, role: str) -> tuple[str, str | None, int | None] | None:
         """Where the ``role`` monitor connects: (host name, IP, port)."""
@@ -558,141 +500,6 @@ class DeploymentWatch:
         if host in self._unprotected:
             self.protected_again(host)
 
-    # -- one set of monitors per machine ------------------------------------------
-
-    def _share_out(self, messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
-        """Leading: write what the followers route from (under the
-        condition; written only when it changed, else a heartbeat)."""
-        share = self._share
-        if share is None or self.sharing != "leader":
-            return
-        try:
-            share.publish(self._shared_state())
-        except ShareRefused as exc:
-            # Nobody can follow this state: lead no more, monitor alone.
-            self._share = None
-            self.sharing = "alone"
-            share.close()
-            messages.append(
-                (
-                    logging.WARNING,
-                    "bg_id %r: the monitors are no longer shared (%s); this "
-                    "process keeps its own",
-                    (self.bg_id, str(exc)),
-                )
-            )
-
-    def _shared_state(self) -> dict[str, Any]:
-        """What the followers need (leader, under the condition)."""
-        return {
-            "tracker": export(self.tracker),
-            "watch": {
-                "pid": os.getpid(),
-                "monitoring": self.monitors_alive(),
-                "errors": self.monitor_errors(),
-                "reads": sorted(self._reads),
-                "unprotected": {
-                    subject: [reason, self._kinds.get(subject, "")]
-                    for subject, reason in self._unprotected.items()
-                    if self._kinds.get(subject, "") in _fleet.SHARED_KINDS
-                },
-            },
-        }
-
-    def _share_changed(self) -> None:
-        """What the status says changed outside a publication (leader)."""
-        if self._share is None or self.sharing != "leader":
-            return
-        messages: list[tuple[int, str, tuple[Any, ...]]] = []
-        with self._cond:
-            if not self._closed:
-                self._share_out(messages)
-        _log_all(messages)
-
-    def _adopt(
-        self,
-        state: dict[str, Any],
-        messages: list[tuple[int, str, tuple[Any, ...]]],
-    ) -> None:
-        """Fold a leader's published state in (under the condition). Raises
-        ShareRefused when it is malformed; nothing is changed then."""
-        try:
-            info = _fleet.LeaderInfo.parse(state)
-            adopt(self.tracker, state["tracker"])
-        except (SnapshotError, KeyError, TypeError, ValueError) as exc:
-            raise ShareRefused(f"the shared view is malformed: {exc}") from exc
-        if self._leader is not None:
-            info.reported = self._leader.reported
-        self._leader = info
-
-    def adopt_shared(self, state: dict[str, Any], pid: int) -> None:
-        """A follower's share thread read a new record: route from it."""
-        messages: list[tuple[int, str, tuple[Any, ...]]] = []
-        with self._cond:
-            if self._closed or self.sharing != "follower":
-                return
-            self._adopt(state, messages)
-            self._publish(messages)
-        _log_all(messages)
-        self.remind()
-
-    def remind(self) -> None:
-        """A follower says, at the usual rate, what the leader reports as
-        unprotected (and that it is over, once it is)."""
-        info = self._leader
-        if info is None or self.sharing != "follower":
-            return
-        for subject, (reason, kind) in info.unprotected.items():
-            self._warn_off(subject, reason, kind)
-        for subject in sorted(info.reported - info.unprotected.keys()):
-            self._say_back_on(subject, _fleet.SHARED_KINDS)
-        info.reported = set(info.unprotected)
-
-    def take_over(self) -> None:
-        """The leader is gone and this follower holds the lock now: run the
-        monitors, starting from the view it followed."""
-        messages: list[tuple[int, str, tuple[Any, ...]]] = []
-        with self._cond:
-            if self._closed or self.sharing != "follower":
-                return
-            previous = self._leader.pid if self._leader is not None else None
-            self.sharing = "leader"
-            self._leader = None
-            self._start_monitors()
-            self._publish(messages)
-        _log_all(messages)
-        logger.info(
-            "bg_id %r: this process (pid %d) runs the monitors for the machine "
-            "now; the previous leader (pid %s) is gone",
-            self.bg_id,
-            os.getpid(),
-            previous,
-        )
-
-    def go_alone(self, reason: str) -> None:
-        """The shared files cannot be trusted any more: monitor alone,
-        starting from the view followed so far."""
-        with self._cond:
-            if self._closed or self._share is None:
-                return
-            share, self._share = self._share, None
-            was = self.sharing
-            self.sharing = "alone"
-            self._leader = None
-            if was == "follower":
-                self._start_monitors()
-        share.close()
-        _fleet.refused(self.bg_id, reason)
-
-    def _sharing_text(self) -> str:
-        """How this process's monitors are shared, for the summary."""
-        if self.sharing == "leader":
-            return "; monitors: run by this process for the machine (leader)"
-        if self.sharing == "follower":
-            pid = self._leader.pid if self._leader is not None else "?"
-            return f"; monitors: shared, run by process {pid} (follower)"
-        return ""
-
     def names_to_watch(self) -> list[str]:
         with self._cond:
             return self.tracker.names_to_watch()
@@ -731,7 +538,7 @@ class DeploymentWatch:
 
     # -- publishing and logging -------------------------------------------------
 
-    def _publish(self, messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
+    def _publish(self, messages: Messages) -> None:
         if self._closed:
             return  # a closed watch keeps its pass-through view for good
         tracker = self.tracker
@@ -925,21 +732,6 @@ def _wake_at(view: RoutingView, deadline: float, since: float) -> float:
         if due is not None and due > since
     ]
     return min([deadline, *timers])
-
-
-def _check_state(state: dict[str, Any]) -> None:
-    """Raise ShareRefused unless ``state`` is a well-formed shared state."""
-    try:
-        _fleet.LeaderInfo.parse(state)
-        adopt(SwitchoverTracker(switchover_timeout=1.0), state["tracker"])
-    except (SnapshotError, KeyError, TypeError, ValueError) as exc:
-        raise ShareRefused(f"the shared view is malformed: {exc}") from exc
-
-
-def _log_all(messages: list[tuple[int, str, tuple[Any, ...]]]) -> None:
-    """Log what was gathered under the condition (never logged under it)."""
-    for level, msg, args in messages:
-        logger.log(level, msg, *args)
 
 
 def _settle(future: asyncio.Future[None]) -> None:
