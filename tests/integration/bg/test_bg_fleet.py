@@ -17,6 +17,7 @@ process monitoring alone shows in the scenario matrix:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from bgharness import settings_for, wait_for
 
+from bluegreen.bg._share import SIZE, share_key
 from bluegreen.sim import scenarios
 from bluegreen.sim.accounting import OpRecord, role_at
 from bluegreen.sim.deployment import KINDS, Deployment
@@ -255,3 +257,27 @@ def test_without_sharing_every_process_monitors_alone(
     assert monitor_sessions(dep.instances) == 3
     results = fleet.stop()
     assert all(w.sharing == "alone" for w in results)
+
+
+def test_a_garbage_view_file_makes_every_process_monitor_alone(
+    deployment_factory: Callable[..., Deployment],
+    fleet_factory: Callable[..., Fleet],
+    runtime_dir: Path,
+) -> None:
+    """A malformed shared file is refused by each process with a warning,
+    and each monitors on its own (real processes, real servers)."""
+    dep = start_deployment(deployment_factory, "rds-postgres")
+    fleet = fleet_factory(dep, n=2)
+    kw = fleet.connect_kwargs
+    key = share_key("1", kw["host"], kw["port"], kw["user"])
+    view = runtime_dir / f"{key}.view"
+    view.write_bytes(os.urandom(SIZE))
+    view.chmod(0o600)
+    ready = fleet.start()
+    assert [r["sharing"] for r in ready] == ["alone", "alone"]
+    # Before a deployment exists each process monitors blue only: one
+    # session each, where a shared set would have one in all.
+    assert monitor_sessions(dep.instances) == 2
+    for i in range(2):
+        assert "are not shared" in fleet.log(i) and "malformed" in fleet.log(i)
+    fleet.stop()
