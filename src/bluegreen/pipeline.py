@@ -62,25 +62,42 @@ moment its hook must see calls again.
 Plugin codes map to factories (a :class:`Plugin` subclass or any callable
 taking a :class:`ConnectContext`), or lazily to ``"module:attribute"``
 strings imported on first use.
+
+This module holds the per-connection :class:`Pipeline` and its gates; the
+rest lives in private modules and is imported from here: :class:`Plugin`,
+:class:`ConnectContext` and :class:`Target` in ``_plugin``,
+:class:`PluginRegistry` and the registration functions in
+``_plugin_registry``, the checks a plugin class passes in ``_declarations``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib
-import inspect
-import threading
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard, TypeVar, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
 
+from ._plugin import (
+    CREDENTIAL_HOOKS,
+    HOOKS,
+    ConnectContext,
+    Plugin,
+    PluginFactory,
+    Target,
+)
+from ._plugin import overridden_hooks as overridden_hooks
+from ._plugin import provides_credentials as provides_credentials
+from ._plugin_registry import (
+    PluginRegistry,
+    _Plan,
+    builtin_plugins,
+    register_plugin,
+    unregister_plugin,
+)
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from .connection import Connection
-    from .drivers.base import DriverAdapter, DriverParams
-    from .settings import ConnectionConfig, Setting, Settings
+    from .settings import ConnectionConfig
 
 __all__ = [
     "CREDENTIAL_HOOKS",
@@ -101,11 +118,6 @@ __all__ = [
     "register_plugin",
     "unregister_plugin",
 ]
-
-T = TypeVar("T")
-
-#: The hook method names a plugin may override.
-HOOKS = ("connect", "execute", "on_close")
 
 ExecuteHook = Callable[["Connection", str, Callable[[], Any]], Any]
 
@@ -150,295 +162,6 @@ OPEN = Gate(True)
 HOOKED = Gate(False)
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The driver connection about to be opened, as a ``credentials`` hook
-    sees it.
-
-    ``host`` and ``port`` are the endpoint the connection stands for: the
-    application's host name for its own connections, even when a plugin
-    sends them to an IP address or to another host's address; the host a
-    plugin connects for on its own connections. ``ip`` is where the
-    connection really goes when it is not ``host`` itself. ``opener`` is
-    ``""`` for the application's connections and the code of the plugin
-    that opens the others (``"bg"`` for the monitors).
-    """
-
-    host: str | None
-    port: int
-    ip: str | None = None
-    user: str | None = None
-    opener: str = ""
-
-
-class ConnectContext:
-    """What a plugin's ``connect`` hook knows about the connection being opened.
-
-    ``host`` and ``port`` are where the application asked to connect (driver
-    defaults applied); :meth:`connect` opens the driver connection there, to
-    another host, or to an IP standing for the host name.
-    """
-
-    __slots__ = (
-        "adapter",
-        "config",
-        "credential_hooks",
-        "host",
-        "memo",
-        "params",
-        "port",
-        "settings",
-    )
-
-    def __init__(self, config: ConnectionConfig) -> None:
-        self.config = config
-        self.adapter: DriverAdapter = config.adapter
-        self.settings: Settings = config.settings
-        self.params: DriverParams = config.params
-        endpoint = config.endpoint()
-        self.host: str | None = endpoint.host
-        self.port: int = endpoint.port
-        #: Values a plugin derives from the configuration alone, kept by the
-        #: plugin under its code: :meth:`Pipeline.open` gives every
-        #: connection of one configuration the same (read-only) context.
-        self.memo: dict[str, Any] = {}
-        #: The plugin classes with a ``credentials`` hook, in plugin order.
-        self.credential_hooks: tuple[type[Plugin], ...] = ()
-
-    def connect(
-        self, host: str | None = None, ip: str | None = None, port: int | None = None
-    ) -> Any:
-        """Open a driver connection (see :meth:`DriverAdapter.connect`),
-        with the arguments of the plugins' ``credentials`` hooks.
-
-        For an asyncio driver, return an awaitable instead, which the
-        caller awaits for the connection (the ``credentials_async`` hooks
-        run then)."""
-        params = self.params
-        if self.credential_hooks:
-            target = Target(
-                host if host is not None else self.host,
-                self.port if host is None and port is None else (port or self.port),
-                ip,
-                self.config.endpoint().user,
-            )
-            if self.adapter.is_async:
-                return self._connect_async(target, host, ip, port)
-            params = self.credentials(params, target)
-        return self.adapter.connect(params, host, ip, port)
-
-    async def _connect_async(
-        self, target: Target, host: str | None, ip: str | None, port: int | None
-    ) -> Any:
-        params = await self.credentials_async(self.params, target)
-        opening: Awaitable[Any] = self.adapter.connect(params, host, ip, port)  # type: ignore[assignment]
-        return await opening
-
-    def credentials(self, params: DriverParams, target: Target) -> DriverParams:
-        """``params`` with what every ``credentials`` hook returns for
-        ``target`` (a later plugin's values win)."""
-        for hook in self.credential_hooks:
-            extra = hook.credentials(self, target)
-            if extra:
-                params = self.adapter.with_arguments(params, extra)
-        return params
-
-    async def credentials_async(
-        self, params: DriverParams, target: Target
-    ) -> DriverParams:
-        """:meth:`credentials` with the hooks' asyncio twins."""
-        for hook in self.credential_hooks:
-            extra = await hook.credentials_async(self, target)
-            if extra:
-                params = self.adapter.with_arguments(params, extra)
-        return params
-
-    def own_params(self, code: str) -> DriverParams:
-        """Driver parameters for a connection plugin ``code`` opens itself
-        (see :meth:`ConnectionConfig.own_params
-        <bluegreen.settings.ConnectionConfig.own_params>`); pass them with
-        a :class:`Target` whose ``opener`` is ``code`` to
-        :meth:`credentials` before connecting."""
-        return self.config.own_params(code)
-
-    def __repr__(self) -> str:
-        return (
-            f"<ConnectContext {self.adapter.name} host={self.host!r} port={self.port}>"
-        )
-
-
-class Plugin:
-    """Base class of plugins; override only the hooks you need."""
-
-    #: The code the plugin is registered under (informative).
-    code: ClassVar[str] = ""
-    #: The settings this plugin declares: each name starts with the code
-    #: the plugin is registered under and ``_`` (``bg_id``, ``iam_region``).
-    #: bluegreen validates them and hands them over in ``ctx.settings``.
-    settings: ClassVar[tuple[Setting, ...]] = ()
-    #: Prefixes of driver arguments meant only for the connections this
-    #: plugin opens itself (``blue-green-monitoring-``): see
-    #: :meth:`ConnectContext.own_params`.
-    param_prefixes: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, ctx: ConnectContext) -> None:
-        """A plugin class is its own factory: one instance per connection."""
-        self.context = ctx
-
-    def connect(self, ctx: ConnectContext, call_next: Callable[[], Any]) -> Any:
-        """Return a driver connection, normally ``call_next()``."""
-        return call_next()
-
-    def execute(self, conn: Connection, method_name: str, call: Callable[[], T]) -> T:
-        """Run *call* (the driver call *method_name* on *conn*), return its result."""
-        return call()
-
-    def on_close(self, conn: Connection) -> None:
-        """The application closed *conn*."""
-
-    # The hooks of asyncio connections (bluegreen.connect_async). A plugin
-    # that overrides connect or execute must override its asyncio twin too
-    # to serve asyncio connections; connect_async refuses it otherwise.
-
-    async def connect_async(
-        self, ctx: ConnectContext, call_next: Callable[[], Awaitable[Any]]
-    ) -> Any:
-        """:meth:`connect` for an asyncio connection: ``await call_next()``."""
-        return await call_next()
-
-    async def execute_async(
-        self, conn: Any, method_name: str, call: Callable[[], Awaitable[T]]
-    ) -> T:
-        """:meth:`execute` for an asyncio connection: ``await call()``."""
-        return await call()
-
-    @classmethod
-    def credentials(
-        cls, ctx: ConnectContext, target: Target
-    ) -> Mapping[str, Any] | None:
-        """Driver arguments to add for a driver connection about to be
-        opened to ``target`` (``{"password": token}``), or None. Called for
-        the application's connections and for those plugins open
-        themselves, from any thread; keep what must be cached in the
-        runtime (:meth:`bluegreen.Runtime.state`).
-
-        It must be a class method (or a static method), not an ``async``
-        one: a plugin's own connections have no plugin instance to call it
-        on, and the ``bg`` monitors call it from their own threads even for
-        an asyncio application. :meth:`PluginRegistry.register` refuses
-        any other kind."""
-        return None
-
-    @classmethod
-    async def credentials_async(
-        cls, ctx: ConnectContext, target: Target
-    ) -> Mapping[str, Any] | None:
-        """:meth:`credentials` for an asyncio connection (by default the
-        synchronous hook, called on the event loop).
-
-        An ``async`` class method (or static method); a plugin that
-        overrides it overrides :meth:`credentials` too, which serves every
-        synchronous caller."""
-        return cls.credentials(ctx, target)
-
-    def gate(self) -> Gate | None:
-        """A :class:`Gate` that is calm while this plugin's ``execute`` hook
-        would only make the call, so that the proxies may skip it; ``None``
-        (the default): the hook sees every call. Asked when the connection
-        is opened, and again when the plugin calls
-        :meth:`bluegreen.Connection.refresh_gate`. Only a connection whose
-        single ``execute`` hook is this plugin's uses it."""
-        return None
-
-
-PluginFactory = Callable[[ConnectContext], Plugin]
-_Plan = tuple[tuple[PluginFactory, "frozenset[str] | None"], ...]
-
-
-#: The credentials hooks: class methods, called on the plugin's class.
-CREDENTIAL_HOOKS = ("credentials", "credentials_async")
-
-
-def _is_plugin_class(factory: object) -> TypeGuard[type[Plugin]]:
-    return isinstance(factory, type) and issubclass(factory, Plugin)
-
-
-def provides_credentials(factory: object) -> bool:
-    """Whether plugin class ``factory`` overrides :meth:`Plugin.credentials`
-    or :meth:`Plugin.credentials_async`."""
-    if not _is_plugin_class(factory):
-        return False
-    return any(
-        inspect.getattr_static(factory, h) is not Plugin.__dict__[h]
-        for h in CREDENTIAL_HOOKS
-    )
-
-
-def _check_credential_hooks(code: str, kind: type[Plugin]) -> None:
-    """Refuse plugin class ``kind`` if its ``credentials`` hooks cannot be
-    called as the pipeline calls them: on the class, ``credentials`` as a
-    plain function, ``credentials_async`` as a coroutine function, and never
-    ``credentials_async`` alone (synchronous connections and the
-    connections plugins open themselves call ``credentials``)."""
-    name = f"plugin {code!r} ({kind.__qualname__})"
-    overridden = []
-    for hook in CREDENTIAL_HOOKS:
-        raw = inspect.getattr_static(kind, hook)
-        if raw is Plugin.__dict__[hook]:
-            continue
-        overridden.append(hook)
-        if not isinstance(raw, (classmethod, staticmethod)):
-            raise ConfigurationError(
-                f"{name}: {hook} must be a class method (decorate it with "
-                "@classmethod): bluegreen calls it on the class, also for "
-                "connections that no instance of the plugin belongs to (the "
-                "bg plugin's monitors)"
-            )
-        is_async = inspect.iscoroutinefunction(raw.__func__)
-        if hook == "credentials" and is_async:
-            raise ConfigurationError(
-                f"{name}: credentials must not be async (the bg plugin's "
-                "monitors call it from their own threads): define it with "
-                "def, and put asyncio work in credentials_async"
-            )
-        if hook == "credentials_async" and not is_async:
-            raise ConfigurationError(
-                f"{name}: credentials_async must be defined with async def"
-            )
-    if overridden == ["credentials_async"]:
-        raise ConfigurationError(
-            f"{name} overrides credentials_async but not credentials: "
-            "credentials serves synchronous connections and the connections "
-            "plugins open themselves (the bg plugin's monitors, from their "
-            "own threads, also for an asyncio application), so a plugin that "
-            "supplies credentials defines it; credentials_async is optional "
-            "(by default it calls credentials)"
-        )
-
-
-def overridden_hooks(cls: type) -> frozenset[str]:
-    """The hook names that *cls* overrides relative to :class:`Plugin`."""
-    return frozenset(
-        h for h in HOOKS if getattr(cls, h, None) is not getattr(Plugin, h)
-    )
-
-
-class _Entry:
-    __slots__ = ("factory", "hooks", "spec")
-
-    def __init__(self, spec: str | PluginFactory) -> None:
-        self.spec = spec
-        self.factory: PluginFactory | None = None
-        self.hooks: frozenset[str] | None = None
-        if not isinstance(spec, str):
-            self._set(spec)
-
-    def _set(self, factory: PluginFactory) -> None:
-        self.factory = factory
-        if isinstance(factory, type) and issubclass(factory, Plugin):
-            self.hooks = overridden_hooks(factory)
-
-
 class _Step:
     """One plugin of a connect plan, with the hooks it has."""
 
@@ -457,182 +180,6 @@ class _Step:
             and isinstance(factory, type)
             and not _missing_async(factory, hooks)
         )
-
-
-class PluginRegistry:
-    """Maps plugin codes to factories, importing ``"module:attr"`` ones lazily."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
-        # Resolved plugin tuples (the ``plugins`` setting of connections);
-        # emptied whenever a registration changes.
-        self._plans: dict[tuple[str, ...], _Plan] = {}
-        #: Counts registration changes (the settings registry follows it).
-        self.version = 0
-
-    def after_fork_in_child(self) -> None:
-        """A lock another thread held at fork time stays held in the child."""
-        self._lock = threading.Lock()
-
-    def register(self, code: str, factory: str | PluginFactory) -> None:
-        """Register *factory* (or a ``"module:attribute"`` string) under *code*.
-
-        A :class:`Plugin` class is checked now (see :meth:`check`): the
-        plugins registered by string are imported first, so that its
-        declarations are checked against theirs. A string is checked when
-        it is imported. A failed check is a :class:`ConfigurationError`
-        and leaves the registry as it was."""
-        code = code.strip()
-        if not code or "," in code:
-            raise ConfigurationError(f"invalid plugin code {code!r}")
-        if isinstance(factory, str):
-            if ":" not in factory:
-                raise ConfigurationError(
-                    f"plugin {code!r}: expected 'module:attribute', got {factory!r}"
-                )
-        elif not callable(factory):
-            raise ConfigurationError(
-                f"plugin {code!r}: {factory!r} is not callable (expected a "
-                "Plugin subclass, a factory taking a ConnectContext, or a "
-                "'module:attribute' string)"
-            )
-        elif _is_plugin_class(factory):
-            for other in self.codes():
-                if other != code:
-                    # One that cannot be imported is checked once it can be.
-                    with contextlib.suppress(ConfigurationError):
-                        self.resolve(other)
-            self.check(code, factory)
-        with self._lock:
-            self._entries[code] = _Entry(factory)
-            self._plans = {}
-            self.version += 1
-
-    def unregister(self, code: str) -> None:
-        """Remove *code* (tests use this to undo a registration)."""
-        with self._lock:
-            self._entries.pop(code, None)
-            self._plans = {}
-            self.version += 1
-
-    def codes(self) -> tuple[str, ...]:
-        """The registered codes, in registration order."""
-        return tuple(self._entries)
-
-    def resolve(self, code: str) -> tuple[PluginFactory, frozenset[str] | None]:
-        """Return the factory of *code* and its hooks (``None``: ask the instance)."""
-        entry = self._entries.get(code)
-        if entry is None:
-            raise ConfigurationError(
-                f"unknown plugin code {code!r} in setting 'plugins'; known codes: "
-                f"{', '.join(self._entries) or '(none)'}"
-            )
-        if entry.factory is None:
-            with self._lock:
-                if entry.factory is None:
-                    factory = _load(code, str(entry.spec))
-                    self.check(code, factory)
-                    entry._set(factory)
-        assert entry.factory is not None
-        return entry.factory, entry.hooks
-
-    def check(self, code: str, factory: object) -> None:
-        """Refuse plugin class ``factory`` for ``code`` with a
-        :class:`ConfigurationError` naming the plugin and the rule: its
-        ``credentials`` hooks (see :class:`Plugin`) and its declarations
-        (see :func:`~bluegreen.settings.check_declarations`), these against
-        the core's and those of every other plugin already imported."""
-        if not _is_plugin_class(factory):
-            return
-        from .settings import check_declarations
-
-        _check_credential_hooks(code, factory)
-        others: dict[str, tuple[tuple[Setting, ...], tuple[str, ...]]] = {}
-        for other, entry in list(self._entries.items()):
-            declared = entry.factory
-            if other != code and _is_plugin_class(declared):
-                others[other] = (
-                    tuple(declared.settings),
-                    tuple(declared.param_prefixes),
-                )
-        check_declarations(code, factory.settings, factory.param_prefixes, others)
-
-    def declarations(self, code: str) -> tuple[tuple[Setting, ...], tuple[str, ...]]:
-        """The settings and driver-argument prefixes plugin ``code``
-        declares (none for a factory that is not a :class:`Plugin` class);
-        :class:`ConfigurationError` if it cannot be loaded or its
-        declarations are not tuples."""
-        factory, _ = self.resolve(code)
-        if _is_plugin_class(factory):
-            declared, prefixes = factory.settings, factory.param_prefixes
-            if not isinstance(declared, (tuple, list)) or not isinstance(
-                prefixes, (tuple, list)
-            ):
-                raise ConfigurationError(
-                    f"plugin {code!r}: settings and param_prefixes must be tuples"
-                )
-            return tuple(declared), tuple(prefixes)
-        return (), ()
-
-    def plan(self, codes: tuple[str, ...]) -> _Plan:
-        """:meth:`resolve` each of *codes*, once per distinct tuple of codes."""
-        plans = self._plans
-        plan = plans.get(codes)
-        if plan is None:
-            plan = tuple(self.resolve(code) for code in codes)
-            if len(plans) >= 64:
-                plans.clear()
-            plans[codes] = plan
-        return plan
-
-    def snapshot(self) -> Mapping[str, str | PluginFactory]:
-        """The registrations as given (for diagnostics)."""
-        return {code: e.spec for code, e in self._entries.items()}
-
-
-def _load(code: str, spec: str) -> PluginFactory:
-    module_name, _, attr = spec.partition(":")
-    try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigurationError(
-            f"plugin {code!r} could not be loaded from {spec!r}: {exc}"
-        ) from exc
-    if not callable(obj):
-        raise ConfigurationError(f"plugin {code!r}: {spec!r} is not callable")
-    factory: PluginFactory = obj
-    return factory
-
-
-def builtin_plugins() -> tuple[tuple[str, str], ...]:
-    """The plugins every runtime starts with, imported on first use."""
-    return (
-        ("bg", "bluegreen.bg.plugin:BlueGreenPlugin"),
-        ("iam", "bluegreen.iam:IamPlugin"),
-    )
-
-
-def register_plugin(code: str, factory: str | PluginFactory) -> None:
-    """Register a plugin factory (a :class:`Plugin` subclass, another
-    callable taking a :class:`ConnectContext`, or a ``"module:attribute"``
-    string imported on first use) under *code* for this process. Its
-    declared settings are accepted from then on.
-
-    Raise :class:`ConfigurationError`, and register nothing, for a plugin
-    class whose declarations or ``credentials`` hooks are wrong (see
-    :meth:`PluginRegistry.check`); a string is checked when it is imported,
-    and a plugin that fails then is treated as one that cannot be loaded."""
-    from ._runtime import runtime
-
-    runtime().plugins.register(code, factory)
-
-
-def unregister_plugin(code: str) -> None:
-    """Remove the plugin registered under *code* (tests use this)."""
-    from ._runtime import runtime
-
-    runtime().plugins.unregister(code)
 
 
 def _chain_execute(hooks: list[ExecuteHook]) -> ExecuteHook:
