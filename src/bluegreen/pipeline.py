@@ -93,6 +93,7 @@ from ._plugin_registry import (
     register_plugin,
     unregister_plugin,
 )
+from ._runtime import runtime
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -277,8 +278,6 @@ class Pipeline:
         Raise :class:`ConfigurationError` for a plugin that hooks ``connect``
         or ``execute`` without the asyncio twin of that hook."""
         if reg is None:
-            from ._runtime import runtime
-
             reg = runtime().plugins
         codes = config.settings.plugins
         plan = reg.plan(codes)
@@ -362,8 +361,6 @@ class Pipeline:
         plan for its plugins stays the same.
         """
         if reg is None:
-            from ._runtime import runtime
-
             reg = runtime().plugins
         plan = reg.plan(config.settings.plugins)
         ctx, steps = cls._context(config, plan)
