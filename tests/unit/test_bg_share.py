@@ -487,9 +487,11 @@ def test_a_follower_takes_over_when_the_leader_goes(
     assert follower.view.phase in (Phase.PREPARATION, Phase.IN_PROGRESS)
     assert follower.tracker.ready
     assert follower.view.inventory.mapping() == {B: (G, G_IP)}
-    assert any(
-        "runs the monitors for the machine now" in r.getMessage()
-        for r in caplog.records
+    until(
+        lambda: any(
+            "runs the monitors for the machine now" in r.getMessage()
+            for r in caplog.records
+        )
     )
 
 
@@ -537,3 +539,47 @@ def test_a_forked_child_becomes_a_follower(watches: list[DeploymentWatch]) -> No
     assert leader.sharing == "leader"
     other = new_watch(watches)
     assert other.start(source()) and other.sharing == "follower"
+
+
+def _leader_that_dies_in_preparation() -> None:
+    """Fork a leader that publishes PREPARATION and is SIGKILLed."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            runtime()
+            w = DeploymentWatch(
+                "share",
+                Settings(bg_interval_baseline_ms=50),
+                resolver=Resolver({B: B_IP, G: G_IP}),
+            )
+            w.start(source())
+            feed(w, "AVAILABLE")
+            feed_dns(w, {B: B_IP, G: G_IP})
+            feed(w, "SWITCHOVER_INITIATED")
+            os.kill(os.getpid(), 9)  # no clean close: the record stays live
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status)
+
+
+def test_a_new_leader_takes_over_what_a_dead_leader_left(
+    watches: list[DeploymentWatch],
+) -> None:
+    _leader_that_dies_in_preparation()
+    w = new_watch(watches)
+    assert w.start(source()) and w.sharing == "leader"
+    assert w.tracker.ready
+    assert w.view.phase in (Phase.PREPARATION, Phase.IN_PROGRESS)
+    assert "PREPARATION" in [e.name for e in w.tracker.events]
+
+
+def test_a_stale_state_is_not_taken_over(
+    watches: list[DeploymentWatch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _leader_that_dies_in_preparation()
+    monkeypatch.setattr(_share, "RESTORE_MAX_AGE", 0.0)
+    w = new_watch(watches)
+    assert w.start(source()) and w.sharing == "leader"
+    assert w.view.phase is Phase.NOT_CREATED
+    assert not w.tracker.events
