@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import select
 import socket
 import threading
@@ -56,6 +57,8 @@ logger = logging.getLogger("bluegreen.bg")
 #: How often a follower asks for the lock (seconds): the longest a dead
 #: leader's deployment goes unwatched, before the new leader connects.
 LOCK_RETRY = 0.2
+#: What a follower may report as a host name (anything else is ignored).
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}\.){1,126}[a-z0-9-]{1,63}")
 #: The longest the share thread sleeps while leading.
 _LEADER_SLEEP = 5.0
 
@@ -265,8 +268,13 @@ class ShareThread(_Worker):
             try:
                 if share.leading:
                     for message in share.receive():
-                        if message.startswith("host "):
-                            watch.note_host(message[5:].strip().lower())
+                        host = message[5:].strip().lower()
+                        if (
+                            message.startswith("host ")
+                            and len(host) <= 253
+                            and _HOST_NAME.fullmatch(host)
+                        ):
+                            watch.note_host(host)
                     timeout = _LEADER_SLEEP
                 else:
                     self.follow(watch)
