@@ -36,7 +36,7 @@ from bluegreen._runtime import runtime
 from bluegreen.bg import _share
 from bluegreen.bg._model import Observation, Phase
 from bluegreen.bg._monitor import MonitorSource
-from bluegreen.bg._share import SIZE, SharedView, runtime_dir, share_key
+from bluegreen.bg._share import SIZE, SharedView, ShareRefused, runtime_dir, share_key
 from bluegreen.bg._snapshot import SnapshotError, adopt, export
 from bluegreen.bg._tracker import SwitchoverTracker
 from bluegreen.bg._watch import DeploymentWatch
@@ -583,3 +583,19 @@ def test_a_stale_state_is_not_taken_over(
     assert w.start(source()) and w.sharing == "leader"
     assert w.view.phase is Phase.NOT_CREATED
     assert not w.tracker.events
+
+
+def test_a_view_file_cut_short_while_mapped_is_refused(shared_dir: Path) -> None:
+    key = share_key("1", B, 5432, "app")
+    leader, follower = SharedView(shared_dir, key), SharedView(shared_dir, key)
+    try:
+        assert leader.try_lead()
+        leader.publish({"n": 1})
+        assert follower.read() is not None
+        os.truncate(follower.path, 100)
+        with pytest.raises(ShareRefused, match="malformed"):
+            follower.read()
+    finally:
+        follower.close()
+        leader.release()
+        leader._forget()

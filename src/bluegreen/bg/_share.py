@@ -260,6 +260,10 @@ class SharedView:
         m = self._mapped()
         if m is None:
             return None
+        # A mapped file cut short would kill the process (SIGBUS) on the
+        # first read past its end: check its size first (only this user can
+        # change it, so this is about mistakes, not attacks).
+        self._check_size()
         for _ in range(50):
             (seq,) = _SEQ.unpack_from(m, _SEQ_AT)
             if seq & 1:
