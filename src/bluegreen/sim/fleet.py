@@ -221,6 +221,16 @@ class Fleet:
         killed ones have none)."""
         (self.directory / "stop").write_text("")
         deadline = time.monotonic() + timeout
+        # Every worker writes its result before any of them closes its
+        # watch: a leader closing first would hand the lead to a follower
+        # still reporting how it shared the monitors.
+        for i, proc in enumerate(self.procs):
+            path = self.directory / f"w{i}.json"
+            while not path.exists() and proc.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+        (self.directory / "exit").write_text("")
         results = []
         for i, proc in enumerate(self.procs):
             try:
@@ -428,6 +438,9 @@ def _worker(config_path: Path, index: int) -> int:
     tmp = directory / f"w{index}.json.tmp"
     tmp.write_text(json.dumps(result))
     tmp.rename(directory / f"w{index}.json")
+    exit_file = directory / "exit"
+    while not exit_file.exists():
+        time.sleep(_STOP_POLL)
     bluegreen.bg.shutdown()
     return 0
 
