@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import stat
 import tempfile
 import threading
@@ -599,3 +600,64 @@ def test_a_view_file_cut_short_while_mapped_is_refused(shared_dir: Path) -> None
         follower.close()
         leader.release()
         leader._forget()
+
+
+def test_a_leader_that_stops_answering_is_reported_by_its_followers(
+    watches: list[DeploymentWatch],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A leader that hangs (SIGSTOP) keeps the lock, so nobody takes over:
+    its followers say so, in the status and at WARNING, until it resumes."""
+    from bluegreen.bg import _follow
+
+    monkeypatch.setattr(_follow, "SILENCE_GRACE", 0.3)
+    caplog.set_level(logging.INFO, logger="bluegreen.bg")
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            runtime()
+            w = DeploymentWatch(
+                "share",
+                Settings(bg_interval_baseline_ms=50),
+                resolver=Resolver({B: B_IP, G: G_IP}),
+            )
+            w.start(source())
+            feed(w, "AVAILABLE")
+            feed_dns(w, {B: B_IP, G: G_IP})
+            os.write(ready_w, b"x")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    try:
+        os.read(ready_r, 1)
+        follower = new_watch(watches)
+        assert follower.start(source()) and follower.sharing == "follower"
+        until(lambda: follower.tracker.ready)
+        assert "the shared monitors" not in follower.status().unprotected
+        os.kill(pid, signal.SIGSTOP)
+        # (Its monitors cannot connect here: that is reported as well.)
+        until(lambda: "the shared monitors" in follower.status().unprotected, 5.0)
+        st = follower.status()
+        assert not st.protected
+        assert f"(pid {pid}) has not shown it is alive" in (st.reason or "")
+        until(
+            lambda: any(
+                "protection is OFF for the shared monitors" in r.getMessage()
+                for r in caplog.records
+            )
+        )
+        os.kill(pid, signal.SIGCONT)
+        until(lambda: "the shared monitors" not in follower.status().unprotected)
+        until(
+            lambda: any(
+                "back on for the shared monitors" in r.getMessage()
+                for r in caplog.records
+            )
+        )
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)

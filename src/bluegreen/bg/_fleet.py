@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCK_RETRY",
     "SHARED_KINDS",
+    "SILENCE_GRACE",
     "LeaderInfo",
     "MonitorShare",
     "ShareThread",
@@ -57,6 +58,9 @@ logger = logging.getLogger("bluegreen.bg")
 #: How often a follower asks for the lock (seconds): the longest a dead
 #: leader's deployment goes unwatched, before the new leader connects.
 LOCK_RETRY = 0.2
+#: A leader that has not shown it is alive for three baseline intervals
+#: plus this many seconds is reported silent by its followers.
+SILENCE_GRACE = 10.0
 #: What a follower may report as a host name (anything else is ignored).
 _HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,62}\.){1,126}[a-z0-9-]{1,63}")
 #: The longest the share thread sleeps while leading.
@@ -210,6 +214,18 @@ class MonitorShare:
         with self._lock:
             if not self._closed:
                 self._view.heartbeat()
+
+    def silence(self, now: float) -> float | None:
+        """Seconds since the leader last showed it is alive (a follower's
+        question), None when it cannot be told."""
+        with self._lock:
+            if self._closed or self._view.leading:
+                return None
+            try:
+                beat = self._view.last_heartbeat()
+            except ShareRefused:
+                return None
+        return None if beat is None else max(0.0, now - beat)
 
     def tell_leader(self, host: str) -> None:
         """Give the leader a host name this process's connections use."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
-from ._fleet import SHARED_KINDS, LeaderInfo, MonitorShare, refused
+from ._fleet import SHARED_KINDS, SILENCE_GRACE, LeaderInfo, MonitorShare, refused
 from ._share import ShareRefused
 from ._snapshot import SnapshotError, adopt, export
 from ._status import Messages, log_all
@@ -24,6 +25,8 @@ from ._tracker import SwitchoverTracker
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from ..settings import Settings
+
 __all__ = ["SharedMonitoring", "check_state"]
 
 logger = logging.getLogger("bluegreen.bg")
@@ -31,6 +34,9 @@ logger = logging.getLogger("bluegreen.bg")
 
 class SharedMonitoring:
     """The sharing methods of a deployment watch (see the module docstring)."""
+
+    #: Whether the follower has said its leader went silent.
+    _silent_said = False
 
     if TYPE_CHECKING:  # what DeploymentWatch provides
         bg_id: str
@@ -44,6 +50,7 @@ class SharedMonitoring:
         _reads: frozenset[str]
         _unprotected: dict[str, str]
         _kinds: dict[str, str]
+        settings: Settings
 
         def _publish(self, messages: Messages) -> None: ...
         def _start_monitors(self) -> None: ...
@@ -128,9 +135,33 @@ class SharedMonitoring:
         log_all(messages)
         self.remind()
 
+    def leader_silence(self) -> str | None:
+        """A follower's leader that stopped showing it is alive (hung or
+        stopped, yet holding the lock): why, in plain words; else None."""
+        share = self._share
+        if share is None or self.sharing != "follower":
+            return None
+        quiet = share.silence(time.monotonic())
+        limit = 3 * self.settings.bg_interval_baseline_ms / 1000 + SILENCE_GRACE
+        if quiet is None or quiet <= limit:
+            return None
+        pid = self._leader.pid if self._leader is not None else "?"
+        return (
+            f"the process that runs the monitors for this machine (pid {pid}) "
+            f"has not shown it is alive for {quiet:.0f} s; it holds the lead, "
+            "so no other process takes over"
+        )
+
     def remind(self) -> None:
         """A follower says, at the usual rate, what the leader reports as
-        unprotected (and that it is over, once it is)."""
+        unprotected (and that it is over, once it is), and that the leader
+        went silent."""
+        silent = self.leader_silence()
+        if silent is not None:
+            self._warn_off("the shared monitors", silent, "silent")
+        elif self._silent_said:
+            self._say_back_on("the shared monitors", ("silent",))
+        self._silent_said = silent is not None
         info = self._leader
         if info is None or self.sharing != "follower":
             return

@@ -354,6 +354,14 @@ class SharedView:
         if self.leading and self._map is not None:
             _HEARTBEAT.pack_into(self._map, _HEARTBEAT_AT, time.monotonic())
 
+    def last_heartbeat(self) -> float | None:
+        """The leader's last sign of life (monotonic), None before any."""
+        m = self._map
+        if m is None or self._check_size() != SIZE:
+            return None
+        (beat,) = _HEARTBEAT.unpack_from(m, _HEARTBEAT_AT)
+        return float(beat) or None
+
     def withdraw(self) -> None:
         """Say that nobody leads here any more (a clean close of a leader
         that published: one that refused the file leaves it as it is)."""

@@ -643,6 +643,9 @@ class DeploymentWatch(SharedMonitoring):
                 leader_pid = leader.pid
                 for subject, (why, _) in leader.unprotected.items():
                     unprotected.setdefault(subject, why)
+                silent = self.leader_silence()
+                if silent is not None:
+                    unprotected["the shared monitors"] = silent
             # Once green hosts are known, the green monitor must have read
             # the status too: it is the one that follows the switchover
             # when the blue hosts go away.
@@ -720,7 +723,16 @@ class DeploymentWatch(SharedMonitoring):
 
 
 #: The causes :meth:`DeploymentWatch.unprotected` is told about.
-_OFF_KINDS = ("", "denied", "query", "connect", "detection", "unsupported", "plain")
+_OFF_KINDS = (
+    "",
+    "denied",
+    "query",
+    "connect",
+    "detection",
+    "unsupported",
+    "plain",
+    "silent",
+)
 
 
 def _wake_at(view: RoutingView, deadline: float, since: float) -> float:
