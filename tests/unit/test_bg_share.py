@@ -26,7 +26,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -542,12 +542,13 @@ def test_a_forked_child_becomes_a_follower(watches: list[DeploymentWatch]) -> No
     assert other.start(source()) and other.sharing == "follower"
 
 
-def _leader_that_dies_in_preparation() -> None:
-    """Fork a leader that publishes PREPARATION and is SIGKILLed."""
+def fork_leader(then: Callable[[DeploymentWatch], None]) -> int:
+    """Fork a process whose watch leads and has seen the deployment
+    (CREATED, addresses recorded), then does ``then(watch)``; its pid."""
     pid = os.fork()
     if pid == 0:
         try:
-            runtime()
+            runtime()  # reset by the fork hook
             w = DeploymentWatch(
                 "share",
                 Settings(bg_interval_baseline_ms=50),
@@ -556,11 +557,20 @@ def _leader_that_dies_in_preparation() -> None:
             w.start(source())
             feed(w, "AVAILABLE")
             feed_dns(w, {B: B_IP, G: G_IP})
-            feed(w, "SWITCHOVER_INITIATED")
-            os.kill(os.getpid(), 9)  # no clean close: the record stays live
+            then(w)
         finally:
             os._exit(1)
-    _, status = os.waitpid(pid, 0)
+    return pid
+
+
+def _die_in_preparation(w: DeploymentWatch) -> None:
+    feed(w, "SWITCHOVER_INITIATED")
+    os.kill(os.getpid(), signal.SIGKILL)  # no clean close: the record stays live
+
+
+def _leader_that_dies_in_preparation() -> None:
+    """A leader that publishes PREPARATION and is SIGKILLed."""
+    _, status = os.waitpid(fork_leader(_die_in_preparation), 0)
     assert os.WIFSIGNALED(status)
 
 
@@ -614,22 +624,12 @@ def test_a_leader_that_stops_answering_is_reported_by_its_followers(
     monkeypatch.setattr(_follow, "SILENCE_GRACE", 0.3)
     caplog.set_level(logging.INFO, logger="bluegreen.bg")
     ready_r, ready_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            runtime()
-            w = DeploymentWatch(
-                "share",
-                Settings(bg_interval_baseline_ms=50),
-                resolver=Resolver({B: B_IP, G: G_IP}),
-            )
-            w.start(source())
-            feed(w, "AVAILABLE")
-            feed_dns(w, {B: B_IP, G: G_IP})
-            os.write(ready_w, b"x")
-            time.sleep(60)
-        finally:
-            os._exit(0)
+
+    def say_ready_and_wait(w: DeploymentWatch) -> None:
+        os.write(ready_w, b"x")
+        time.sleep(60)
+
+    pid = fork_leader(say_ready_and_wait)
     try:
         os.read(ready_r, 1)
         follower = new_watch(watches)
