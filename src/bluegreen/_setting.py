@@ -151,23 +151,8 @@ class Setting:
                 if low in _FALSE:
                     return False
             raise self._error(value)
-        if self.type is int:
-            if isinstance(value, bool):
-                raise self._error(value)
-            if isinstance(value, int):
-                number = value
-            elif isinstance(value, str):
-                try:
-                    number = int(value.strip())
-                except ValueError:
-                    raise self._error(value) from None
-            else:
-                raise self._error(value)
-            if self.minimum is not None and number < self.minimum:
-                raise self._error(value)
-            return number
-        if self.type is float:
-            return self._float(value)
+        if self.type is int or self.type is float:
+            return self._number(value, self.type)
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise self._error(value)
         text = str(value)
@@ -177,21 +162,27 @@ class Setting:
                 raise self._error(value)
         return text
 
-    def _float(self, value: object) -> float:
+    def _number(
+        self, value: object, kind: collections.abc.Callable[[Any], int | float]
+    ) -> int | float:
+        """An int or float setting's value: a number of that kind (an int
+        is a float too, never the other way), or a string spelling one;
+        never a boolean; finite, and at least ``minimum`` when given."""
         if isinstance(value, bool):
             raise self._error(value)
-        if isinstance(value, (int, float)):
-            number = float(value)
+        number: int | float
+        if isinstance(value, int) or (kind is float and isinstance(value, float)):
+            number = kind(value)
         elif isinstance(value, str):
             try:
-                number = float(value.strip())
+                number = kind(value.strip())
             except ValueError:
                 raise self._error(value) from None
         else:
             raise self._error(value)
-        if not math.isfinite(number) or (
-            self.minimum is not None and number < self.minimum
-        ):
+        if isinstance(number, float) and not math.isfinite(number):
+            raise self._error(value)
+        if self.minimum is not None and number < self.minimum:
             raise self._error(value)
         return number
 
